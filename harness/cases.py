@@ -1,0 +1,98 @@
+"""The unit of the suite: a case is one frozen (model, evaluation setting) value.
+
+An evaluation setting follows the ImageNet testbed's EvalSetting: a dataset split, an optional perturbation
+(a corruption at a severity, an attack), a metric (top-1 or pm-k) and a sample cap. Its name is what a person
+types after `-k`: `sketch`, `gaussian_noise-3`, `pgd-linf-1/255`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .attacks import AttackSpec, parse_attack
+from .config import ConfigError, SuiteConfig
+from .data import get_benchmark
+from .models import resolve
+from .shifts.corruptions import check_corruption
+
+CATEGORIES = ("clean", "natural", "synthetic", "adversarial")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    category: str
+    name: str
+    split: str
+    samples: int
+    k: int | None = None
+    corruption: str | None = None
+    severity: int | None = None
+    attack: AttackSpec | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique within a model line; the key of this setting's entry in a baseline file."""
+        return f"{self.category}/{self.name}"
+
+    @property
+    def metric(self) -> str:
+        return "top1" if self.k is None else f"pm-{self.k}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything that defines the measurement protocol (compared against a baseline's)."""
+        out: dict[str, Any] = {"category": self.category, "name": self.name, "split": self.split,
+                               "metric": self.metric, "samples": self.samples}
+        if self.corruption is not None:
+            out["corruption"] = {"name": self.corruption, "severity": self.severity}
+        if self.attack is not None:
+            out["attack"] = self.attack.as_dict()
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    model: str
+    line: str
+    benchmark: str
+    setting: Setting
+
+    @property
+    def id(self) -> str:
+        return f"{self.line}-{self.setting.name}"
+
+
+def settings_for(benchmark_name: str, config: SuiteConfig) -> list[Setting]:
+    benchmark = get_benchmark(benchmark_name)
+    clean = benchmark.clean_split
+    settings = [Setting("clean", clean, clean, config.samples_for("clean"))]
+    settings += [Setting("natural", shift.name, shift.split, config.samples_for("natural"), k=shift.k)
+                 for shift in benchmark.natural_shifts]
+    for corruption in config.corruptions:
+        for severity in config.severities:
+            try:
+                check_corruption(corruption, severity)
+            except ValueError as error:
+                raise ConfigError(f"[tool.robustness.synthetic]: {error}") from None
+            settings.append(Setting("synthetic", f"{corruption}-{severity}", clean,
+                                    config.samples_for("synthetic"), corruption=corruption, severity=severity))
+    for text in config.attacks:
+        try:
+            spec = parse_attack(text)
+        except ValueError as error:
+            raise ConfigError(f"[tool.robustness.adversarial]: {error}") from None
+        settings.append(Setting("adversarial", spec.name, clean, config.samples_for("adversarial"), attack=spec))
+    return settings
+
+
+def expand_cases(config: SuiteConfig) -> list[Case]:
+    """Every case of the run: each configured model crossed with its benchmark's settings, in a stable order."""
+    cases = []
+    for text in config.models:
+        model_id, family = resolve(text)
+        benchmark = family.benchmark(model_id)
+        cases += [Case(text, model_id.line, benchmark, setting) for setting in settings_for(benchmark, config)]
+    ids = [case.id for case in cases]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"two models share a model line, so their case ids collide: {', '.join(duplicates[:5])}")
+    return cases

@@ -1,0 +1,135 @@
+"""One SuiteConfig per pytest session: `[tool.robustness]` in pyproject.toml, overridden by command-line options."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A setting is missing, mistyped or out of range; the message names the setting and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GatePolicy:
+    """How a threshold is derived from a baseline: Wilson lower bound at `confidence`, minus `margin` (accuracy units)."""
+
+    confidence: float = 0.99
+    margin: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteConfig:
+    models: tuple[str, ...]
+    samples: int
+    seed: int
+    device: str
+    batch_size: int
+    baselines_dir: Path
+    report_dir: Path
+    cache_dir: Path
+    gate: GatePolicy
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    synthetic_samples: int
+    attacks: tuple[str, ...]
+    adversarial_samples: int
+    update_baselines: bool = False
+
+    def samples_for(self, category: str) -> int:
+        """The per-case sample cap of a category (`clean`, `natural`, `synthetic`, `adversarial`)."""
+        return {"synthetic": self.synthetic_samples, "adversarial": self.adversarial_samples}.get(
+            category, self.samples)
+
+
+_DEFAULTS: dict[str, Any] = {
+    "models": ["embedded:synth-clip", "embedded:synth-cnn"],
+    "samples": 500,
+    "seed": 0,
+    "device": "auto",
+    "batch_size": 250,
+    "baselines_dir": "baselines",
+    "report_dir": "reports",
+    "cache_dir": ".cache/robustness-gate",
+}
+
+
+def read_pyproject_table(pyproject: Path) -> dict[str, Any]:
+    """The `[tool.robustness]` table of `pyproject`, or {} when the file or the table is absent."""
+    if not pyproject.is_file():
+        return {}
+    try:
+        with pyproject.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{pyproject}: not valid TOML ({error}); fix the file or remove [tool.robustness]") from error
+    table = document.get("tool", {}).get("robustness", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.robustness] must be a table")
+    return table
+
+
+def _typed(source: str, key: str, value: Any, kind: type) -> Any:
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{source}: '{key}' must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _positive_int(source: str, key: str, value: Any) -> int:
+    value = _typed(source, key, value, int)
+    if value < 1:
+        raise ConfigError(f"{source}: '{key}' must be >= 1, got {value}")
+    return value
+
+
+def _str_list(source: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: '{key}' must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, Any]) -> SuiteConfig:
+    """Merge pyproject `table` with command-line `overrides` (None means "not given"); paths resolve against `root`."""
+    source = f"{root / 'pyproject.toml'} [tool.robustness]"
+    merged = {**_DEFAULTS, **{k: v for k, v in table.items() if not isinstance(v, dict)}}
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+
+    gate_table = table.get("gate", {})
+    synthetic = table.get("synthetic", {})
+    adversarial = table.get("adversarial", {})
+    confidence = float(gate_table.get("confidence", GatePolicy.confidence))
+    margin = float(gate_table.get("margin", GatePolicy.margin))
+    if not 0.5 <= confidence < 1:
+        raise ConfigError(f"{source}: 'gate.confidence' must be in [0.5, 1), got {confidence}")
+    if not 0 <= margin < 1:
+        raise ConfigError(f"{source}: 'gate.margin' must be in [0, 1), got {margin}")
+
+    severities = tuple(synthetic.get("severities", [1, 2, 3, 4, 5]))
+    if not severities or not all(isinstance(s, int) and 1 <= s <= 5 for s in severities):
+        raise ConfigError(f"{source}: 'synthetic.severities' must be integers in 1..5, got {list(severities)}")
+
+    samples = _positive_int(source, "samples", merged["samples"])
+    return SuiteConfig(
+        models=_str_list(source, "models", list(merged["models"])),
+        samples=samples,
+        seed=_typed(source, "seed", merged["seed"], int),
+        device=_typed(source, "device", merged["device"], str),
+        batch_size=_positive_int(source, "batch_size", merged["batch_size"]),
+        baselines_dir=root / _typed(source, "baselines_dir", merged["baselines_dir"], str),
+        report_dir=root / _typed(source, "report_dir", merged["report_dir"], str),
+        cache_dir=root / _typed(source, "cache_dir", merged["cache_dir"], str),
+        gate=GatePolicy(confidence=confidence, margin=margin),
+        corruptions=_str_list(source, "synthetic.corruptions", synthetic.get("corruptions", [])),
+        severities=severities,
+        synthetic_samples=min(samples, _positive_int(source, "synthetic.samples", synthetic.get("samples", samples))),
+        attacks=_str_list(source, "adversarial.attacks", adversarial.get("attacks", [])),
+        adversarial_samples=min(samples, _positive_int(
+            source, "adversarial.samples", adversarial.get("samples", samples))),
+        update_baselines=bool(merged.get("update_baselines", False)),
+    )

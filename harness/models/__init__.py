@@ -1,0 +1,7 @@
+"""Model registry. Importing this package registers the built-in families."""
+from . import embedded  # noqa: F401  (registers the `embedded` family)
+from .base import LoadedModel, ModelId, PixelClassifier
+from .registry import UnknownModelError, known_model_ids, load_model, register_family, resolve
+
+__all__ = ["LoadedModel", "ModelId", "PixelClassifier", "UnknownModelError", "known_model_ids", "load_model",
+           "register_family", "resolve"]

@@ -1,0 +1,78 @@
+"""The pixel-space contract every model honours, and what a loaded model carries with it."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+
+class PixelClassifier(nn.Module):
+    """pixels (N, 3, H, W) float in [0, 1] -> logits (N, n_classes).
+
+    Normalization happens inside, so an attack budget stated in pixel units means what it says.
+    `features` maps normalized pixels to logits directly (a supervised head) or to embeddings that
+    `head` (n_classes, D) scores by cosine similarity times `logit_scale` (a zero-shot head).
+    """
+
+    def __init__(self, features: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 head: torch.Tensor | None = None, logit_scale: float = 1.0):
+        super().__init__()
+        self.features = features
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("head", head if head is not None else torch.empty(0))
+        self.logit_scale = float(logit_scale)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        out = self.features((pixels - self.mean) / self.std)
+        if self.head.numel() == 0:
+            return out
+        return self.logit_scale * nn.functional.normalize(out, dim=-1) @ self.head.T
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelId:
+    """`family:name[@weights]`, e.g. `embedded:synth-clip` or `openclip:ViT-B-32@openai`."""
+
+    family: str
+    name: str
+    weights: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelId":
+        family, sep, rest = text.partition(":")
+        if not sep or not family or not rest:
+            raise ValueError(f"model id {text!r} is not of the form family:name[@weights]")
+        name, _, weights = rest.partition("@")
+        return cls(family, name, weights or None)
+
+    def __str__(self) -> str:
+        return f"{self.family}:{self.name}" + (f"@{self.weights}" if self.weights else "")
+
+    @property
+    def line(self) -> str:
+        """The model line: the name its baselines are kept under (`baselines/<line>.json`)."""
+        return self.name.replace("/", "-")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to evaluate: `classifier` follows the pixel-space contract, over `classnames` in order."""
+
+    model_id: ModelId
+    classifier: PixelClassifier
+    classnames: tuple[str, ...]
+    input_size: int
+    provenance: dict[str, Any]
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

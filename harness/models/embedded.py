@@ -1,0 +1,94 @@
+"""The embedded models, trained by `python -m harness.embedded.train` and committed under harness/embedded/.
+
+`embedded:synth-clip` is an open_clip model config loaded through open_clip's own factory and used zero-shot;
+`embedded:synth-cnn` is a supervised CNN. Both classify the embedded benchmark (`synth`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
+from .registry import UnknownModelError, known_model_ids, register_family
+from .zeroshot import prompts_sha256, zero_shot_head
+
+EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "embedded"
+CHECKPOINTS = EMBEDDED_DIR / "checkpoints"
+
+
+def _checkpoint(name: str) -> Path:
+    path = CHECKPOINTS / f"{name}.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: it is committed with the repository; restore it with `git checkout -- {path}` "
+            f"or retrain with `python -m harness.embedded.train`")
+    return path
+
+
+def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
+    import open_clip
+
+    from ..embedded.benchmark import CLASSNAMES, IMAGE_SIZE, TEMPLATES
+
+    open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
+    checkpoint = _checkpoint("synth-clip")
+    model, _, preprocess = open_clip.create_model_and_transforms("synth-clip", pretrained=str(checkpoint),
+                                                                device=device)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer("synth-clip")
+    head = zero_shot_head(model.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device)
+    cfg = model.visual.preprocess_cfg
+    classifier = PixelClassifier(model.visual, cfg["mean"], cfg["std"], head=head,
+                                 logit_scale=model.logit_scale.exp().item()).to(device)
+    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), IMAGE_SIZE, {
+        "architecture": "open_clip:synth-clip",
+        "weights": str(checkpoint.relative_to(EMBEDDED_DIR.parent.parent)),
+        "weights_sha256": sha256_file(checkpoint),
+        "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(cfg["mean"]),
+                       "std": list(cfg["std"]), "interpolation": cfg.get("interpolation"),
+                       "resize_mode": cfg.get("resize_mode")},
+        "prompts_sha256": prompts_sha256(CLASSNAMES, TEMPLATES),
+        "n_templates": len(TEMPLATES),
+        "logit_scale": classifier.logit_scale,
+        "n_classes": len(CLASSNAMES),
+    })
+
+
+def _load_cnn(model_id: ModelId, device: torch.device) -> LoadedModel:
+    from ..embedded.benchmark import CLASSNAMES, IMAGE_SIZE
+    from ..embedded.cnn import CNN_MEAN, CNN_STD, SynthCNN
+
+    checkpoint = _checkpoint("synth-cnn")
+    network = SynthCNN()
+    network.load_state_dict(load_file(str(checkpoint)))
+    classifier = PixelClassifier(network, CNN_MEAN, CNN_STD).to(device)
+    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), IMAGE_SIZE, {
+        "architecture": "harness.embedded.cnn.SynthCNN",
+        "weights": str(checkpoint.relative_to(EMBEDDED_DIR.parent.parent)),
+        "weights_sha256": sha256_file(checkpoint),
+        "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(CNN_MEAN),
+                       "std": list(CNN_STD)},
+        "n_classes": len(CLASSNAMES),
+    })
+
+
+_LOADERS = {"synth-clip": _load_clip, "synth-cnn": _load_cnn}
+
+
+@register_family("embedded")
+class EmbeddedFamily:
+    def names(self) -> list[str]:
+        return sorted(_LOADERS)
+
+    def validate(self, model_id: ModelId) -> None:
+        if model_id.name not in _LOADERS or model_id.weights is not None:
+            raise UnknownModelError(
+                f"unknown embedded model {str(model_id)!r}; known model ids: {', '.join(known_model_ids())}")
+
+    def benchmark(self, model_id: ModelId) -> str:
+        return "synth"
+
+    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
+        return _LOADERS[model_id.name](model_id, device)

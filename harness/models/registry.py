@@ -1,0 +1,63 @@
+"""Model families: each turns a ModelId into a LoadedModel. Add a family with `@register_family("prefix")`."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Protocol
+
+import torch
+
+from .base import LoadedModel, ModelId
+
+
+class UnknownModelError(LookupError):
+    """The model id names no registered family or model; the message lists the known ids."""
+
+
+class ModelFamily(Protocol):
+    def names(self) -> list[str]:
+        """Model names this family knows without network access (used in error messages)."""
+
+    def validate(self, model_id: ModelId) -> None:
+        """Raise UnknownModelError when `model_id` cannot name a model of this family."""
+
+    def benchmark(self, model_id: ModelId) -> str:
+        """The benchmark (dataset family and class list) this model is evaluated on."""
+
+    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
+        """Load weights and build the classifier, in eval mode, on `device`."""
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(prefix: str) -> Callable[[type], type]:
+    def decorate(cls: type) -> type:
+        _FAMILIES[prefix] = cls()
+        return cls
+    return decorate
+
+
+def known_model_ids() -> list[str]:
+    return [f"{prefix}:{name}" for prefix, family in sorted(_FAMILIES.items()) for name in family.names()]
+
+
+def resolve(text: str) -> tuple[ModelId, ModelFamily]:
+    """Parse and validate a model id; raises UnknownModelError naming the known ids."""
+    known = ", ".join(known_model_ids())
+    try:
+        model_id = ModelId.parse(text)
+    except ValueError as error:
+        raise UnknownModelError(f"{error}; known model ids: {known}") from None
+    family = _FAMILIES.get(model_id.family)
+    if family is None:
+        raise UnknownModelError(
+            f"unknown model family {model_id.family!r} in {text!r}; known model ids: {known}")
+    family.validate(model_id)
+    return model_id, family
+
+
+def load_model(text: str, device: torch.device) -> LoadedModel:
+    model_id, family = resolve(text)
+    loaded = family.load(model_id, device)
+    classifier = loaded.classifier.eval().requires_grad_(False)
+    return dataclasses.replace(loaded, classifier=classifier)

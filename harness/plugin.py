@@ -1,0 +1,306 @@
+"""The pytest plugin: options, case parametrization, per-worker fixtures, and the controller's report.
+
+Workers measure cases and attach one JSON-able record per case to the test report (`user_properties`);
+xdist carries it to the controller, which merges the records, checks that every collected case has one,
+writes the report (and, with --update-baselines, the baselines) once, and prints the summary table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from .baselines import baseline_entry, baseline_path, read_baseline, write_atomic
+from .cache import ArrayCache
+from .cases import CATEGORIES, Case, expand_cases
+from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
+from .evaluate import evaluate
+from .gate import GateDecision, decide
+from .models import LoadedModel, UnknownModelError, load_model
+from .report import build_report, case_record, format_table, git_commit, new_run_id, utc_now, write_report
+from .versions import versions
+
+RECORD_PROPERTY = "robustness_record"
+_STATE = pytest.StashKey["RobustnessSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("robustness", "robustness-gate (defaults: [tool.robustness] in pyproject.toml)")
+    group.addoption("--model", action="append", default=None, metavar="ID",
+                    help="model id to gate, repeatable, e.g. embedded:synth-clip (default: pyproject models)")
+    group.addoption("--samples", type=int, default=None, metavar="N", help="cap on samples per case")
+    group.addoption("--seed", type=int, default=None, metavar="N", help="seed of corruptions and attacks")
+    group.addoption("--device", default=None, metavar="DEV", help="auto, cpu, cuda or cuda:N")
+    group.addoption("--batch-size", type=int, default=None, metavar="N", help="images per forward pass")
+    group.addoption("--update-baselines", action="store_true", default=None,
+                    help="measure and (re)write baselines/<line>.json instead of gating")
+    group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
+    group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
+
+
+def resolve_device(text: str) -> torch.device:
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise ConfigError(f"--device {text!r}: use auto, cpu, cuda or cuda:N")
+    device = torch.device(text)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {text}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return device
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _overrides(config: pytest.Config) -> dict[str, Any]:
+    option = config.option
+    return {"models": option.model, "samples": option.samples, "seed": option.seed, "device": option.device,
+            "batch_size": option.batch_size, "update_baselines": option.update_baselines,
+            "report_dir": option.report_dir, "baselines_dir": option.baselines_dir}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category}: robustness-gate {category} cases")
+    root = Path(config.rootpath)
+    try:
+        suite = build_config(root, read_pyproject_table(root / "pyproject.toml"), _overrides(config))
+        cases = expand_cases(suite)
+        device = resolve_device(suite.device)
+    except (ConfigError, UnknownModelError) as error:
+        raise pytest.UsageError(str(error)) from None
+    if _is_worker(config):
+        workers = int(config.workerinput.get("workercount", 1))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    state = RobustnessSession(config, suite, cases, device)
+    config.stash[_STATE] = state
+    config.pluginmanager.register(state, "robustness-session")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistCollection(state), "robustness-xdist")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    categories = [c for c in CATEGORIES if metafunc.definition.get_closest_marker(c)]
+    if len(categories) != 1:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: a test taking `case` needs exactly one of the "
+                                f"markers {', '.join(CATEGORIES)}, found {categories or 'none'}")
+    state = metafunc.config.stash[_STATE]
+    cases = [case for case in state.cases if case.setting.category == categories[0]]
+    metafunc.parametrize("case", cases, ids=[case.id for case in cases])
+
+
+@pytest.fixture(scope="session")
+def robustness_config(pytestconfig: pytest.Config) -> SuiteConfig:
+    return pytestconfig.stash[_STATE].suite
+
+
+@pytest.fixture(scope="session")
+def loaded_models(pytestconfig: pytest.Config) -> "ModelPool":
+    """Each model is loaded once per worker, on first use."""
+    return ModelPool(pytestconfig.stash[_STATE].device)
+
+
+@pytest.fixture
+def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_models: "ModelPool"):
+    """`gate(case) -> GateDecision`: measure the case, attach its record to the test report, decide."""
+    state: RobustnessSession = pytestconfig.stash[_STATE]
+
+    def run(case: Case) -> GateDecision:
+        suite = state.suite
+        model = loaded_models.get(case.model)
+        result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device)
+        record = case_record(result, model.provenance)
+        path = baseline_path(suite.baselines_dir, case.line)
+        entry = state.baseline_cases(path).get(case.setting.key)
+        if suite.update_baselines:
+            decision = GateDecision("recorded", f"{case.id}: recorded accuracy {record['accuracy']:.4f}",
+                                    entry and entry["accuracy"], entry and entry["threshold"])
+        else:
+            command = f"pytest --model {case.model} --update-baselines"
+            decision = decide(record, entry, _relative(path, state.root), command)
+        record.update(status=decision.status, baseline=decision.baseline, threshold=decision.threshold,
+                      delta=None if decision.baseline is None else round(record["accuracy"] - decision.baseline, 6),
+                      message=decision.message, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"))
+        request.node.user_properties.append((RECORD_PROPERTY, json.loads(json.dumps(record))))
+        return decision
+
+    return run
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+class ModelPool:
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._models: dict[str, LoadedModel] = {}
+
+    def get(self, model: str) -> LoadedModel:
+        if model not in self._models:
+            self._models[model] = load_model(model, self.device)
+        return self._models[model]
+
+
+class _XdistCollection:
+    """Controller side under xdist: learns which case tests the workers collected."""
+
+    def __init__(self, state: "RobustnessSession"):
+        self.state = state
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        for nodeid in ids:
+            self.state.expect(nodeid)
+
+
+class RobustnessSession:
+    """Per-process state; in the controller (or a run without xdist) it also merges and reports."""
+
+    def __init__(self, config: pytest.Config, suite: SuiteConfig, cases: list[Case], device: torch.device):
+        self.config = config
+        self.suite = suite
+        self.cases = cases
+        self.device = device
+        self.root = Path(config.rootpath)
+        self.cache = ArrayCache(suite.cache_dir)
+        self.started = utc_now()
+        self.run_id = new_run_id()
+        self._case_ids = {case.id: case for case in cases}
+        self._baselines: dict[Path, dict[str, Any]] = {}
+        self.expected: dict[str, str] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, str] = {}
+        self.report_path: Path | None = None
+        self.baseline_changes: list[str] = []
+        self.problems: list[str] = []
+
+    def baseline_cases(self, path: Path) -> dict[str, Any]:
+        """The cases of the baseline at `path` ({} when absent); BaselineError when malformed."""
+        if path not in self._baselines:
+            document = read_baseline(path)
+            self._baselines[path] = document["cases"] if document else {}
+        return self._baselines[path]
+
+    def expect(self, nodeid: str) -> None:
+        match = re.search(r"\[(.*)\]$", nodeid)
+        if match and match.group(1) in self._case_ids:
+            self.expected[nodeid] = match.group(1)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if not self.config.pluginmanager.hasplugin("dsession"):
+            for item in items:
+                self.expect(item.nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if _is_worker(self.config):
+            return
+        for name, value in report.user_properties:
+            if name == RECORD_PROPERTY:
+                self.records[report.nodeid] = value
+        if report.failed and report.nodeid not in self.records:
+            self.failures.setdefault(report.nodeid, _first_line(report.longreprtext))
+        elif report.skipped and report.nodeid not in self.failures:
+            self.failures.setdefault(report.nodeid, "skipped: " + _first_line(report.longreprtext))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if _is_worker(self.config) or not self.expected or self.config.option.collectonly:
+            return
+        cases, complete = self._merged_cases()
+        run = {"id": self.run_id, "started": self.started, "finished": utc_now(), "argv": sys.argv[1:],
+               "workers": _worker_count(self.config), "complete": complete, "device": str(self.device),
+               "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
+               "git": git_commit(self.root), "versions": versions()}
+        self.report_path = write_report(build_report(run, cases), self.suite.report_dir)
+        if not complete:
+            self.problems.append("run INCOMPLETE: some collected cases produced no result (see 'not-run' and "
+                                 "'error' rows); a crashed worker or an interrupted run never reads as a pass")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.suite.update_baselines:
+            if complete and all(c["status"] == "recorded" for c in cases):
+                self._write_baselines(cases)
+            else:
+                self.problems.append("baselines NOT updated: the run had errors or missing cases")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _merged_cases(self) -> tuple[list[dict[str, Any]], bool]:
+        cases, complete = [], True
+        for nodeid, case_id in sorted(self.expected.items()):
+            record = self.records.get(nodeid)
+            if record is None:
+                complete = False
+                case = self._case_ids[case_id]
+                reason = self.failures.get(nodeid, "no result reached the controller (worker crashed or run "
+                                                   "interrupted)")
+                record = {"id": case.id, "key": case.setting.key, "model": case.model, "line": case.line,
+                          "benchmark": case.benchmark, "category": case.setting.category,
+                          "setting": case.setting.as_dict(), "n": None, "correct": None, "accuracy": None,
+                          "interval95": None, "baseline": None, "threshold": None, "delta": None,
+                          "status": "not-run" if reason.startswith("skipped") else "error", "message": reason}
+            cases.append(dict(record, nodeid=nodeid))
+        return cases, complete
+
+    def _write_baselines(self, cases: list[dict[str, Any]]) -> None:
+        run_provenance = {"git": git_commit(self.root), "versions": versions(), "seed": self.suite.seed,
+                          "recorded_at": utc_now()}
+        for line in sorted({c["line"] for c in cases}):
+            path = baseline_path(self.suite.baselines_dir, line)
+            document = read_baseline(path) or {"cases": {}}
+            line_cases = [c for c in cases if c["line"] == line]
+            old_cases = document["cases"]
+            new_cases = dict(old_cases)
+            for case in line_cases:
+                new_cases[case["key"]] = baseline_entry(case, self.suite.gate)
+                old = old_cases.get(case["key"])
+                if old is None:
+                    self.baseline_changes.append(f"{line} {case['key']}: new, accuracy {case['accuracy']:.4f}")
+                elif old["accuracy"] != case["accuracy"]:
+                    self.baseline_changes.append(
+                        f"{line} {case['key']}: {old['accuracy']:.4f} -> {case['accuracy']:.4f} "
+                        f"({case['accuracy'] - old['accuracy']:+.4f})")
+            write_atomic(path, {"schema_version": 1, "line": line, "model": line_cases[0]["model"],
+                                "provenance": {"model": line_cases[0]["model_provenance"], **run_provenance}
+                                if "model_provenance" in line_cases[0] else run_provenance,
+                                "cases": dict(sorted(new_cases.items()))})
+            self.baseline_changes.append(f"wrote {_relative(path, self.root)} ({len(line_cases)} cases measured)")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if _is_worker(self.config) or self.report_path is None:
+            return
+        cases, _ = self._merged_cases()
+        terminalreporter.section("robustness-gate summary")
+        for line in format_table(cases):
+            terminalreporter.write_line(line)
+        for line in self.baseline_changes:
+            terminalreporter.write_line(line)
+        for line in self.problems:
+            terminalreporter.write_line(line, red=True, bold=True)
+        terminalreporter.write_line(f"report: {_relative(self.report_path, self.root)}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("E ")]
+    return (errors[0][2:].strip() if errors else lines[-1].strip() if lines else "")[:500]
+
+
+def _worker_count(config: pytest.Config) -> int:
+    """Number of xdist workers (0 without xdist)."""
+    try:
+        return int(getattr(config.option, "numprocesses", 0) or 0)
+    except (TypeError, ValueError):
+        return 0

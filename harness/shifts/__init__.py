@@ -1,0 +1,1 @@
+"""Synthetic shifts applied to evaluation pixels."""

@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.baselines import (BaselineError, baseline_entry, decode_bits, encode_bits, read_baseline,
+                               threshold_for, write_atomic)
+from harness.config import GatePolicy
+from harness.gate import decide
+
+POLICY = GatePolicy(confidence=0.99, margin=0.01)
+
+
+def make_record(correct_bits, **overrides):
+    bits = np.asarray(correct_bits, dtype=bool)
+    record = {"id": "synth-clip-test", "key": "clean/test", "setting": {"category": "clean", "samples": len(bits)},
+              "data_sha256": "abc", "seed": 0, "n": int(bits.size), "correct": int(bits.sum()),
+              "accuracy": float(bits.mean()), "interval95": [0.0, 1.0], "per_sample": encode_bits(bits)}
+    record.update(overrides)
+    return record
+
+
+def write_baseline(path, entries):
+    write_atomic(path, {"schema_version": 1, "line": "synth-clip", "model": "embedded:synth-clip",
+                        "provenance": {}, "cases": entries})
+
+
+@given(st.lists(st.booleans(), max_size=300))
+def test_per_sample_bits_round_trip(values):
+    bits = np.array(values, dtype=bool)
+    assert np.array_equal(decode_bits(encode_bits(bits), bits.size), bits)
+
+
+def test_threshold_is_below_the_baseline_and_tightens_with_n():
+    small, large = threshold_for(90, 100, POLICY), threshold_for(900, 1000, POLICY)
+    assert small < large < 0.9
+    assert threshold_for(0, 100, POLICY) == 0.0
+
+
+def test_gate_passes_equal_and_fails_a_clear_regression():
+    baseline = baseline_entry(make_record([True] * 90 + [False] * 10), POLICY)
+    same = decide(make_record([True] * 90 + [False] * 10), baseline, "baselines/x.json", "cmd")
+    worse = decide(make_record([True] * 70 + [False] * 30), baseline, "baselines/x.json", "cmd")
+    assert same.status == "passed" and same.ok
+    assert worse.status == "regressed" and not worse.ok
+    assert "0.7000" in worse.message and "threshold" in worse.message
+
+
+def test_gate_explains_a_missing_baseline():
+    decision = decide(make_record([True] * 10), None, "baselines/synth-clip.json",
+                      "pytest --model embedded:synth-clip --update-baselines")
+    assert decision.status == "no-baseline" and not decision.ok
+    assert "--update-baselines" in decision.message and "baselines/synth-clip.json" in decision.message
+
+
+def test_gate_refuses_to_compare_unlike_protocols():
+    baseline = baseline_entry(make_record([True] * 10), POLICY)
+    decision = decide(make_record([True] * 10, seed=1, data_sha256="other"), baseline, "b.json", "cmd")
+    assert decision.status == "protocol-mismatch"
+    assert "seed: baseline 0, now 1" in decision.message and "data_sha256" in decision.message
+
+
+def test_baseline_round_trip(tmp_path):
+    path = tmp_path / "synth-clip.json"
+    entry = baseline_entry(make_record([True, False, True]), POLICY)
+    write_baseline(path, {"clean/test": entry})
+    assert read_baseline(path)["cases"]["clean/test"] == entry
+    assert read_baseline(tmp_path / "absent.json") is None
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda text: text[: len(text) // 2], "not valid JSON"),
+    (lambda text: json.dumps({**json.loads(text), "cases": []}), "'cases' must be dict"),
+    (lambda text: text.replace('"schema_version": 1', '"schema_version": 9'), "schema_version 9"),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "line"}), "missing key 'line'"),
+])
+def test_malformed_baseline_names_file_and_key(tmp_path, mutate, message):
+    path = tmp_path / "synth-clip.json"
+    write_baseline(path, {"clean/test": baseline_entry(make_record([True, False]), POLICY)})
+    path.write_text(mutate(path.read_text()))
+    with pytest.raises(BaselineError, match=message) as error:
+        read_baseline(path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n", "10", r"\['n'\] must be int"),
+    ("correct", 99, "0 <= correct <= n"),
+    ("threshold", 1.5, "must be in"),
+    ("per_sample", "!!", "not a valid encoding"),
+])
+def test_malformed_case_entries_are_named(tmp_path, field, value, message):
+    path = tmp_path / "synth-clip.json"
+    entry = baseline_entry(make_record([True, False]), POLICY)
+    entry[field] = value
+    write_baseline(path, {"clean/test": entry})
+    with pytest.raises(BaselineError, match=message) as error:
+        read_baseline(path)
+    assert "cases['clean/test']" in str(error.value)
+
+
+def test_missing_case_key_is_named(tmp_path):
+    path = tmp_path / "synth-clip.json"
+    entry = baseline_entry(make_record([True, False]), POLICY)
+    del entry["threshold"]
+    write_baseline(path, {"clean/test": entry})
+    with pytest.raises(BaselineError, match="missing key 'threshold'"):
+        read_baseline(path)
