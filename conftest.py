@@ -1,2 +1,2 @@
-"""Loads the robustness-gate pytest plugin for every test run from this repository."""
+"""Loads the robustness-gate pytest plugin for every pytest run rooted in this repository."""
 pytest_plugins = ["harness.plugin"]

@@ -200,10 +200,9 @@ class RobustnessSession:
         if match and match.group(1) in self._case_ids:
             self.expected[nodeid] = match.group(1)
 
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        if not self.config.pluginmanager.hasplugin("dsession"):
-            for item in items:
-                self.expect(item.nodeid)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:  # after -k/-m deselection; under xdist only workers collect
+            self.expect(item.nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if _is_worker(self.config):

@@ -44,7 +44,7 @@ def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
                                  logit_scale=model.logit_scale.exp().item()).to(device)
     return LoadedModel(model_id, classifier, tuple(CLASSNAMES), IMAGE_SIZE, {
         "architecture": "open_clip:synth-clip",
-        "weights": str(checkpoint.relative_to(EMBEDDED_DIR.parent.parent)),
+        "weights": f"embedded checkpoint {checkpoint.name}",
         "weights_sha256": sha256_file(checkpoint),
         "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(cfg["mean"]),
                        "std": list(cfg["std"]), "interpolation": cfg.get("interpolation"),
@@ -66,7 +66,7 @@ def _load_cnn(model_id: ModelId, device: torch.device) -> LoadedModel:
     classifier = PixelClassifier(network, CNN_MEAN, CNN_STD).to(device)
     return LoadedModel(model_id, classifier, tuple(CLASSNAMES), IMAGE_SIZE, {
         "architecture": "harness.embedded.cnn.SynthCNN",
-        "weights": str(checkpoint.relative_to(EMBEDDED_DIR.parent.parent)),
+        "weights": f"embedded checkpoint {checkpoint.name}",
         "weights_sha256": sha256_file(checkpoint),
         "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(CNN_MEAN),
                        "std": list(CNN_STD)},

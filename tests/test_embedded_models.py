@@ -1,0 +1,46 @@
+"""Slower tests (a few seconds) of the committed embedded models and the hard split."""
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+
+from harness.embedded import (CLIP_CHECKPOINT, CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, CNN_CHECKPOINT,
+                              REFERENCE_CHECKPOINT)
+from harness.embedded import benchmark as bm
+from harness.embedded.cnn import SynthCNN
+from harness.embedded.train import clip_predictor, cnn_predictor
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return bm.render_split("test", 100)
+
+
+def test_clip_loads_through_open_clip_factory(test_images):
+    open_clip.add_model_config(CLIP_CONFIG)
+    model, _, preprocess = open_clip.create_model_and_transforms(CLIP_MODEL_NAME, pretrained=str(CLIP_CHECKPOINT))
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(CLIP_MODEL_NAME)
+    assert tuple(model.visual.preprocess_cfg["mean"]) == pytest.approx(CLIP_MEAN)
+    assert tuple(model.visual.preprocess_cfg["std"]) == pytest.approx(CLIP_STD)
+    assert model.visual.image_size == (bm.IMAGE_SIZE, bm.IMAGE_SIZE)
+    assert tokenizer(["a photo of a fish."]).shape == (1, 16)
+    with torch.no_grad():
+        predictions = clip_predictor(model, tokenizer)(test_images.images)
+    assert (predictions == test_images.labels).mean() > 0.7
+
+
+def test_synth_cnn_checkpoint_matches_default_architecture(test_images):
+    model = SynthCNN().eval()
+    model.load_state_dict(SynthCNN.load(CNN_CHECKPOINT).state_dict())
+    logits = model(torch.zeros(2, 3, bm.IMAGE_SIZE, bm.IMAGE_SIZE))
+    assert logits.shape == (2, len(bm.CLASSNAMES))
+    assert (cnn_predictor(model)(test_images.images) == test_images.labels).mean() > 0.85
+
+
+def test_reference_cnn_misclassifies_hard_samples():
+    hard = bm.render_split("hard", 50)
+    predictions = cnn_predictor(SynthCNN.load(REFERENCE_CHECKPOINT))(hard.images)
+    assert not np.any(predictions == hard.labels)

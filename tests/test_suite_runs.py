@@ -1,0 +1,126 @@
+"""End-to-end runs of the robustness suite in fresh pytest processes: recording, gating, xdist merging, errors."""
+import json
+
+import pytest
+
+from suite_helpers import read_json, run_suite
+
+SELECTION = "synth-clip-test or synth-cnn-sketch or synth-clip-vid-pm4 or gaussian_noise-3 or pgd-linf-1/255"
+SELECTED = {"synth-clip-test", "synth-cnn-sketch", "synth-clip-vid-pm4", "synth-clip-gaussian_noise-3",
+            "synth-cnn-gaussian_noise-3", "synth-clip-pgd-linf-1/255", "synth-cnn-pgd-linf-1/255"}
+SAMPLES = "--samples=24"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Baselines recorded under -n 2 for a small selection, then gated under -n 2 and -n 0."""
+    tmp = tmp_path_factory.mktemp("suite")
+    dirs = [f"--baselines-dir={tmp / 'baselines'}"]
+    runs = {}
+    for name, args in (("record", ["-n", "2", "--update-baselines"]), ("gate2", ["-n", "2"]), ("gate0", ["-n", "0"])):
+        report_dir = tmp / name
+        done = run_suite("-k", SELECTION, SAMPLES, *dirs, f"--report-dir={report_dir}", *args)
+        runs[name] = (done, report_dir)
+    return tmp, runs
+
+
+def test_update_baselines_records_every_selected_case(recorded):
+    tmp, runs = recorded
+    done, report_dir = runs["record"]
+    assert done.returncode == 0, done.stdout[-3000:]
+    clip = read_json(tmp / "baselines" / "synth-clip.json")
+    cnn = read_json(tmp / "baselines" / "synth-cnn.json")
+    keys = {f"synth-clip-{k.split('/', 1)[1]}" for k in clip["cases"]} | {
+        f"synth-cnn-{k.split('/', 1)[1]}" for k in cnn["cases"]}
+    assert keys == SELECTED
+    assert clip["provenance"]["model"]["weights_sha256"]
+    assert all(case["status"] == "recorded" for case in read_json(report_dir / "latest.json")["cases"])
+
+
+def test_gate_under_xdist_merges_one_complete_report(recorded):
+    _, runs = recorded
+    done, report_dir = runs["gate2"]
+    assert done.returncode == 0, done.stdout[-3000:]
+    report = read_json(report_dir / "latest.json")
+    assert report["run"]["complete"] is True and report["run"]["workers"] == 2
+    assert {case["id"] for case in report["cases"]} == SELECTED
+    assert {case["status"] for case in report["cases"]} == {"passed"}
+    assert {case["worker"] for case in report["cases"]} <= {"gw0", "gw1"}
+    assert report["summary"]["passed"] == len(SELECTED)
+    assert set(report["models"]) == {"embedded:synth-clip", "embedded:synth-cnn"}
+    assert "robustness-gate summary" in done.stdout
+    run_files = [p for p in report_dir.iterdir() if p.name.startswith("run-")]
+    assert len(run_files) == 1 and read_json(run_files[0]) == report
+
+
+def test_serial_and_parallel_runs_measure_identical_samples(recorded):
+    _, runs = recorded
+    serial, parallel = (read_json(runs[name][1] / "latest.json") for name in ("gate0", "gate2"))
+    assert serial["run"]["workers"] == 0
+    assert [(c["id"], c["per_sample"]) for c in serial["cases"]] == [
+        (c["id"], c["per_sample"]) for c in parallel["cases"]]
+
+
+def test_a_different_protocol_is_refused_not_compared(recorded):
+    tmp, _ = recorded
+    done = run_suite("-k", "synth-clip-test", "--samples=20", f"--baselines-dir={tmp / 'baselines'}",
+                     f"--report-dir={tmp / 'mismatch'}", "-n", "0")
+    assert done.returncode == 1
+    assert "protocol-mismatch" in done.stdout and "setting.samples: baseline 24, now 20" in done.stdout
+
+
+def test_unknown_model_is_a_usage_error_listing_known_ids(tmp_path):
+    done = run_suite("--model", "embedded:does-not-exist", f"--report-dir={tmp_path}")
+    assert done.returncode == 4
+    assert "unknown embedded model 'embedded:does-not-exist'" in done.stderr
+    assert "embedded:synth-clip, embedded:synth-cnn" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_model_without_baseline_fails_each_case_with_how_to_record(tmp_path):
+    done = run_suite("-k", "synth-cnn-test or synth-cnn-v2", "--samples=10", f"--baselines-dir={tmp_path / 'none'}",
+                     f"--report-dir={tmp_path / 'r'}", "-n", "0")
+    assert done.returncode == 1
+    assert done.stdout.count("no baseline for case") >= 2
+    assert "pytest --model embedded:synth-cnn --update-baselines" in done.stdout
+    statuses = {c["id"]: c["status"] for c in read_json(tmp_path / "r" / "latest.json")["cases"]}
+    assert statuses == {"synth-cnn-test": "no-baseline", "synth-cnn-v2": "no-baseline"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"schema_version": 1, "line": "synth-cnn"', "not valid JSON"),
+    ('{"schema_version": 1, "line": "synth-cnn", "model": "embedded:synth-cnn", "provenance": {}, "cases": '
+     '{"clean/test": {"n": "ten"}}}', "missing key 'setting'"),
+])
+def test_malformed_baseline_is_an_error_naming_the_file(tmp_path, content, message):
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    broken = baselines / "synth-cnn.json"
+    broken.write_text(content)
+    done = run_suite("-k", "synth-cnn-test", "--samples=10", f"--baselines-dir={baselines}",
+                     f"--report-dir={tmp_path / 'r'}", "-n", "0")
+    assert done.returncode == 1
+    assert str(broken) in done.stdout and message in done.stdout
+    assert broken.read_text() == content
+
+
+def test_bad_option_value_is_a_usage_error(tmp_path):
+    done = run_suite("--samples=0", f"--report-dir={tmp_path}")
+    assert done.returncode == 4 and "'samples' must be >= 1" in done.stderr
+
+
+def test_crashed_worker_marks_the_run_incomplete(tmp_path):
+    plugin = tmp_path / "crash_plugin.py"
+    plugin.write_text(
+        "import os\n"
+        "def pytest_runtest_call(item):\n"
+        "    if item.nodeid.endswith('[synth-cnn-v2]'):\n"
+        "        os._exit(3)\n")
+    done = run_suite("-k", "synth-cnn-test or synth-cnn-v2", "--samples=10", "-n", "2",
+                     f"--report-dir={tmp_path / 'r'}", "-p", "crash_plugin", "--max-worker-restart=0",
+                     extra_env={"PYTHONPATH": str(tmp_path)})
+    assert done.returncode != 0
+    report = read_json(tmp_path / "r" / "latest.json")
+    assert report["run"]["complete"] is False
+    assert {c["id"]: c["status"] for c in report["cases"]}["synth-cnn-v2"] == "error"
+    assert "INCOMPLETE" in done.stdout
