@@ -2,6 +2,7 @@
 
 Layout (schema_version 1):
     {"schema_version": 1, "line": str, "model": str, "provenance": {...},
+     "gate": {"<category>" or "default": {"confidence": float, "margin": float}}  (optional, per-model policy),
      "cases": {"<category>/<setting>": {"setting": {...}, "data_sha256": str, "seed": int, "n": int,
                                          "correct": int, "accuracy": float, "interval95": [lo, hi],
                                          "threshold": float, "policy": {"confidence": float, "margin": float},
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import GatePolicy
+from .config import ConfigError, GatePolicy, policy_from_table
 from .metrics import wilson_lower_one_sided
 
 SCHEMA_VERSION = 1
@@ -73,6 +74,10 @@ def _check_case(path: Path, key: str, entry: Any) -> None:
     if not 0 <= entry["threshold"] <= 1:
         raise BaselineError(f"{where}['threshold'] must be in [0, 1], got {entry['threshold']}")
     try:
+        policy_from_table(f"{where}['policy']", entry["policy"], GatePolicy())
+    except ConfigError as error:
+        raise BaselineError(str(error)) from None
+    try:
         bits = decode_bits(entry["per_sample"], entry["n"])
     except ValueError as error:
         raise BaselineError(f"{where}['per_sample'] is not a valid encoding: {error}") from None
@@ -104,6 +109,16 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
                             f"(this harness reads {SCHEMA_VERSION})")
     for key, entry in document["cases"].items():
         _check_case(path, key, entry)
+    overrides = document.get("gate", {})
+    if not isinstance(overrides, dict):
+        raise BaselineError(f"{path}: 'gate' must be an object of per-category policies")
+    for category, table in overrides.items():
+        if not isinstance(table, dict):
+            raise BaselineError(f"{path}: gate[{category!r}] must be an object with 'confidence' and/or 'margin'")
+        try:
+            policy_from_table(f"{path}: gate[{category!r}]", table, GatePolicy())
+        except ConfigError as error:
+            raise BaselineError(str(error)) from None
     return document
 
 

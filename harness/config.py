@@ -35,12 +35,23 @@ class SuiteConfig:
     report_dir: Path
     cache_dir: Path
     gate: GatePolicy
+    gate_by_category: dict[str, GatePolicy]
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
     synthetic_samples: int
     attacks: tuple[str, ...]
     adversarial_samples: int
     update_baselines: bool = False
+    allow_loosen: bool = False
+    max_flip_rate: float | None = None
+
+    def policy_for(self, category: str, overrides: Mapping[str, Any] | None = None) -> GatePolicy:
+        """The gate policy of a category: pyproject's, then a baseline file's per-model `gate` overrides."""
+        policy = self.gate_by_category.get(category, self.gate)
+        override = (overrides or {}).get(category) or (overrides or {}).get("default")
+        if override:
+            policy = policy_from_table(f"baseline gate.{category}", override, policy)
+        return policy
 
     def samples_for(self, category: str) -> int:
         """The per-case sample cap of a category (`clean`, `natural`, `synthetic`, `adversarial`)."""
@@ -103,12 +114,12 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
     gate_table = table.get("gate", {})
     synthetic = table.get("synthetic", {})
     adversarial = table.get("adversarial", {})
-    confidence = float(gate_table.get("confidence", GatePolicy.confidence))
-    margin = float(gate_table.get("margin", GatePolicy.margin))
-    if not 0.5 <= confidence < 1:
-        raise ConfigError(f"{source}: 'gate.confidence' must be in [0.5, 1), got {confidence}")
-    if not 0 <= margin < 1:
-        raise ConfigError(f"{source}: 'gate.margin' must be in [0, 1), got {margin}")
+    gate = policy_from_table(f"{source} gate", gate_table, GatePolicy())
+    by_category = {name: policy_from_table(f"{source} gate.{name}", value, gate)
+                   for name, value in gate_table.items() if isinstance(value, dict)}
+    max_flip_rate = merged.get("max_flip_rate")
+    if max_flip_rate is not None and not 0 <= float(max_flip_rate) <= 1:
+        raise ConfigError(f"--max-flip-rate must be in [0, 1], got {max_flip_rate}")
 
     severities = tuple(synthetic.get("severities", [1, 2, 3, 4, 5]))
     if not severities or not all(isinstance(s, int) and 1 <= s <= 5 for s in severities):
@@ -124,7 +135,8 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         baselines_dir=root / _typed(source, "baselines_dir", merged["baselines_dir"], str),
         report_dir=root / _typed(source, "report_dir", merged["report_dir"], str),
         cache_dir=root / _typed(source, "cache_dir", merged["cache_dir"], str),
-        gate=GatePolicy(confidence=confidence, margin=margin),
+        gate=gate,
+        gate_by_category=by_category,
         corruptions=_str_list(source, "synthetic.corruptions", synthetic.get("corruptions", [])),
         severities=severities,
         synthetic_samples=min(samples, _positive_int(source, "synthetic.samples", synthetic.get("samples", samples))),
@@ -132,4 +144,17 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         adversarial_samples=min(samples, _positive_int(
             source, "adversarial.samples", adversarial.get("samples", samples))),
         update_baselines=bool(merged.get("update_baselines", False)),
+        allow_loosen=bool(merged.get("allow_loosen", False)),
+        max_flip_rate=None if max_flip_rate is None else float(max_flip_rate),
     )
+
+
+def policy_from_table(source: str, table: Mapping[str, Any], base: GatePolicy) -> GatePolicy:
+    """`base` with the `confidence` and `margin` of `table` applied, range-checked."""
+    confidence = table.get("confidence", base.confidence)
+    margin = table.get("margin", base.margin)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+        raise ConfigError(f"{source}: 'confidence' must be a number in [0.5, 1), got {confidence!r}")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+        raise ConfigError(f"{source}: 'margin' must be a number in [0, 1), got {margin!r}")
+    return GatePolicy(confidence=float(confidence), margin=float(margin))

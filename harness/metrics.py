@@ -5,6 +5,7 @@ import math
 from statistics import NormalDist
 
 import numpy as np
+from scipy.stats import binomtest
 
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -24,6 +25,18 @@ def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[flo
 def wilson_lower_one_sided(correct: int, n: int, confidence: float) -> float:
     """One-sided lower Wilson bound: the true accuracy is above it with probability `confidence`."""
     return wilson_interval(correct, n, 2 * confidence - 1)[0]
+
+
+def mcnemar_worse_p(to_wrong: int, to_right: int) -> float:
+    """Exact one-sided McNemar p-value that the new model is worse on the same samples.
+
+    Under "no change" each discordant pair is equally likely to go either way, so the count of correct -> wrong
+    flips among all discordant pairs is Binomial(to_wrong + to_right, 1/2); returns P(X >= to_wrong).
+    """
+    discordant = to_wrong + to_right
+    if discordant == 0:
+        return 1.0
+    return float(binomtest(to_wrong, discordant, 0.5, alternative="greater").pvalue)
 
 
 def pm_k_correct(frame_correct: np.ndarray, k: int) -> np.ndarray:

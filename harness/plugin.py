@@ -40,6 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--batch-size", type=int, default=None, metavar="N", help="images per forward pass")
     group.addoption("--update-baselines", action="store_true", default=None,
                     help="measure and (re)write baselines/<line>.json instead of gating")
+    group.addoption("--allow-loosen", action="store_true", default=None,
+                    help="with --update-baselines: allow a threshold to drop below the recorded one")
+    group.addoption("--max-flip-rate", type=float, default=None, metavar="R",
+                    help="also fail a case when more than this fraction of samples flipped against the baseline")
     group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
@@ -65,6 +69,7 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
     option = config.option
     return {"models": option.model, "samples": option.samples, "seed": option.seed, "device": option.device,
             "batch_size": option.batch_size, "update_baselines": option.update_baselines,
+            "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
             "report_dir": option.report_dir, "baselines_dir": option.baselines_dir}
 
 
@@ -122,16 +127,17 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device)
         record = case_record(result, model.provenance)
         path = baseline_path(suite.baselines_dir, case.line)
-        entry = state.baseline_cases(path).get(case.setting.key)
+        entry = state.baseline(path)["cases"].get(case.setting.key)
         if suite.update_baselines:
             decision = GateDecision("recorded", f"{case.id}: recorded accuracy {record['accuracy']:.4f}",
                                     entry and entry["accuracy"], entry and entry["threshold"])
         else:
             command = f"pytest --model {case.model} --update-baselines"
-            decision = decide(record, entry, _relative(path, state.root), command)
+            decision = decide(record, entry, _relative(path, state.root), command, suite.max_flip_rate)
         record.update(status=decision.status, baseline=decision.baseline, threshold=decision.threshold,
                       delta=None if decision.baseline is None else round(record["accuracy"] - decision.baseline, 6),
-                      message=decision.message, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"))
+                      flips=decision.flips, mcnemar_p=decision.p_value, message=decision.message,
+                      worker=os.environ.get("PYTEST_XDIST_WORKER", "main"))
         request.node.user_properties.append((RECORD_PROPERTY, json.loads(json.dumps(record))))
         return decision
 
@@ -188,11 +194,10 @@ class RobustnessSession:
         self.baseline_changes: list[str] = []
         self.problems: list[str] = []
 
-    def baseline_cases(self, path: Path) -> dict[str, Any]:
-        """The cases of the baseline at `path` ({} when absent); BaselineError when malformed."""
+    def baseline(self, path: Path) -> dict[str, Any]:
+        """The baseline document at `path` (with no cases when absent), read once; BaselineError when malformed."""
         if path not in self._baselines:
-            document = read_baseline(path)
-            self._baselines[path] = document["cases"] if document else {}
+            self._baselines[path] = read_baseline(path) or {"cases": {}, "provenance": {}}
         return self._baselines[path]
 
     def expect(self, nodeid: str) -> None:
@@ -232,6 +237,8 @@ class RobustnessSession:
         if self.suite.update_baselines:
             if complete and all(c["status"] == "recorded" for c in cases):
                 self._write_baselines(cases)
+                if self.problems:
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
             else:
                 self.problems.append("baselines NOT updated: the run had errors or missing cases")
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -254,28 +261,49 @@ class RobustnessSession:
         return cases, complete
 
     def _write_baselines(self, cases: list[dict[str, Any]]) -> None:
+        """Write every touched baseline file, or none: a loosened threshold needs --allow-loosen."""
         run_provenance = {"git": git_commit(self.root), "versions": versions(), "seed": self.suite.seed,
                           "recorded_at": utc_now()}
+        documents, loosened, changes = {}, [], []
         for line in sorted({c["line"] for c in cases}):
             path = baseline_path(self.suite.baselines_dir, line)
-            document = read_baseline(path) or {"cases": {}}
+            old = read_baseline(path) or {"cases": {}}
+            overrides = old.get("gate")
             line_cases = [c for c in cases if c["line"] == line]
-            old_cases = document["cases"]
-            new_cases = dict(old_cases)
+            new_cases = dict(old["cases"])
             for case in line_cases:
-                new_cases[case["key"]] = baseline_entry(case, self.suite.gate)
-                old = old_cases.get(case["key"])
-                if old is None:
-                    self.baseline_changes.append(f"{line} {case['key']}: new, accuracy {case['accuracy']:.4f}")
-                elif old["accuracy"] != case["accuracy"]:
-                    self.baseline_changes.append(
-                        f"{line} {case['key']}: {old['accuracy']:.4f} -> {case['accuracy']:.4f} "
-                        f"({case['accuracy'] - old['accuracy']:+.4f})")
-            write_atomic(path, {"schema_version": 1, "line": line, "model": line_cases[0]["model"],
-                                "provenance": {"model": line_cases[0]["model_provenance"], **run_provenance}
-                                if "model_provenance" in line_cases[0] else run_provenance,
-                                "cases": dict(sorted(new_cases.items()))})
-            self.baseline_changes.append(f"wrote {_relative(path, self.root)} ({len(line_cases)} cases measured)")
+                entry = baseline_entry(case, self.suite.policy_for(case["category"], overrides))
+                previous = old["cases"].get(case["key"])
+                if previous is None:
+                    changes.append(f"{line} {case['key']}: new, accuracy {case['accuracy']:.4f} "
+                                   f"[{case['interval95'][0]:.4f}, {case['interval95'][1]:.4f}], "
+                                   f"threshold {entry['threshold']:.4f}")
+                else:
+                    if entry["threshold"] < previous["threshold"] - 1e-9:
+                        loosened.append(f"{line} {case['key']}: threshold {previous['threshold']:.4f} -> "
+                                        f"{entry['threshold']:.4f}")
+                    if previous["accuracy"] != entry["accuracy"] or previous["n"] != entry["n"]:
+                        changes.append(
+                            f"{line} {case['key']}: {previous['accuracy']:.4f} (n={previous['n']}) -> "
+                            f"{entry['accuracy']:.4f} [{case['interval95'][0]:.4f}, {case['interval95'][1]:.4f}] "
+                            f"(n={entry['n']}, {entry['accuracy'] - previous['accuracy']:+.4f}), threshold "
+                            f"{previous['threshold']:.4f} -> {entry['threshold']:.4f}")
+                new_cases[case["key"]] = entry
+            document = {"schema_version": 1, "line": line, "model": line_cases[0]["model"],
+                        "provenance": {"model": line_cases[0]["model_provenance"], **run_provenance},
+                        "cases": dict(sorted(new_cases.items()))}
+            if overrides is not None:
+                document["gate"] = overrides
+            documents[path] = document
+        if loosened and not self.suite.allow_loosen:
+            self.problems.append("baselines NOT updated: these thresholds would loosen (rerun with "
+                                 "--allow-loosen if that is intended):")
+            self.problems += [f"  {line}" for line in loosened]
+            return
+        for path, document in documents.items():
+            write_atomic(path, document)
+            changes.append(f"wrote {_relative(path, self.root)} ({len(document['cases'])} cases)")
+        self.baseline_changes += changes or ["baselines unchanged"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if _is_worker(self.config) or self.report_path is None:

@@ -108,3 +108,38 @@ def test_missing_case_key_is_named(tmp_path):
     write_baseline(path, {"clean/test": entry})
     with pytest.raises(BaselineError, match="missing key 'threshold'"):
         read_baseline(path)
+
+
+def test_paired_gate_tolerates_churn_but_catches_a_consistent_small_drop():
+    n = 1000
+    base = np.zeros(n, dtype=bool)
+    base[:900] = True
+    baseline = baseline_entry(make_record(base), POLICY)
+    churn = base.copy()
+    churn[:40] = False          # 40 correct -> wrong ...
+    churn[900:935] = True       # ... and 35 wrong -> correct: noise of a retrained model
+    noisy = decide(make_record(churn), baseline, "b.json", "cmd")
+    assert noisy.status == "passed", noisy.message
+    assert noisy.flips == {"to_wrong": 40, "to_right": 35} and noisy.p_value > 0.3
+    drop = base.copy()
+    drop[:25] = False           # 25 correct -> wrong, none back: 2.5 points, above the Wilson threshold
+    worse = decide(make_record(drop), baseline, "b.json", "cmd")
+    assert make_record(drop)["accuracy"] > baseline["threshold"]
+    assert worse.status == "regressed" and "significant" in worse.message and worse.p_value < 1e-6
+
+
+def test_max_flip_rate_gate():
+    base = np.array([True] * 50 + [False] * 50)
+    swapped = ~base
+    baseline = baseline_entry(make_record(base), POLICY)
+    assert decide(make_record(swapped), baseline, "b.json", "cmd").status == "passed"
+    limited = decide(make_record(swapped), baseline, "b.json", "cmd", max_flip_rate=0.1)
+    assert limited.status == "regressed" and "flip rate 1.0000 > --max-flip-rate 0.1" in limited.message
+
+
+def test_per_model_gate_overrides_are_validated(tmp_path):
+    path = tmp_path / "synth-clip.json"
+    write_atomic(path, {"schema_version": 1, "line": "synth-clip", "model": "embedded:synth-clip",
+                        "provenance": {}, "cases": {}, "gate": {"adversarial": {"margin": 2}}})
+    with pytest.raises(BaselineError, match=r"gate\['adversarial'\]: 'margin' must be a number in \[0, 1\)"):
+        read_baseline(path)

@@ -33,3 +33,13 @@ def test_bad_pyproject_names_the_file(tmp_path: Path):
 def test_bad_severity(tmp_path):
     with pytest.raises(ConfigError, match="synthetic.severities"):
         build_config(tmp_path, {"synthetic": {"severities": [0, 6]}}, {})
+
+
+def test_gate_policy_per_category_and_per_model(tmp_path):
+    config = build_config(tmp_path, {"gate": {"margin": 0.02, "adversarial": {"margin": 0.05}}}, {})
+    assert config.policy_for("clean").margin == 0.02
+    assert config.policy_for("adversarial").margin == 0.05
+    assert config.policy_for("adversarial").confidence == 0.99
+    assert config.policy_for("clean", {"clean": {"confidence": 0.95}}).confidence == 0.95
+    with pytest.raises(ConfigError, match="gate.natural"):
+        build_config(tmp_path, {"gate": {"natural": {"confidence": 1.5}}}, {})

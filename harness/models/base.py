@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,19 +37,29 @@ class PixelClassifier(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class ModelId:
-    """`family:name[@weights]`, e.g. `embedded:synth-clip` or `openclip:ViT-B-32@openai`."""
+    """`[line=]family:name[@weights]`, e.g. `embedded:synth-clip` or `my-clip=openclip:ViT-B-32@rc2.pt`.
+
+    The model line names the baseline file a model is gated against (`baselines/<line>.json`): by default the
+    model name, so new weights of the same architecture are gated against what their predecessor recorded.
+    """
 
     family: str
     name: str
     weights: str | None = None
+    explicit_line: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> "ModelId":
-        family, sep, rest = text.partition(":")
-        if not sep or not family or not rest:
-            raise ValueError(f"model id {text!r} is not of the form family:name[@weights]")
+        line, sep, rest = text.partition("=")
+        if not sep:
+            line, rest = "", text
+        family, sep, rest = rest.partition(":")
+        if not sep or not family or not rest or (line == "" and "=" in text):
+            raise ValueError(f"model id {text!r} is not of the form [line=]family:name[@weights]")
+        if line and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", line):
+            raise ValueError(f"model line {line!r} in {text!r} may hold only letters, digits, '.', '_' and '-'")
         name, _, weights = rest.partition("@")
-        return cls(family, name, weights or None)
+        return cls(family, name, weights or None, line or None)
 
     def __str__(self) -> str:
         return f"{self.family}:{self.name}" + (f"@{self.weights}" if self.weights else "")
@@ -56,7 +67,7 @@ class ModelId:
     @property
     def line(self) -> str:
         """The model line: the name its baselines are kept under (`baselines/<line>.json`)."""
-        return self.name.replace("/", "-")
+        return self.explicit_line or re.sub(r"[^A-Za-z0-9._-]", "-", self.name)
 
 
 @dataclasses.dataclass(frozen=True)

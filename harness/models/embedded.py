@@ -1,7 +1,8 @@
 """The embedded models, trained by `python -m harness.embedded.train` and committed under harness/embedded/.
 
 `embedded:synth-clip` is an open_clip model config loaded through open_clip's own factory and used zero-shot;
-`embedded:synth-cnn` is a supervised CNN. Both classify the embedded benchmark (`synth`).
+`embedded:synth-cnn` is a supervised CNN. Both classify the embedded benchmark (`synth`). A release candidate of
+the same architecture names its weights file: `embedded:synth-clip@path/to/candidate.safetensors`.
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "embedded"
 CHECKPOINTS = EMBEDDED_DIR / "checkpoints"
 
 
-def _checkpoint(name: str) -> Path:
-    path = CHECKPOINTS / f"{name}.safetensors"
+def _checkpoint(model_id: ModelId) -> Path:
+    """The committed checkpoint of the model, or the safetensors file named after `@` (a release candidate)."""
+    if model_id.weights is not None:
+        return Path(model_id.weights).expanduser().resolve()
+    path = CHECKPOINTS / f"{model_id.name}.safetensors"
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: it is committed with the repository; restore it with `git checkout -- {path}` "
@@ -33,7 +37,7 @@ def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
     from ..embedded.benchmark import CLASSNAMES, IMAGE_SIZE, TEMPLATES
 
     open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
-    checkpoint = _checkpoint("synth-clip")
+    checkpoint = _checkpoint(model_id)
     model, _, preprocess = open_clip.create_model_and_transforms("synth-clip", pretrained=str(checkpoint),
                                                                 device=device)
     model.eval()
@@ -60,7 +64,7 @@ def _load_cnn(model_id: ModelId, device: torch.device) -> LoadedModel:
     from ..embedded.benchmark import CLASSNAMES, IMAGE_SIZE
     from ..embedded.cnn import CNN_MEAN, CNN_STD, SynthCNN
 
-    checkpoint = _checkpoint("synth-cnn")
+    checkpoint = _checkpoint(model_id)
     network = SynthCNN()
     network.load_state_dict(load_file(str(checkpoint)))
     classifier = PixelClassifier(network, CNN_MEAN, CNN_STD).to(device)
@@ -83,9 +87,15 @@ class EmbeddedFamily:
         return sorted(_LOADERS)
 
     def validate(self, model_id: ModelId) -> None:
-        if model_id.name not in _LOADERS or model_id.weights is not None:
+        if model_id.name not in _LOADERS:
             raise UnknownModelError(
                 f"unknown embedded model {str(model_id)!r}; known model ids: {', '.join(known_model_ids())}")
+        if model_id.weights is not None:
+            path = Path(model_id.weights).expanduser()
+            if path.suffix != ".safetensors" or not path.is_file():
+                raise UnknownModelError(
+                    f"{model_id}: the weights after '@' must be an existing .safetensors file with the "
+                    f"{model_id.name} architecture (see harness/embedded/train.py), got {str(path)!r}")
 
     def benchmark(self, model_id: ModelId) -> str:
         return "synth"
