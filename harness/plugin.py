@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from .baselines import baseline_entry, baseline_path, read_baseline, write_atomic
+from .baselines import BaselineError, baseline_entry, baseline_path, read_baseline, write_atomic
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases
 from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
@@ -310,13 +310,34 @@ class RobustnessSession:
             return
         cases, _ = self._merged_cases()
         terminalreporter.section("robustness-gate summary")
-        for line in format_table(cases):
+        for line in format_table(cases, self._weight_notes(cases)):
             terminalreporter.write_line(line)
         for line in self.baseline_changes:
             terminalreporter.write_line(line)
         for line in self.problems:
             terminalreporter.write_line(line, red=True, bold=True)
         terminalreporter.write_line(f"report: {_relative(self.report_path, self.root)}")
+
+
+    def _weight_notes(self, cases: list[dict[str, Any]]) -> dict[str, str]:
+        """Per model, whether it runs the weights its baseline was recorded with (a release candidate won't)."""
+        notes = {}
+        for case in cases:
+            provenance = case.get("model_provenance")
+            if case["model"] in notes or not provenance:
+                continue
+            try:
+                recorded = self.baseline(baseline_path(self.suite.baselines_dir, case["line"]))["provenance"]
+            except BaselineError:
+                continue
+            before = recorded.get("model", {}).get("weights_sha256")
+            now = provenance.get("weights_sha256")
+            if before and now and before != now:
+                notes[case["model"]] = (f"weights {now[:12]} differ from the baseline's {before[:12]}: gated as a "
+                                        f"release candidate of line {case['line']}")
+            elif now:
+                notes[case["model"]] = f"weights {now[:12]} (baseline line {case['line']})"
+        return notes
 
 
 def _first_line(text: str) -> str:

@@ -79,14 +79,17 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def format_table(cases: list[Mapping[str, Any]]) -> list[str]:
-    """Terminal lines per model: problems first, then by case id."""
+def format_table(cases: list[Mapping[str, Any]], notes: Mapping[str, str] | None = None) -> list[str]:
+    """Terminal lines per model (with an optional note under its name): problems first, then by case id."""
     order = {status: i for i, status in enumerate(("regressed", "error", "protocol-mismatch", "no-baseline",
                                                    "not-run", "recorded", "passed"))}
     lines = []
     for model in sorted({c["model"] for c in cases}):
         rows = sorted((c for c in cases if c["model"] == model), key=lambda c: (order[c["status"]], c["id"]))
-        lines.append(f"{model}")
+        counts = summarize(rows)
+        lines.append(f"{model}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+        if notes and model in notes:
+            lines.append(f"  {notes[model]}")
         lines.append(f"  {'case':<34} {'accuracy':>8} {'95% CI':>17} {'baseline':>8} {'threshold':>9} "
                      f"{'delta':>7}  status")
         for c in rows:
