@@ -1,7 +1,15 @@
-"""Adversarial attacks: specs in pixel units, built with torchattacks, checked for validity after every batch.
+"""Adversarial attacks: specs in pixel units, built with torchattacks, checked for validity on every batch.
 
 A spec reads `<attack>-<norm>-<eps>`, eps in [0, 1] pixel units written as a fraction (`4/255`) or a decimal
-(`0.5`), e.g. `pgd-linf-1/255`. Add an attack with `@register_attack("name", norms=(...))`.
+(`0.5`), e.g. `pgd-linf-1/255`, `apgd-ce-l2-0.5`, `square-linf-2/255`. Add an attack with
+`@register_attack("name", norms=(...), ...)`.
+
+Two kinds of attack:
+- bounded: the attack keeps the perturbation inside the eps-ball; a sample is robust when the model still
+  classifies the adversarial image correctly;
+- minimum-norm (CW, DeepFool, FAB): the attack looks for the smallest perturbation that flips the label; a sample
+  is robust at eps when the attack failed or needed a perturbation larger than eps (as RobustBench scores them).
+Either way a sample counts as robust only if it was also classified correctly clean.
 """
 from __future__ import annotations
 
@@ -14,12 +22,13 @@ from torch import nn
 
 
 class AttackValidityError(AssertionError):
-    """An attack broke its contract (budget, pixel range): its accuracy would mean nothing."""
+    """An attack broke its contract (budget, pixel range, eval mode, gradients): its accuracy would mean nothing."""
 
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-    """`eps` in pixel units ([0, 1] images); `steps` iterations of size `alpha` (pixel units)."""
+    """`eps` in pixel units ([0, 1] images); `steps` iterations of size `alpha` (pixel units) for iterative
+    attacks, `queries` model queries per image for score-based black-box attacks."""
 
     attack: str
     norm: str
@@ -27,6 +36,10 @@ class AttackSpec:
     eps: float
     steps: int
     alpha: float
+    restarts: int
+    queries: int
+    minimum_norm: bool
+    white_box: bool
 
     @property
     def name(self) -> str:
@@ -36,49 +49,122 @@ class AttackSpec:
         return dataclasses.asdict(self) | {"name": self.name}
 
 
-Builder = Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]
+Builder = Callable[[nn.Module, AttackSpec, int, int], torchattacks.attack.Attack]  # (model, spec, n_classes, seed)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Entry:
+class AttackEntry:
     build: Builder
     norms: tuple[str, ...]
-    steps: int
-    alpha_fraction: float  # step size as a fraction of eps
+    steps: int = 1
+    alpha_fraction: float = 1.0  # step size as a fraction of eps
+    restarts: int = 1
+    queries: int = 0
+    minimum_norm: bool = False
+    white_box: bool = True
+    cost: str = ""  # what one image costs, in forward/backward passes, for the README and `--help`
 
 
-_ATTACKS: dict[str, _Entry] = {}
+ATTACKS: dict[str, AttackEntry] = {}
 
 
-def register_attack(name: str, norms: tuple[str, ...], steps: int = 1,
-                    alpha_fraction: float = 1.0) -> Callable[[Builder], Builder]:
+def register_attack(name: str, norms: tuple[str, ...], **options) -> Callable[[Builder], Builder]:
     def decorate(build: Builder) -> Builder:
-        _ATTACKS[name] = _Entry(build, norms, steps, alpha_fraction)
+        ATTACKS[name] = AttackEntry(build, norms, **options)
         return build
     return decorate
 
 
-@register_attack("fgsm", norms=("linf",))
-def _fgsm(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
+def _torch_norm(norm: str) -> str:
+    return {"linf": "Linf", "l2": "L2"}[norm]
+
+
+@register_attack("fgsm", norms=("linf",), cost="1 forward + 1 backward")
+def _fgsm(model, spec, n_classes, seed):
     return torchattacks.FGSM(model, eps=spec.eps)
 
 
-@register_attack("pgd", norms=("linf",), steps=10, alpha_fraction=0.25)
-def _pgd_linf(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
+@register_attack("bim", norms=("linf",), steps=10, alpha_fraction=0.25, cost="steps x (forward + backward)")
+def _bim(model, spec, n_classes, seed):
+    return torchattacks.BIM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps)
+
+
+@register_attack("pgd", norms=("linf", "l2"), steps=10, alpha_fraction=0.25,
+                 cost="steps x (forward + backward), random start")
+def _pgd(model, spec, n_classes, seed):
+    if spec.norm == "l2":
+        return torchattacks.PGDL2(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=True)
     return torchattacks.PGD(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=True)
 
 
+@register_attack("mim", norms=("linf",), steps=10, alpha_fraction=0.1, cost="steps x (forward + backward)")
+def _mim(model, spec, n_classes, seed):
+    return torchattacks.MIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=1.0)
+
+
+@register_attack("dim", norms=("linf",), steps=10, alpha_fraction=0.1,
+                 cost="steps x (forward + backward) on randomly resized and padded inputs")
+def _dim(model, spec, n_classes, seed):
+    return torchattacks.DIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=1.0,
+                               resize_rate=0.9, diversity_prob=0.5)
+
+
+@register_attack("cw", norms=("l2",), steps=50, minimum_norm=True,
+                 cost="steps x (forward + backward) of Adam on the tanh-space CW objective")
+def _cw(model, spec, n_classes, seed):
+    return torchattacks.CW(model, c=1.0, kappa=0.0, steps=spec.steps, lr=0.01)
+
+
+@register_attack("deepfool", norms=("l2",), steps=50, minimum_norm=True,
+                 cost="per image, up to steps x n_classes gradients (a Jacobian per step): loops per image")
+def _deepfool(model, spec, n_classes, seed):
+    return torchattacks.DeepFool(model, steps=spec.steps, overshoot=0.02)
+
+
+@register_attack("apgd-ce", norms=("linf", "l2"), steps=20, cost="steps x (forward + backward) per restart")
+def _apgd_ce(model, spec, n_classes, seed):
+    return torchattacks.APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+                             n_restarts=spec.restarts, seed=seed, loss="ce")
+
+
+@register_attack("apgd-dlr", norms=("linf", "l2"), steps=20, cost="steps x (forward + backward) per restart")
+def _apgd_dlr(model, spec, n_classes, seed):
+    return torchattacks.APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+                             n_restarts=spec.restarts, seed=seed, loss="dlr")
+
+
+@register_attack("fab", norms=("linf", "l2"), steps=20, minimum_norm=True,
+                 cost="steps x a Jacobian over n_classes per restart")
+def _fab(model, spec, n_classes, seed):
+    return torchattacks.FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+                            n_restarts=spec.restarts, seed=seed, n_classes=n_classes)
+
+
+@register_attack("square", norms=("linf", "l2"), queries=500, white_box=False,
+                 cost="queries forward passes (score-based black box, no gradients)")
+def _square(model, spec, n_classes, seed):
+    return torchattacks.Square(model, norm=_torch_norm(spec.norm), eps=spec.eps, n_queries=spec.queries,
+                               n_restarts=spec.restarts, seed=seed, loss="margin")
+
+
+@register_attack("spsa", norms=("linf",), steps=10, queries=64, white_box=False,
+                 cost="steps x queries forward passes (gradient-free finite differences)")
+def _spsa(model, spec, n_classes, seed):
+    return torchattacks.SPSA(model, eps=spec.eps, delta=0.01, lr=0.01, nb_iter=spec.steps, nb_sample=spec.queries,
+                             max_batch_size=64)
+
+
 def known_attacks() -> list[str]:
-    return [f"{name}-{norm}" for name, entry in sorted(_ATTACKS.items()) for norm in entry.norms]
+    return [f"{name}-{norm}" for name, entry in sorted(ATTACKS.items()) for norm in entry.norms]
 
 
 def parse_attack(text: str) -> AttackSpec:
     """`pgd-linf-1/255` -> AttackSpec; ValueError naming the known attacks when it cannot be parsed."""
-    parts = text.split("-")
+    parts = text.rsplit("-", 2)
     if len(parts) != 3:
         raise ValueError(f"attack {text!r} is not of the form <attack>-<norm>-<eps>; known: {', '.join(known_attacks())}")
     attack, norm, eps_text = parts
-    entry = _ATTACKS.get(attack)
+    entry = ATTACKS.get(attack)
     if entry is None or norm not in entry.norms:
         raise ValueError(f"unknown attack {attack}-{norm} in {text!r}; known: {', '.join(known_attacks())}")
     try:
@@ -86,30 +172,86 @@ def parse_attack(text: str) -> AttackSpec:
         eps = float(numerator) / float(denominator or 1)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"attack {text!r}: eps {eps_text!r} is not a number such as 4/255 or 0.5") from None
-    if not 0 < eps <= 1:
-        raise ValueError(f"attack {text!r}: eps must be in (0, 1] pixel units, got {eps}")
-    return AttackSpec(attack, norm, eps_text, eps, entry.steps, eps * entry.alpha_fraction)
+    if not 0 < eps <= (1 if norm == "linf" else 100):
+        raise ValueError(f"attack {text!r}: eps must be in (0, 1] pixel units for linf, got {eps}")
+    return AttackSpec(attack, norm, eps_text, eps, entry.steps, eps * entry.alpha_fraction, entry.restarts,
+                      entry.queries, entry.minimum_norm, entry.white_box)
+
+
+def perturbation_norms(clean: torch.Tensor, adversarial: torch.Tensor, norm: str) -> torch.Tensor:
+    delta = (adversarial - clean).flatten(1)
+    return delta.abs().amax(dim=1) if norm == "linf" else delta.norm(dim=1)
 
 
 def check_adversarial(clean: torch.Tensor, adversarial: torch.Tensor, spec: AttackSpec, tol: float = 1e-6) -> None:
-    """Raise AttackValidityError unless `adversarial` is in [0, 1] and within `spec.eps` of `clean` in its norm."""
+    """Raise AttackValidityError unless `adversarial` is in [0, 1] and, for a bounded attack, within `spec.eps`
+    of `clean` in its norm."""
     if adversarial.shape != clean.shape:
         raise AttackValidityError(f"{spec.name}: adversarial shape {tuple(adversarial.shape)} != {tuple(clean.shape)}")
     low, high = adversarial.min().item(), adversarial.max().item()
     if low < -tol or high > 1 + tol:
         raise AttackValidityError(f"{spec.name}: adversarial pixels leave [0, 1] (min {low:.6f}, max {high:.6f})")
-    delta = (adversarial - clean).flatten(1)
-    size = delta.abs().amax(dim=1) if spec.norm == "linf" else delta.norm(dim=1)
-    worst = size.max().item()
-    if worst > spec.eps + tol:
-        raise AttackValidityError(f"{spec.name}: perturbation {spec.norm} norm {worst:.6g} exceeds eps {spec.eps:.6g}")
+    if not spec.minimum_norm:
+        worst = perturbation_norms(clean, adversarial, spec.norm).max().item()
+        if worst > spec.eps + tol:
+            raise AttackValidityError(
+                f"{spec.name}: perturbation {spec.norm} norm {worst:.6g} exceeds eps {spec.eps:.6g}")
 
 
-def attack_batch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec,
-                 seed: int) -> torch.Tensor:
-    """Adversarial versions of `images` (N, 3, H, W) in [0, 1]; random starts drawn from `seed` alone."""
-    attack = _ATTACKS[spec.attack].build(model, spec)
+def check_attackable(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec) -> None:
+    """Preconditions: pixels in [0, 1] (normalization belongs inside the model), model in eval mode, and, for a
+    white-box attack, a non-zero input gradient of the loss."""
+    low, high = images.min().item(), images.max().item()
+    if low < 0 or high > 1:
+        raise AttackValidityError(
+            f"{spec.name}: attack inputs must be pixels in [0, 1], got [{low:.3f}, {high:.3f}]; was normalization "
+            f"applied before the attack? Models normalize inside (PixelClassifier).")
+    training = [name or "model" for name, module in model.named_modules() if module.training]
+    if training:
+        raise AttackValidityError(f"{spec.name}: the model is in train mode ({', '.join(training[:3])}); "
+                                  f"call .eval() so dropout and batch-norm do not mask the gradient")
+    if spec.white_box:
+        pixels = images.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            loss = nn.functional.cross_entropy(model(pixels), labels)
+            (gradient,) = torch.autograd.grad(loss, pixels, allow_unused=True)
+        if gradient is None or not torch.any(gradient != 0):
+            raise AttackValidityError(f"{spec.name}: the input gradient of the loss is zero; a white-box attack "
+                                      f"cannot move (is the model detached or non-differentiable?)")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackOutcome:
+    """Per sample (N,): `clean_correct`, `robust` (correct clean and not broken within eps), and the `norms` of
+    the perturbations the attack returned (pixel units, in the spec's norm)."""
+
+    adversarial: torch.Tensor
+    clean_correct: torch.Tensor
+    robust: torch.Tensor
+    norms: torch.Tensor
+
+
+def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec, seed: int,
+               n_classes: int, attack_model: nn.Module | None = None) -> AttackOutcome:
+    """Attack `images` (N, 3, H, W) in [0, 1] and score `model` on the result; random draws come from `seed`.
+
+    `attack_model` crafts the perturbation when it is not `model` (a transfer attack from a surrogate).
+    """
+    source = attack_model if attack_model is not None else model
+    check_attackable(source, images, labels, spec)
+    attack = ATTACKS[spec.attack].build(source, spec, n_classes, seed)
     torch.manual_seed(seed)
     adversarial = attack(images, labels).detach()
     check_adversarial(images, adversarial, spec)
-    return adversarial
+    with torch.no_grad():
+        clean_correct = model(images).argmax(dim=1) == labels
+        adversarial_correct = model(adversarial).argmax(dim=1) == labels
+    norms = perturbation_norms(images, adversarial, spec.norm)
+    if attack_model is None and adversarial_correct.sum() > clean_correct.sum():
+        raise AttackValidityError(f"{spec.name}: more samples are correct under attack ({int(adversarial_correct.sum())}) "
+                                  f"than clean ({int(clean_correct.sum())}) on the same images: the attack is broken")
+    moved = norms[clean_correct] > 0
+    if attack_model is None and spec.white_box and moved.numel() and not moved.any():
+        raise AttackValidityError(f"{spec.name}: the attack returned every correctly classified input unchanged")
+    survived = adversarial_correct | (norms > spec.eps + 1e-6) if spec.minimum_norm else adversarial_correct
+    return AttackOutcome(adversarial, clean_correct, clean_correct & survived, norms)

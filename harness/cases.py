@@ -12,8 +12,9 @@ from typing import Any
 from .attacks import AttackSpec, parse_attack
 from .config import ConfigError, SuiteConfig
 from .data import get_benchmark
-from .models import resolve
+from .models import ModelId, resolve
 from .shifts.corruptions import check_corruption
+from .shifts.typographic import TypographicSpec
 
 CATEGORIES = ("clean", "natural", "synthetic", "adversarial")
 
@@ -28,6 +29,8 @@ class Setting:
     corruption: str | None = None
     severity: int | None = None
     attack: AttackSpec | None = None
+    surrogate: str | None = None
+    typographic: TypographicSpec | None = None
 
     @property
     def key(self) -> str:
@@ -46,6 +49,10 @@ class Setting:
             out["corruption"] = {"name": self.corruption, "severity": self.severity}
         if self.attack is not None:
             out["attack"] = self.attack.as_dict()
+        if self.surrogate is not None:
+            out["surrogate"] = self.surrogate
+        if self.typographic is not None:
+            out["typographic"] = self.typographic.as_dict()
         return out
 
 
@@ -61,7 +68,20 @@ class Case:
         return f"{self.line}-{self.setting.name}"
 
 
-def settings_for(benchmark_name: str, config: SuiteConfig) -> list[Setting]:
+def _config_error(section: str, error: ValueError) -> ConfigError:
+    return ConfigError(f"[tool.robustness.{section}]: {error}")
+
+
+def _surrogate(model: str, benchmark: str, config: SuiteConfig) -> str | None:
+    """The first configured surrogate that is not the target itself and classifies the same benchmark."""
+    for surrogate in config.surrogates:
+        surrogate_id, family = resolve(surrogate)
+        if surrogate != model and family.benchmark(surrogate_id) == benchmark:
+            return surrogate
+    return None
+
+
+def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[Setting]:
     benchmark = get_benchmark(benchmark_name)
     clean = benchmark.clean_split
     settings = [Setting("clean", clean, clean, config.samples_for("clean"))]
@@ -72,15 +92,32 @@ def settings_for(benchmark_name: str, config: SuiteConfig) -> list[Setting]:
             try:
                 check_corruption(corruption, severity)
             except ValueError as error:
-                raise ConfigError(f"[tool.robustness.synthetic]: {error}") from None
+                raise _config_error("synthetic", error) from None
             settings.append(Setting("synthetic", f"{corruption}-{severity}", clean,
                                     config.samples_for("synthetic"), corruption=corruption, severity=severity))
     for text in config.attacks:
         try:
             spec = parse_attack(text)
         except ValueError as error:
-            raise ConfigError(f"[tool.robustness.adversarial]: {error}") from None
-        settings.append(Setting("adversarial", spec.name, clean, config.samples_for("adversarial"), attack=spec))
+            raise _config_error("adversarial", error) from None
+        settings.append(Setting("adversarial", spec.name, clean, config.samples_for("adversarial", spec.attack),
+                                attack=spec))
+    surrogate = _surrogate(model, benchmark_name, config)
+    for text in config.transfer_attacks if surrogate else ():
+        try:
+            spec = parse_attack(text)
+        except ValueError as error:
+            raise _config_error("adversarial.transfer", error) from None
+        name = f"transfer-{spec.name}-from-{ModelId.parse(surrogate).line}"
+        settings.append(Setting("adversarial", name, clean, config.samples_for("adversarial", spec.attack),
+                                attack=spec, surrogate=surrogate))
+    for text in config.typographic:
+        try:
+            spec = TypographicSpec.parse(text)
+        except ValueError as error:
+            raise _config_error("adversarial.typographic", error) from None
+        settings.append(Setting("adversarial", spec.name, clean, config.samples_for("adversarial", "typographic"),
+                                typographic=spec))
     return settings
 
 
@@ -90,7 +127,8 @@ def expand_cases(config: SuiteConfig) -> list[Case]:
     for text in config.models:
         model_id, family = resolve(text)
         benchmark = family.benchmark(model_id)
-        cases += [Case(text, model_id.line, benchmark, setting) for setting in settings_for(benchmark, config)]
+        cases += [Case(text, model_id.line, benchmark, setting)
+                  for setting in settings_for(benchmark, config, text)]
     ids = [case.id for case in cases]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

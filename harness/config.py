@@ -41,8 +41,13 @@ class SuiteConfig:
     synthetic_samples: int
     attacks: tuple[str, ...]
     adversarial_samples: int
+    attack_sample_caps: dict[str, int]
+    transfer_attacks: tuple[str, ...]
+    surrogates: tuple[str, ...]
+    typographic: tuple[str, ...]
     update_baselines: bool = False
     allow_loosen: bool = False
+    save_adversarials: Path | None = None
     max_flip_rate: float | None = None
 
     def policy_for(self, category: str, overrides: Mapping[str, Any] | None = None) -> GatePolicy:
@@ -53,10 +58,12 @@ class SuiteConfig:
             policy = policy_from_table(f"baseline gate.{category}", override, policy)
         return policy
 
-    def samples_for(self, category: str) -> int:
-        """The per-case sample cap of a category (`clean`, `natural`, `synthetic`, `adversarial`)."""
-        return {"synthetic": self.synthetic_samples, "adversarial": self.adversarial_samples}.get(
+    def samples_for(self, category: str, attack: str | None = None) -> int:
+        """The per-case sample cap of a category (`clean`, `natural`, `synthetic`, `adversarial`), lowered for
+        attacks with a cap of their own (those that loop per image)."""
+        cap = {"synthetic": self.synthetic_samples, "adversarial": self.adversarial_samples}.get(
             category, self.samples)
+        return min(cap, self.attack_sample_caps.get(attack, cap)) if attack else cap
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -143,8 +150,14 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         attacks=_str_list(source, "adversarial.attacks", adversarial.get("attacks", [])),
         adversarial_samples=min(samples, _positive_int(
             source, "adversarial.samples", adversarial.get("samples", samples))),
+        attack_sample_caps={name: _positive_int(source, f"adversarial.sample_caps.{name}", cap)
+                            for name, cap in adversarial.get("sample_caps", {}).items()},
+        transfer_attacks=_str_list(source, "adversarial.transfer", adversarial.get("transfer", [])),
+        surrogates=_str_list(source, "adversarial.surrogates", adversarial.get("surrogates", [])),
+        typographic=_str_list(source, "adversarial.typographic", adversarial.get("typographic", [])),
         update_baselines=bool(merged.get("update_baselines", False)),
         allow_loosen=bool(merged.get("allow_loosen", False)),
+        save_adversarials=Path(merged["save_adversarials"]).resolve() if merged.get("save_adversarials") else None,
         max_flip_rate=None if max_flip_rate is None else float(max_flip_rate),
     )
 

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from .attacks import attack_batch
+from .attacks import AttackSpec, run_attack
 from .cache import ArrayCache
 from .cases import Case
 from .data import EvalData, get_benchmark
@@ -16,6 +19,7 @@ from .data.base import content_sha256
 from .metrics import pm_k_correct, wilson_interval
 from .models import LoadedModel
 from .shifts.corruptions import corrupted
+from .shifts.typographic import overlay
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,7 @@ class CaseResult:
     seed: int
     batch_size: int
     duration_s: float
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -50,38 +55,83 @@ def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def predict(model: LoadedModel, images: np.ndarray, labels: np.ndarray, case: Case, seed: int,
-            batch_size: int, device: torch.device) -> np.ndarray:
-    """Predicted class indices (N,) for still images (N, H, W, 3), attacked first when the setting has an attack."""
-    attack = case.setting.attack
+def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """Predicted class indices (N,) of uint8 images (N, H, W, 3)."""
     predictions = []
-    for start in range(0, len(images), batch_size):
-        pixels = _to_pixels(images[start:start + batch_size], device)
-        if attack is not None:
-            targets = torch.from_numpy(labels[start:start + batch_size]).to(device)
-            pixels = attack_batch(model.classifier, pixels, targets, attack, seed=seed * 1_000_003 + start)
-        with torch.no_grad():
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            pixels = _to_pixels(images[start:start + batch_size], device)
             predictions.append(model.classifier(pixels).argmax(dim=1).cpu().numpy())
     return np.concatenate(predictions)
 
 
+def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, seed: int,
+           batch_size: int, device: torch.device, surrogate: LoadedModel | None = None,
+           save_to: Path | None = None) -> tuple[np.ndarray, dict]:
+    """Robust correctness (N,) under `spec` (crafted on `surrogate` when given) and summary statistics.
+
+    With `save_to`, the adversarial images are written there as an .npz for inspection: uint8 pixels (rounded,
+    so a re-evaluation of the saved file can differ slightly from the float images that were scored), with
+    labels, clean correctness and robustness per sample.
+    """
+    robust, clean, norms, adversarial = [], [], [], []
+    for start in range(0, len(images), batch_size):
+        pixels = _to_pixels(images[start:start + batch_size], device)
+        targets = torch.from_numpy(labels[start:start + batch_size]).to(device)
+        outcome = run_attack(model.classifier, pixels, targets, spec, seed=seed * 1_000_003 + start,
+                             n_classes=len(model.classnames),
+                             attack_model=surrogate.classifier if surrogate is not None else None)
+        robust.append(outcome.robust.cpu().numpy())
+        clean.append(outcome.clean_correct.cpu().numpy())
+        norms.append(outcome.norms.cpu().numpy())
+        if save_to is not None:
+            adversarial.append((outcome.adversarial.permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy())
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        tmp = save_to.with_name(save_to.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, images=np.concatenate(adversarial), labels=labels,
+                                clean_correct=np.concatenate(clean), robust=np.concatenate(robust))
+        os.replace(tmp, save_to)
+    clean_correct, all_norms = np.concatenate(clean), np.concatenate(norms)
+    stats = {"clean_accuracy": float(clean_correct.mean()),
+             "median_perturbation_norm": float(np.median(all_norms[clean_correct])) if clean_correct.any() else None}
+    return np.concatenate(robust), stats
+
+
 def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch_size: int,
-             device: torch.device) -> CaseResult:
+             device: torch.device, models: Callable[[str], LoadedModel] | None = None,
+             save_adversarials: Path | None = None) -> CaseResult:
+    """Measure `case` on `model`; `models` loads a surrogate for transfer attacks; adversarial images are saved
+    under `save_adversarials/<line>/<setting>.npz` when it is given."""
     started = time.perf_counter()
     setting = case.setting
     data: EvalData = get_benchmark(case.benchmark).load(setting.split, setting.samples, cache)
-    images = data.images
+    images, labels = data.images, data.labels
     provenance = dict(data.provenance)
+    extra: dict[str, Any] = {}
     if setting.corruption is not None:
         images = corrupted(images, provenance["sha256"], setting.corruption, setting.severity, seed, cache)
+        provenance["perturbed_sha256"] = content_sha256(images)
+    if setting.typographic is not None:
+        images, written = overlay(images, labels, model.classnames, setting.typographic, seed)
         provenance["perturbed_sha256"] = content_sha256(images)
 
     if data.is_sequence:
         n, frames = images.shape[:2]
-        flat = images.reshape(n * frames, *images.shape[2:])
-        predictions = predict(model, flat, np.repeat(data.labels, frames), case, seed, batch_size, device)
-        per_sample = pm_k_correct(predictions.reshape(n, frames) == data.labels[:, None], setting.k)
+        predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device)
+        per_sample = pm_k_correct(predictions.reshape(n, frames) == labels[:, None], setting.k)
+    elif setting.attack is not None:
+        surrogate = models(setting.surrogate) if setting.surrogate is not None else None
+        save_to = None
+        if save_adversarials is not None:
+            save_to = Path(save_adversarials) / case.line / (re.sub(r"[^A-Za-z0-9._-]", "_", setting.name) + ".npz")
+        per_sample, extra = attack(model, images, labels, setting.attack, seed, batch_size, device, surrogate,
+                                   save_to)
     else:
-        per_sample = predict(model, images, data.labels, case, seed, batch_size, device) == data.labels
+        predictions = predict(model, images, batch_size, device)
+        per_sample = predictions == labels
+        if setting.typographic is not None:
+            extra["attack_success_rate"] = float((predictions == written).mean())
     return CaseResult(case, per_sample.astype(bool), provenance, seed, batch_size,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, extra)

@@ -19,6 +19,7 @@ import torch
 from .baselines import BaselineError, baseline_entry, baseline_path, read_baseline, write_atomic
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases
+from .checks import dose_response_violations
 from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
 from .evaluate import evaluate
 from .gate import GateDecision, decide
@@ -44,6 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="with --update-baselines: allow a threshold to drop below the recorded one")
     group.addoption("--max-flip-rate", type=float, default=None, metavar="R",
                     help="also fail a case when more than this fraction of samples flipped against the baseline")
+    group.addoption("--save-adversarials", default=None, metavar="DIR",
+                    help="write each attack's adversarial images to DIR/<line>/<setting>.npz")
     group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
@@ -70,6 +73,7 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
     return {"models": option.model, "samples": option.samples, "seed": option.seed, "device": option.device,
             "batch_size": option.batch_size, "update_baselines": option.update_baselines,
             "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
+            "save_adversarials": option.save_adversarials,
             "report_dir": option.report_dir, "baselines_dir": option.baselines_dir}
 
 
@@ -124,7 +128,8 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
     def run(case: Case) -> GateDecision:
         suite = state.suite
         model = loaded_models.get(case.model)
-        result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device)
+        result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device, loaded_models.get,
+                          suite.save_adversarials)
         record = case_record(result, model.provenance)
         path = baseline_path(suite.baselines_dir, case.line)
         entry = state.baseline(path)["cases"].get(case.setting.key)
@@ -225,10 +230,14 @@ class RobustnessSession:
         if _is_worker(self.config) or not self.expected or self.config.option.collectonly:
             return
         cases, complete = self._merged_cases()
+        violations = dose_response_violations(cases)
+        if violations:
+            self.problems += ["INVALID: " + message for message in violations]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         run = {"id": self.run_id, "started": self.started, "finished": utc_now(), "argv": sys.argv[1:],
                "workers": _worker_count(self.config), "complete": complete, "device": str(self.device),
                "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
-               "git": git_commit(self.root), "versions": versions()}
+               "git": git_commit(self.root), "versions": versions(), "validity_problems": violations}
         self.report_path = write_report(build_report(run, cases), self.suite.report_dir)
         if not complete:
             self.problems.append("run INCOMPLETE: some collected cases produced no result (see 'not-run' and "

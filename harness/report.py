@@ -25,6 +25,7 @@ def case_record(result: CaseResult, model_provenance: Mapping[str, Any]) -> dict
         "seed": result.seed, "batch_size": result.batch_size,
         "n": result.n, "correct": result.correct, "accuracy": result.accuracy,
         "interval95": [round(lo, 6), round(hi, 6)], "per_sample": encode_bits(result.per_sample),
+        "metrics": dict(result.extra),
         "duration_s": round(result.duration_s, 3), "model_provenance": dict(model_provenance),
     }
 

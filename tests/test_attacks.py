@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from harness.attacks import AttackValidityError, attack_batch, check_adversarial, parse_attack
+from harness.attacks import (ATTACKS, AttackValidityError, check_adversarial, known_attacks, parse_attack,
+                             register_attack, run_attack)
 
 
 def test_parse_fraction_and_decimal_budgets():
@@ -9,11 +10,18 @@ def test_parse_fraction_and_decimal_budgets():
     assert spec.eps == pytest.approx(0.5 / 255)
     assert spec.steps == 10 and spec.alpha == pytest.approx(spec.eps / 4)
     assert spec.name == "pgd-linf-0.5/255"
-    assert parse_attack("fgsm-linf-0.01").eps == pytest.approx(0.01)
+    assert parse_attack("apgd-ce-l2-0.5").eps == pytest.approx(0.5)
+    assert parse_attack("cw-l2-0.1").minimum_norm and not parse_attack("square-linf-1/255").white_box
+
+
+def test_at_least_eleven_attack_types_are_registered():
+    assert len(ATTACKS) >= 11
+    assert {"fgsm-linf", "bim-linf", "pgd-linf", "pgd-l2", "mim-linf", "dim-linf", "cw-l2", "deepfool-l2",
+            "apgd-ce-linf", "fab-linf", "square-linf", "spsa-linf"} <= set(known_attacks())
 
 
 @pytest.mark.parametrize("text, message", [
-    ("pgd-linf", "not of the form"),
+    ("pgdlinf", "not of the form"),
     ("nope-linf-1/255", "unknown attack"),
     ("fgsm-l2-1/255", "unknown attack"),
     ("pgd-linf-x/255", "not a number"),
@@ -22,6 +30,48 @@ def test_parse_fraction_and_decimal_budgets():
 def test_bad_attack_specs_are_explained(text, message):
     with pytest.raises(ValueError, match=message):
         parse_attack(text)
+
+
+class Linear(torch.nn.Module):
+    def __init__(self, classes=4):
+        super().__init__()
+        self.layer = torch.nn.Linear(3 * 8 * 8, classes)
+        torch.nn.init.normal_(self.layer.weight, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x):
+        return self.layer(x.flatten(1))
+
+
+@pytest.fixture
+def batch():
+    images = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    model = Linear().eval().requires_grad_(False)
+    with torch.no_grad():
+        labels = model(images).argmax(1)  # every sample correct clean
+    return model, images, labels
+
+
+def test_pgd_is_seeded_stays_in_budget_and_bites(batch):
+    model, images, labels = batch
+    spec = parse_attack("pgd-linf-16/255")
+    first = run_attack(model, images, labels, spec, seed=7, n_classes=4)
+    again = run_attack(model, images, labels, spec, seed=7, n_classes=4)
+    other = run_attack(model, images, labels, spec, seed=8, n_classes=4)
+    assert torch.equal(first.adversarial, again.adversarial)
+    assert not torch.equal(first.adversarial, other.adversarial)
+    assert first.norms.max() <= spec.eps + 1e-6
+    assert first.robust.sum() < first.clean_correct.sum()
+
+
+@pytest.mark.parametrize("name", ["fgsm-linf-8/255", "bim-linf-8/255", "pgd-l2-0.5", "mim-linf-8/255",
+                                  "dim-linf-8/255", "apgd-ce-linf-8/255", "apgd-dlr-linf-8/255", "square-linf-8/255",
+                                  "spsa-linf-8/255", "cw-l2-1", "deepfool-l2-1", "fab-linf-8/255"])
+def test_every_attack_runs_within_its_contract(batch, name):
+    model, images, labels = batch
+    outcome = run_attack(model, images, labels, parse_attack(name), seed=0, n_classes=4)
+    assert outcome.robust.shape == (16,) and outcome.robust.dtype == torch.bool
+    assert outcome.robust.sum() <= outcome.clean_correct.sum()
+    assert 0 <= outcome.adversarial.min() and outcome.adversarial.max() <= 1
 
 
 def test_validity_check_fires_outside_the_ball_and_outside_pixel_range():
@@ -34,25 +84,65 @@ def test_validity_check_fires_outside_the_ball_and_outside_pixel_range():
         check_adversarial(torch.ones(1, 3, 2, 2), torch.ones(1, 3, 2, 2) + 1e-3, spec)
 
 
-class _Linear(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.layer = torch.nn.Linear(3 * 8 * 8, 4)
+@pytest.fixture
+def broken_attack():
+    """Registers a throw-away attack whose torchattacks object misbehaves as `behaviour` says."""
+    created = []
 
-    def forward(self, x):
-        return self.layer(x.flatten(1))
+    def make(behaviour):
+        class Broken:
+            def __init__(self, model, spec):
+                self.model, self.spec = model, spec
+
+            def __call__(self, images, labels):
+                if behaviour == "outside":
+                    return (images + 3 * self.spec.eps).clamp(0, 1)
+                return images.clone()
+
+        register_attack(f"broken{behaviour}", norms=("linf",))(lambda model, spec, n, seed: Broken(model, spec))
+        created.append(f"broken{behaviour}")
+        return parse_attack(f"broken{behaviour}-linf-1/255")
+
+    yield make
+    for name in created:
+        del ATTACKS[name]
 
 
-def test_pgd_is_seeded_and_stays_in_budget():
-    model = _Linear().eval()
-    images = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    labels = torch.tensor([0, 1, 2, 3, 0, 1])
-    spec = parse_attack("pgd-linf-4/255")
-    first = attack_batch(model, images, labels, spec, seed=7)
-    again = attack_batch(model, images, labels, spec, seed=7)
-    other = attack_batch(model, images, labels, spec, seed=8)
-    assert torch.equal(first, again)
-    assert not torch.equal(first, other)
-    assert (first - images).abs().max() <= spec.eps + 1e-6
-    assert not torch.equal(first, images)
+def test_a_wrapper_that_leaves_the_ball_fails(batch, broken_attack):
+    model, images, labels = batch
+    with pytest.raises(AttackValidityError, match="exceeds eps"):
+        run_attack(model, images, labels, broken_attack("outside"), seed=0, n_classes=4)
+
+
+def test_an_attack_returning_its_input_fails(batch, broken_attack):
+    model, images, labels = batch
+    with pytest.raises(AttackValidityError, match="unchanged"):
+        run_attack(model, images, labels, broken_attack("identity"), seed=0, n_classes=4)
+
+
+def test_a_model_left_in_train_mode_fails(batch):
+    model, images, labels = batch
+    with pytest.raises(AttackValidityError, match="train mode"):
+        run_attack(model.train(), images, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)
+
+
+def test_normalization_before_the_attack_fails(batch):
+    model, images, labels = batch
+    normalized = (images - 0.5) / 0.25
+    with pytest.raises(AttackValidityError, match="normalization applied before the attack"):
+        run_attack(model, normalized, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)
+
+
+def test_a_model_without_input_gradient_fails(batch):
+    _, images, labels = batch
+
+    class Detached(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Linear().eval()
+
+        def forward(self, x):
+            return self.inner(x.detach()) + 0 * x.sum()
+
+    with pytest.raises(AttackValidityError, match="gradient of the loss is zero"):
+        run_attack(Detached().eval(), images, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)

@@ -388,7 +388,7 @@ def _place(scene: _Scene, points: np.ndarray, rng: np.random.Generator | None = 
 def _draw_object(canvas: np.ndarray, scene: _Scene, rng: np.random.Generator) -> np.ndarray:
     """Draw the scene's object onto a float (IMAGE_SIZE, IMAGE_SIZE, 3) canvas, in its style."""
     parts = _SHAPES[CLASSNAMES[scene.label]]
-    if scene.style in ("sketch",):
+    if scene.style == "sketch":
         img = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
         draw = ImageDraw.Draw(img)
         width = int(rng.integers(1, 3))

@@ -31,7 +31,7 @@ class SynthCNN(nn.Module):
     returns logits (N, len(CLASSNAMES)).
     """
 
-    def __init__(self, width: int = 32, num_classes: int = len(CLASSNAMES)):
+    def __init__(self, width: int = 20, num_classes: int = len(CLASSNAMES)):
         super().__init__()
         self.width = width
         self.features = nn.Sequential(

@@ -142,7 +142,7 @@ def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, 
         schedule.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0.0, math.log(100.0))
-        if step % 25 == 0 or step == steps - 1:
+        if step % 100 == 0 or step == steps - 1:
             print(f"clip step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
     return model.eval()
 
@@ -270,12 +270,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=EMBEDDED_DIR)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-size", type=int, default=24000)
-    p.add_argument("--clip-steps", type=int, default=900)
-    p.add_argument("--cnn-steps", type=int, default=1200)
-    p.add_argument("--reference-steps", type=int, default=300)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--cnn-width", type=int, default=24)
+    p.add_argument("--train-size", type=int, default=20000)
+    p.add_argument("--clip-steps", type=int, default=1300)
+    p.add_argument("--cnn-steps", type=int, default=700)
+    p.add_argument("--reference-steps", type=int, default=200)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--clip-lr", type=float, default=1.5e-3)
     p.add_argument("--reference-width", type=int, default=12)
     return p.parse_args(argv)
 
@@ -304,12 +304,13 @@ def main(argv: list[str] | None = None) -> dict:
     walls["hard_split"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    clip = train_clip(images, labels, captions, steps=args.clip_steps, batch=args.batch, lr=2e-3, seed=args.seed)
+    clip = train_clip(images, labels, captions, steps=args.clip_steps, batch=args.batch, lr=args.clip_lr,
+                      seed=args.seed)
     save_clip(clip, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
     walls["synth_clip"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    cnn = train_cnn(images, labels, width=args.cnn_width, steps=args.cnn_steps, batch=128, lr=3e-3,
+    cnn = train_cnn(images, labels, width=SynthCNN().width, steps=args.cnn_steps, batch=128, lr=3e-3,
                     seed=args.seed + 2, name="synth-cnn")
     cnn.save(ckpt_dir / "synth-cnn.safetensors")
     walls["synth_cnn"] = time.perf_counter() - t0
@@ -324,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed, "renderer_version": RENDERER_VERSION, "torch_version": torch.__version__,
         "open_clip_version": open_clip.__version__, "threads": THREADS, "train_size": args.train_size,
         "steps": {"synth_clip": args.clip_steps, "synth_cnn": args.cnn_steps, "reference_cnn": args.reference_steps},
-        "batch": args.batch, "widths": {"synth_cnn": args.cnn_width, "reference_cnn": args.reference_width},
+        "batch": args.batch, "clip_lr": args.clip_lr,
+        "widths": {"synth_cnn": cnn.width, "reference_cnn": args.reference_width},
         "wall_time_s": {k: round(v, 1) for k, v in walls.items()},
         "hard_candidate_pool": hard["candidate_pool"],
         "chance_accuracy": 1.0 / len(CLASSNAMES),
