@@ -115,6 +115,12 @@ def robustness_config(pytestconfig: pytest.Config) -> SuiteConfig:
 
 
 @pytest.fixture(scope="session")
+def robustness_session(pytestconfig: pytest.Config) -> "RobustnessSession":
+    """This process's suite state: `suite` (SuiteConfig), `cache` (ArrayCache), `device`."""
+    return pytestconfig.stash[_STATE]
+
+
+@pytest.fixture(scope="session")
 def loaded_models(pytestconfig: pytest.Config) -> "ModelPool":
     """Each model is loaded once per worker, on first use."""
     return ModelPool(pytestconfig.stash[_STATE].device)
