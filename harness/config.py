@@ -48,6 +48,8 @@ class SuiteConfig:
     update_baselines: bool = False
     allow_loosen: bool = False
     save_adversarials: Path | None = None
+    data_root: Path | None = None
+    strict_data: bool = False
     max_flip_rate: float | None = None
 
     def policy_for(self, category: str, overrides: Mapping[str, Any] | None = None) -> GatePolicy:
@@ -158,6 +160,8 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         update_baselines=bool(merged.get("update_baselines", False)),
         allow_loosen=bool(merged.get("allow_loosen", False)),
         save_adversarials=Path(merged["save_adversarials"]).resolve() if merged.get("save_adversarials") else None,
+        data_root=(root / merged["data_root"]).resolve() if merged.get("data_root") else None,
+        strict_data=bool(merged.get("strict_data", False)),
         max_flip_rate=None if max_flip_rate is None else float(max_flip_rate),
     )
 

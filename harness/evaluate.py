@@ -55,13 +55,17 @@ def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
-    """Predicted class indices (N,) of uint8 images (N, H, W, 3)."""
+def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
+            class_subset: np.ndarray | None = None) -> np.ndarray:
+    """Predicted class indices (N,) of uint8 images (N, H, W, 3), chosen among `class_subset` when given."""
     predictions = []
+    subset = None if class_subset is None else torch.as_tensor(class_subset, device=device)
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            pixels = _to_pixels(images[start:start + batch_size], device)
-            predictions.append(model.classifier(pixels).argmax(dim=1).cpu().numpy())
+            logits = model.classifier(_to_pixels(images[start:start + batch_size], device))
+            if subset is not None:
+                logits = torch.full_like(logits, float("-inf")).index_copy_(1, subset, logits[:, subset])
+            predictions.append(logits.argmax(dim=1).cpu().numpy())
     return np.concatenate(predictions)
 
 
@@ -101,12 +105,13 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
 
 def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch_size: int,
              device: torch.device, models: Callable[[str], LoadedModel] | None = None,
-             save_adversarials: Path | None = None) -> CaseResult:
+             save_adversarials: Path | None = None, data_root: Path | None = None) -> CaseResult:
     """Measure `case` on `model`; `models` loads a surrogate for transfer attacks; adversarial images are saved
     under `save_adversarials/<line>/<setting>.npz` when it is given."""
     started = time.perf_counter()
     setting = case.setting
-    data: EvalData = get_benchmark(case.benchmark).load(setting.split, setting.samples, cache)
+    benchmark = get_benchmark(case.benchmark, data_root)
+    data: EvalData = benchmark.load(setting.split, setting.samples, cache, model.preprocess)
     images, labels = data.images, data.labels
     provenance = dict(data.provenance)
     extra: dict[str, Any] = {}
@@ -119,7 +124,8 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
 
     if data.is_sequence:
         n, frames = images.shape[:2]
-        predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device)
+        predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device,
+                              data.class_subset)
         per_sample = pm_k_correct(predictions.reshape(n, frames) == labels[:, None], setting.k)
     elif setting.attack is not None:
         surrogate = models(setting.surrogate) if setting.surrogate is not None else None
@@ -129,7 +135,7 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         per_sample, extra = attack(model, images, labels, setting.attack, seed, batch_size, device, surrogate,
                                    save_to)
     else:
-        predictions = predict(model, images, batch_size, device)
+        predictions = predict(model, images, batch_size, device, data.class_subset)
         per_sample = predictions == labels
         if setting.typographic is not None:
             extra["attack_success_rate"] = float((predictions == written).mean())

@@ -21,6 +21,7 @@ from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases
 from .checks import dose_response_violations
 from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
+from .data import DataMissingError
 from .evaluate import evaluate
 from .gate import GateDecision, decide
 from .models import LoadedModel, UnknownModelError, load_model
@@ -47,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also fail a case when more than this fraction of samples flipped against the baseline")
     group.addoption("--save-adversarials", default=None, metavar="DIR",
                     help="write each attack's adversarial images to DIR/<line>/<setting>.npz")
+    group.addoption("--data-root", default=None, metavar="DIR",
+                    help="folder holding real datasets (imagenet/val, imagenet-r, ...); see README")
+    group.addoption("--strict-data", action="store_true", default=None,
+                    help="release mode: a case whose data is missing fails instead of being reported not run")
     group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
@@ -73,7 +78,8 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
     return {"models": option.model, "samples": option.samples, "seed": option.seed, "device": option.device,
             "batch_size": option.batch_size, "update_baselines": option.update_baselines,
             "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
-            "save_adversarials": option.save_adversarials,
+            "save_adversarials": option.save_adversarials, "data_root": option.data_root,
+            "strict_data": option.strict_data,
             "report_dir": option.report_dir, "baselines_dir": option.baselines_dir}
 
 
@@ -134,8 +140,13 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
     def run(case: Case) -> GateDecision:
         suite = state.suite
         model = loaded_models.get(case.model)
-        result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device, loaded_models.get,
-                          suite.save_adversarials)
+        try:
+            result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device,
+                              loaded_models.get, suite.save_adversarials, suite.data_root)
+        except DataMissingError as missing:
+            if suite.strict_data:
+                raise
+            pytest.skip(f"not run: {missing}")
         record = case_record(result, model.provenance)
         path = baseline_path(suite.baselines_dir, case.line)
         entry = state.baseline(path)["cases"].get(case.setting.key)
@@ -229,7 +240,8 @@ class RobustnessSession:
         if report.failed and report.nodeid not in self.records:
             self.failures.setdefault(report.nodeid, _first_line(report.longreprtext))
         elif report.skipped and report.nodeid not in self.failures:
-            self.failures.setdefault(report.nodeid, "skipped: " + _first_line(report.longreprtext))
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longreprtext
+            self.failures.setdefault(report.nodeid, "skipped: " + _first_line(str(reason)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -263,10 +275,10 @@ class RobustnessSession:
         for nodeid, case_id in sorted(self.expected.items()):
             record = self.records.get(nodeid)
             if record is None:
-                complete = False
                 case = self._case_ids[case_id]
                 reason = self.failures.get(nodeid, "no result reached the controller (worker crashed or run "
                                                    "interrupted)")
+                complete = complete and reason.startswith("skipped")
                 record = {"id": case.id, "key": case.setting.key, "model": case.model, "line": case.line,
                           "benchmark": case.benchmark, "category": case.setting.category,
                           "setting": case.setting.as_dict(), "n": None, "correct": None, "accuracy": None,

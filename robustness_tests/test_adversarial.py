@@ -31,8 +31,10 @@ def test_canary_undefended_model_breaks(model_id, robustness_session, loaded_mod
         pytest.skip(f"{model_id} is not among the models of this run")
     spec, ceiling = parse_attack(CANARIES[model_id][0]), CANARIES[model_id][1]
     parsed, family = resolve(model_id)
-    data = get_benchmark(family.benchmark(parsed)).load("test", CANARY_SAMPLES, robustness_session.cache)
-    robust, stats = attack(loaded_models.get(model_id), data.images, data.labels, spec, suite.seed,
+    model = loaded_models.get(model_id)
+    benchmark = get_benchmark(family.benchmark(parsed))
+    data = benchmark.load(benchmark.clean_split, CANARY_SAMPLES, robustness_session.cache, model.preprocess)
+    robust, stats = attack(model, data.images, data.labels, spec, suite.seed,
                            suite.batch_size, robustness_session.device)
     accuracy = float(np.mean(robust))
     assert stats["clean_accuracy"] > 0.5, f"canary: {model_id} clean accuracy {stats['clean_accuracy']:.3f}"

@@ -1,17 +1,22 @@
 """Benchmark registry: a benchmark names its clean split and natural shifts and loads evaluation data."""
 from __future__ import annotations
 
-from .base import Benchmark, EvalData, NaturalShift
+from pathlib import Path
+from typing import Callable
+
+from .base import Benchmark, DataMissingError, EvalData, NaturalShift, Preprocess
 from .synth import SynthBenchmark
 
-BENCHMARKS: dict[str, Benchmark] = {"synth": SynthBenchmark()}
+# name -> factory(data_root) -> Benchmark. data_root is the --data-root folder (None when not given).
+BENCHMARKS: dict[str, Callable[[Path | None], Benchmark]] = {"synth": lambda data_root: SynthBenchmark()}
 
 
-def get_benchmark(name: str) -> Benchmark:
+def get_benchmark(name: str, data_root: Path | None = None) -> Benchmark:
     try:
-        return BENCHMARKS[name]
+        factory = BENCHMARKS[name]
     except KeyError:
         raise LookupError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}") from None
+    return factory(data_root)
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "EvalData", "NaturalShift", "get_benchmark"]
+__all__ = ["BENCHMARKS", "Benchmark", "DataMissingError", "EvalData", "NaturalShift", "Preprocess", "get_benchmark"]

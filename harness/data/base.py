@@ -10,13 +10,33 @@ import numpy as np
 from ..cache import ArrayCache
 
 
+class DataMissingError(FileNotFoundError):
+    """A dataset is absent or partial. The message names the path searched and where to obtain the data."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its pixels: resize the shorter side to `resize` with `interpolation`, then center-crop
+    `size` x `size` (the ImageNet protocol). Normalization is not here: models normalize inside."""
+
+    size: int
+    resize: int
+    interpolation: str = "bicubic"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalData:
-    """`images` uint8 (N, H, W, 3), or (N, F, H, W, 3) for frame sequences (anchor at F // 2); `labels` int64 (N,)."""
+    """`images` uint8 (N, H, W, 3), or (N, F, H, W, 3) for frame sequences (anchor at F // 2); `labels` int64 (N,)
+    indexes the model's class list. `class_subset`, when set, lists the class indices the dataset covers (as
+    ImageNet-R's 200): predictions are then restricted to them."""
 
     images: np.ndarray
     labels: np.ndarray
     provenance: dict[str, Any]
+    class_subset: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim not in (4, 5) or self.images.shape[-1] != 3:
@@ -56,5 +76,6 @@ class Benchmark(Protocol):
     clean_split: str
     natural_shifts: tuple[NaturalShift, ...]
 
-    def load(self, split: str, n: int, cache: ArrayCache) -> EvalData:
-        """The first `n` samples of `split` (class-balanced), decoded to uint8 pixels at the model input size."""
+    def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
+        """At most `n` samples of `split` (class-balanced, deterministic), decoded and preprocessed to uint8
+        pixels at `preprocess.size`; raises DataMissingError when the data is not on disk."""

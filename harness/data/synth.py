@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cache import ArrayCache
-from .base import EvalData, NaturalShift, content_sha256
+from .base import EvalData, NaturalShift, Preprocess, content_sha256
 
 DATA_SEED = 0  # the benchmark is a fixed dataset: run seeds (--seed) never change its pixels
 
@@ -24,9 +24,12 @@ class SynthBenchmark:
         NaturalShift("ytbb-pm4", "ytbb", k=4),
     )
 
-    def load(self, split: str, n: int, cache: ArrayCache) -> EvalData:
+    def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         from ..embedded import benchmark as renderer
 
+        if preprocess.size != renderer.IMAGE_SIZE:
+            raise ValueError(f"the synth benchmark is rendered at {renderer.IMAGE_SIZE} px; a model wanting "
+                             f"{preprocess.size} px cannot be evaluated on it")
         n = min(n, renderer.SPLIT_SIZES[split])
         key = {"kind": "synth-split", "renderer": renderer.RENDERER_VERSION, "split": split, "n": n,
                "seed": DATA_SEED}

@@ -10,6 +10,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..data.base import Preprocess
+
 
 class PixelClassifier(nn.Module):
     """pixels (N, 3, H, W) float in [0, 1] -> logits (N, n_classes).
@@ -77,8 +79,12 @@ class LoadedModel:
     model_id: ModelId
     classifier: PixelClassifier
     classnames: tuple[str, ...]
-    input_size: int
+    preprocess: Preprocess
     provenance: dict[str, Any]
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocess.size
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

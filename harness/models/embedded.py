@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..data.base import Preprocess
 from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
 from .registry import UnknownModelError, known_model_ids, register_family
 from .zeroshot import prompts_sha256, zero_shot_head
@@ -46,7 +47,7 @@ def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
     cfg = model.visual.preprocess_cfg
     classifier = PixelClassifier(model.visual, cfg["mean"], cfg["std"], head=head,
                                  logit_scale=model.logit_scale.exp().item()).to(device)
-    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), IMAGE_SIZE, {
+    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), Preprocess(IMAGE_SIZE, IMAGE_SIZE), {
         "architecture": "open_clip:synth-clip",
         "weights": f"embedded checkpoint {checkpoint.name}",
         "weights_sha256": sha256_file(checkpoint),
@@ -68,7 +69,7 @@ def _load_cnn(model_id: ModelId, device: torch.device) -> LoadedModel:
     network = SynthCNN()
     network.load_state_dict(load_file(str(checkpoint)))
     classifier = PixelClassifier(network, CNN_MEAN, CNN_STD).to(device)
-    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), IMAGE_SIZE, {
+    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), Preprocess(IMAGE_SIZE, IMAGE_SIZE), {
         "architecture": "harness.embedded.cnn.SynthCNN",
         "weights": f"embedded checkpoint {checkpoint.name}",
         "weights_sha256": sha256_file(checkpoint),
