@@ -14,6 +14,7 @@ from .config import ConfigError, SuiteConfig
 from .data import get_benchmark
 from .models import ModelId, resolve
 from .shifts.corruptions import check_corruption
+from .shifts.perturbations import FRAMES, SEQUENCES, TRANSFORMS
 from .shifts.typographic import TypographicSpec
 
 CATEGORIES = ("clean", "natural", "synthetic", "adversarial")
@@ -31,6 +32,8 @@ class Setting:
     attack: AttackSpec | None = None
     surrogate: str | None = None
     typographic: TypographicSpec | None = None
+    transform: str | None = None  # a whole-image shift without severity: greyscale, stylized
+    sequence: str | None = None  # an ImageNet-P-style perturbation sequence, scored by stability
 
     @property
     def key(self) -> str:
@@ -39,6 +42,8 @@ class Setting:
 
     @property
     def metric(self) -> str:
+        if self.sequence is not None:
+            return "stability"
         return "top1" if self.k is None else f"pm-{self.k}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +58,10 @@ class Setting:
             out["surrogate"] = self.surrogate
         if self.typographic is not None:
             out["typographic"] = self.typographic.as_dict()
+        if self.transform is not None:
+            out["transform"] = self.transform
+        if self.sequence is not None:
+            out["sequence"] = {"kind": self.sequence, "frames": FRAMES}
         return out
 
 
@@ -95,6 +104,15 @@ def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[S
                 raise _config_error("synthetic", error) from None
             settings.append(Setting("synthetic", f"{corruption}-{severity}", clean,
                                     config.samples_for("synthetic"), corruption=corruption, severity=severity))
+    for name in config.transforms:
+        if name not in TRANSFORMS:
+            raise ConfigError(f"[tool.robustness.synthetic]: unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
+        settings.append(Setting("synthetic", name, clean, config.samples_for("synthetic"), transform=name))
+    for kind in config.sequences:
+        if kind not in SEQUENCES:
+            raise ConfigError(f"[tool.robustness.synthetic]: unknown perturbation sequence {kind!r}; known: "
+                              f"{', '.join(SEQUENCES)}")
+        settings.append(Setting("synthetic", f"p-{kind}", clean, config.samples_for("synthetic"), sequence=kind))
     for text in config.attacks:
         try:
             spec = parse_attack(text)

@@ -38,6 +38,8 @@ class SuiteConfig:
     gate_by_category: dict[str, GatePolicy]
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
+    transforms: tuple[str, ...]
+    sequences: tuple[str, ...]
     synthetic_samples: int
     attacks: tuple[str, ...]
     adversarial_samples: int
@@ -148,6 +150,8 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         gate_by_category=by_category,
         corruptions=_str_list(source, "synthetic.corruptions", synthetic.get("corruptions", [])),
         severities=severities,
+        transforms=_str_list(source, "synthetic.transforms", synthetic.get("transforms", [])),
+        sequences=_str_list(source, "synthetic.sequences", synthetic.get("sequences", [])),
         synthetic_samples=min(samples, _positive_int(source, "synthetic.samples", synthetic.get("samples", samples))),
         attacks=_str_list(source, "adversarial.attacks", adversarial.get("attacks", [])),
         adversarial_samples=min(samples, _positive_int(

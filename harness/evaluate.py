@@ -19,6 +19,7 @@ from .data.base import content_sha256
 from .metrics import pm_k_correct, wilson_interval
 from .models import LoadedModel
 from .shifts.corruptions import corrupted
+from .shifts.perturbations import TRANSFORMS, flips, sequences
 from .shifts.typographic import overlay
 
 
@@ -121,12 +122,24 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     if setting.typographic is not None:
         images, written = overlay(images, labels, model.classnames, setting.typographic, seed)
         provenance["perturbed_sha256"] = content_sha256(images)
+    if setting.transform is not None:
+        images = TRANSFORMS[setting.transform](images, seed)
+        provenance["perturbed_sha256"] = content_sha256(images)
+    if setting.sequence is not None:
+        images = sequences(images, setting.sequence, seed)
+        provenance["perturbed_sha256"] = content_sha256(images)
 
-    if data.is_sequence:
+    if images.ndim == 5:
         n, frames = images.shape[:2]
         predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device,
-                              data.class_subset)
-        per_sample = pm_k_correct(predictions.reshape(n, frames) == labels[:, None], setting.k)
+                              data.class_subset).reshape(n, frames)
+        if setting.sequence is not None:
+            flipped = flips(predictions, setting.sequence)
+            per_sample = flipped == 0
+            extra = {"flip_probability": float(flipped.sum() / (n * (frames - 1))),
+                     "accuracy_first_frame": float((predictions[:, 0] == labels).mean())}
+        else:
+            per_sample = pm_k_correct(data.correct(predictions), setting.k)
     elif setting.attack is not None:
         surrogate = models(setting.surrogate) if setting.surrogate is not None else None
         save_to = None
@@ -136,7 +149,7 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
                                    save_to)
     else:
         predictions = predict(model, images, batch_size, device, data.class_subset)
-        per_sample = predictions == labels
+        per_sample = data.correct(predictions)
         if setting.typographic is not None:
             extra["attack_success_rate"] = float((predictions == written).mean())
     return CaseResult(case, per_sample.astype(bool), provenance, seed, batch_size,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from scipy.stats import binomtest
@@ -50,3 +51,43 @@ def pm_k_correct(frame_correct: np.ndarray, k: int) -> np.ndarray:
     if not 0 <= k <= anchor:
         raise ValueError(f"pm-{k} needs 0 <= k <= {anchor} for sequences of {frame_correct.shape[1]} frames")
     return frame_correct[:, anchor - k: anchor + k + 1].all(axis=1)
+
+
+# AlexNet's top-1 error per ImageNet-C corruption, averaged over severities 1-5, as published by Hendrycks and
+# Dietterich 2019 ("Benchmarking Neural Network Robustness to Common Corruptions and Perturbations", the
+# normalizer of mCE), with its clean ImageNet error for relative mCE. (The ImageNet testbed's own AlexNet run,
+# ../shared/reference/imagenet_testbed_top1s.csv, differs by up to 3 points: another preprocessing.)
+ALEXNET_CORRUPTION_ERROR = {
+    "gaussian_noise": 0.886428, "shot_noise": 0.894468, "impulse_noise": 0.922640, "defocus_blur": 0.819880,
+    "glass_blur": 0.826268, "motion_blur": 0.785948, "zoom_blur": 0.798360, "snow": 0.866816, "frost": 0.826572,
+    "fog": 0.819324, "brightness": 0.564592, "contrast": 0.853204, "elastic_transform": 0.646056,
+    "pixelate": 0.717840, "jpeg_compression": 0.606500,
+}
+ALEXNET_CLEAN_ERROR = 1 - 0.56522  # AlexNet "val" top-1 in ../shared/reference (ImageNet testbed): 56.522%
+
+
+def corruption_summary(accuracy: dict[str, dict[int, float]], clean_accuracy: float | None,
+                       normalize_by_alexnet: bool) -> dict[str, Any]:
+    """mCE-style summary of one model from `accuracy[corruption][severity]` (fractions).
+
+    CE_c = mean over severities of the error (unnormalized); mCE = mean over corruptions of CE_c; normalized CE_c
+    divides the summed errors by AlexNet's (ImageNet only); relative CE_c subtracts the clean error first.
+    Accuracy per severity is averaged over corruptions.
+    """
+    errors = {c: sum(1 - a for a in by_severity.values()) / len(by_severity) for c, by_severity in accuracy.items()}
+    severities = sorted({s for by_severity in accuracy.values() for s in by_severity})
+    summary: dict[str, Any] = {
+        "corruption_error": {c: round(e, 6) for c, e in sorted(errors.items())},
+        "mce_unnormalized": round(sum(errors.values()) / len(errors), 6) if errors else None,
+        "accuracy_by_severity": {str(s): round(sum(a[s] for a in accuracy.values() if s in a) /
+                                               sum(1 for a in accuracy.values() if s in a), 6) for s in severities},
+    }
+    known = [c for c in errors if c in ALEXNET_CORRUPTION_ERROR]
+    if normalize_by_alexnet and known:
+        summary["mce"] = round(sum(errors[c] / ALEXNET_CORRUPTION_ERROR[c] for c in known) / len(known), 6)
+        if clean_accuracy is not None:
+            clean_error = 1 - clean_accuracy
+            summary["relative_mce"] = round(sum(
+                (errors[c] - clean_error) / (ALEXNET_CORRUPTION_ERROR[c] - ALEXNET_CLEAN_ERROR) for c in known)
+                / len(known), 6)
+    return summary

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping
 
 from .baselines import encode_bits, write_atomic
 from .evaluate import CaseResult
+from .metrics import corruption_summary
 
 REPORT_SCHEMA_VERSION = 1
 STATUSES = ("passed", "regressed", "no-baseline", "protocol-mismatch", "recorded", "error", "not-run")
@@ -64,7 +65,24 @@ def build_report(run: Mapping[str, Any], cases: list[Mapping[str, Any]]) -> dict
             models.setdefault(case["model"], provenance)
         slim_cases.append(case)
     return {"schema_version": REPORT_SCHEMA_VERSION, "run": dict(run), "models": models, "cases": slim_cases,
-            "summary": summarize(slim_cases)}
+            "metrics": model_metrics(slim_cases), "summary": summarize(slim_cases)}
+
+
+def model_metrics(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per model, aggregates over its measured cases: the corruption summary (mCE and friends)."""
+    by_model: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        if case.get("accuracy") is None:
+            continue
+        entry = by_model.setdefault(case["model"], {"benchmark": case["benchmark"], "clean": None, "corruptions": {}})
+        corruption = case["setting"].get("corruption")
+        if corruption:
+            entry["corruptions"].setdefault(corruption["name"], {})[corruption["severity"]] = case["accuracy"]
+        elif case["category"] == "clean":
+            entry["clean"] = case["accuracy"]
+    return {model: {"corruptions": corruption_summary(entry["corruptions"], entry["clean"],
+                                                      normalize_by_alexnet=entry["benchmark"] == "imagenet")}
+            for model, entry in sorted(by_model.items()) if entry["corruptions"]}
 
 
 def write_report(report: Mapping[str, Any], directory: Path) -> Path:

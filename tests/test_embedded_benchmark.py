@@ -97,11 +97,11 @@ def test_some_train_images_carry_text():
 
 def test_draw_text_changes_pixels_and_copies():
     image = np.full((64, 64, 3), 200, np.uint8)
-    out = bm.draw_text(image, "fish", position=(4, 20), size=14, color=(0, 0, 0))
+    out = bm.draw_text(image, "fish", position=(12, 20), size=14, color=(0, 0, 0))
     assert out is not image and out.dtype == np.uint8 and out.shape == image.shape
     assert (image == 200).all()
     changed = (out != image).any(axis=2)
-    assert changed.sum() > 40 and changed[:, :4].sum() == 0
+    assert changed.sum() > 40 and changed[:, :8].sum() == 0 and changed[:16].sum() == 0
 
 
 def test_hard_split_record_consistent():

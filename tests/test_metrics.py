@@ -48,3 +48,16 @@ def test_pm_k_needs_every_frame_within_k_of_the_anchor():
     assert pm_k_correct(frames, 2).tolist() == [True, False, False, False]
     with pytest.raises(ValueError):
         pm_k_correct(frames, 3)
+
+
+def test_corruption_summary_matches_hand_computation():
+    from harness.metrics import ALEXNET_CORRUPTION_ERROR, corruption_summary
+
+    accuracy = {"fog": {1: 0.9, 2: 0.7}, "contrast": {1: 0.8, 2: 0.4}}
+    summary = corruption_summary(accuracy, clean_accuracy=0.95, normalize_by_alexnet=True)
+    assert summary["corruption_error"] == {"contrast": pytest.approx(0.4), "fog": pytest.approx(0.2)}
+    assert summary["mce_unnormalized"] == pytest.approx(0.3)
+    assert summary["accuracy_by_severity"] == {"1": pytest.approx(0.85), "2": pytest.approx(0.55)}
+    expected = (0.2 / ALEXNET_CORRUPTION_ERROR["fog"] + 0.4 / ALEXNET_CORRUPTION_ERROR["contrast"]) / 2
+    assert summary["mce"] == pytest.approx(expected, abs=1e-6)
+    assert "mce" not in corruption_summary(accuracy, 0.95, normalize_by_alexnet=False)

@@ -5,10 +5,14 @@ from pathlib import Path
 from typing import Callable
 
 from .base import Benchmark, DataMissingError, EvalData, NaturalShift, Preprocess
+from .imagenet import ImageNetBenchmark
 from .synth import SynthBenchmark
 
 # name -> factory(data_root) -> Benchmark. data_root is the --data-root folder (None when not given).
-BENCHMARKS: dict[str, Callable[[Path | None], Benchmark]] = {"synth": lambda data_root: SynthBenchmark()}
+BENCHMARKS: dict[str, Callable[[Path | None], Benchmark]] = {
+    "synth": lambda data_root: SynthBenchmark(),
+    "imagenet": lambda data_root: ImageNetBenchmark(data_root),
+}
 
 
 def get_benchmark(name: str, data_root: Path | None = None) -> Benchmark:

@@ -31,12 +31,14 @@ class Preprocess:
 class EvalData:
     """`images` uint8 (N, H, W, 3), or (N, F, H, W, 3) for frame sequences (anchor at F // 2); `labels` int64 (N,)
     indexes the model's class list. `class_subset`, when set, lists the class indices the dataset covers (as
-    ImageNet-R's 200): predictions are then restricted to them."""
+    ImageNet-R's 200): predictions are then restricted to them. `label_sets`, when set, is int64 (N, K): the
+    classes that each count as correct for sample i (as ObjectNet's), padded with -1, `labels[i]` among them."""
 
     images: np.ndarray
     labels: np.ndarray
     provenance: dict[str, Any]
     class_subset: np.ndarray | None = None
+    label_sets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim not in (4, 5) or self.images.shape[-1] != 3:
@@ -44,10 +46,16 @@ class EvalData:
                              f"{self.images.dtype} {self.images.shape}")
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"EvalData labels must be ({len(self.images)},), got {self.labels.shape}")
+        if self.label_sets is not None and (self.label_sets.ndim != 2 or len(self.label_sets) != len(self.labels)
+                                            or not (self.label_sets == self.labels[:, None]).any(axis=1).all()):
+            raise ValueError("EvalData label_sets must be (N, K) and hold each sample's label")
 
-    @property
-    def is_sequence(self) -> bool:
-        return self.images.ndim == 5
+    def correct(self, predictions: np.ndarray) -> np.ndarray:
+        """bool, shaped as `predictions` (N,) or (N, F): the prediction is the label, or in the label set."""
+        if self.label_sets is None:
+            return predictions == self.labels.reshape(-1, *[1] * (predictions.ndim - 1))
+        sets = self.label_sets.reshape(len(self.labels), *[1] * (predictions.ndim - 1), -1)
+        return (predictions[..., None] == sets).any(axis=-1)
 
 
 def content_sha256(*arrays: np.ndarray) -> str:

@@ -1,0 +1,498 @@
+"""`imagenet`: ImageNet val and its natural shifts, read from image folders under `--data-root`.
+
+Every split is one dataset folder under the data root (layouts in the loaders' docstrings). A load:
+
+1. lists the dataset's image files (extensions in IMAGE_EXTENSIONS, case-insensitive; anything else, such as
+   `.DS_Store` or `README.txt`, is ignored) and its metadata files;
+2. checks completeness against the published image count (`EXPECTED_IMAGES`, or the frames the metadata lists):
+   fewer files raise DataMissingError "partial: found X of Y". Miniature or deliberately partial trees opt out
+   with a `manifest.json` in the dataset folder, `{"expected_images": X}`, which replaces the published count;
+3. orders the samples class-balanced and deterministically (DATA_SEED): each class's samples are shuffled with a
+   generator seeded once for the dataset, then interleaved round-robin over classes in class order; the first
+   `n` samples that decode are kept;
+4. when the dataset folder holds `SHA256SUMS` (`sha256sum` output, paths relative to the folder), verifies every
+   file it lists before decoding;
+5. decodes with PIL (greyscale, palette, CMYK and RGBA converted to RGB; the format is read from the content, so
+   a PNG named .JPEG decodes), resizes the shorter side to `preprocess.resize` and center-crops
+   `preprocess.size`, as torchvision's Resize + CenterCrop do on PIL images;
+6. skips a file that does not decode (empty, truncated, not an image) and lists it in
+   `provenance["unreadable_files"]`; the next sample in the balanced order takes its place.
+
+Decoded arrays are cached through ArrayCache, keyed on the dataset, a fingerprint of its files (relative paths,
+sizes, mtimes), the preprocessing and `n`.
+
+Labels index the 1000 ImageNet classes in sorted-wnid order (open_clip's IMAGENET_CLASSNAMES order). Where a
+sample has several correct classes (ObjectNet, ImageNet-Vid-Robust, YTBB-Robust), `EvalData.label_sets` lists
+them and `labels` holds the first.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..cache import ArrayCache
+from .base import DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
+
+DATA_SEED = 0  # fixes sample selection; run seeds (--seed) never change which images are evaluated
+LOADER_VERSION = 1  # bump when decoding or selection changes, so cached arrays are recomputed
+IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp"})
+PM_K_MAX = 10  # ImageNet-Vid-Robust and YTBB-Robust sets hold frames within 10 of the anchor
+WNID = re.compile(r"n\d{8}")
+
+RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+            "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
+
+# Published image counts (frames listed in the metadata, for the video datasets).
+EXPECTED_IMAGES = {"val": 50_000, "v2": 10_000, "sketch": 50_889, "rendition": 30_000, "imagenet-a": 7_500,
+                   "objectnet": 50_000}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One evaluation sample: one image, or the frames of a sequence (anchor in the middle). `label_set` holds
+    the ImageNet indices that count as correct (the first is `EvalData.labels`); `group` is the dataset's own
+    class, the unit of class balancing."""
+
+    paths: tuple[Path, ...]
+    label_set: tuple[int, ...]
+    group: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """What a loader found: the samples, the dataset folder, the files whose content defines the data (images
+    and metadata, fingerprinted for the cache key), how many images there are and should be."""
+
+    folder: Path
+    samples: list[Sample]
+    files: list[Path]
+    n_images: int
+    expected_images: int
+    class_subset: tuple[int, ...] | None = None
+    border: int = 0  # pixels cropped from every edge before resizing
+
+
+# ---------------------------------------------------------------------------------------------- file helpers
+
+def _missing(folder: Path, what: str, source: str) -> DataMissingError:
+    return DataMissingError(f"{what} not found at {folder}; {source}")
+
+
+def _require_dir(folder: Path, source: str) -> Path:
+    if not folder.is_dir():
+        raise _missing(folder, "dataset folder", source)
+    return folder
+
+
+def _read_json(path: Path, source: str):
+    if not path.is_file():
+        raise _missing(path, "metadata file", source)
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _images(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, sorted; other files (by extension) are ignored."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def _folder_listing(folder: Path, dirs: Sequence[tuple[Path, int]], expected: int,
+                    class_subset: tuple[int, ...] | None = None) -> Listing:
+    """A listing of single-image samples from class folders, each given with its ImageNet index."""
+    samples, files = [], []
+    for directory, index in dirs:
+        images = _images(directory)
+        files += images
+        samples += [Sample((path,), (index,), index) for path in images]
+    return Listing(folder, samples, files, len(files), expected, class_subset)
+
+
+def imagenet_wnids(root: Path) -> list[str]:
+    """The 1000 ImageNet wnids in class-index order (sorted), from the class folders of `<root>/imagenet/val`,
+    else of `<root>/imagenet-sketch/sketch` (both hold all 1000)."""
+    for folder in (root / "imagenet" / "val", root / "imagenet-sketch" / "sketch"):
+        if folder.is_dir():
+            wnids = sorted(p.name for p in folder.iterdir() if p.is_dir() and WNID.fullmatch(p.name))
+            if len(wnids) != 1000:
+                raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder}")
+            return wnids
+    raise DataMissingError(
+        f"the ImageNet class list (1000 wnid folders) was not found in {root / 'imagenet' / 'val'} or "
+        f"{root / 'imagenet-sketch' / 'sketch'}; datasets labelled by wnid need one of them ({IMAGENET_SOURCE})")
+
+
+# ------------------------------------------------------------------------------------------------- loaders
+
+IMAGENET_SOURCE = ("ImageNet (ILSVRC2012) val is distributed at https://image-net.org/download after registration; "
+                   "sort the 50,000 val images into wnid folders (e.g. with the devkit's ground truth or the widely "
+                   "used valprep.sh)")
+
+
+def load_val(root: Path) -> Listing:
+    """ImageNet val: `<root>/imagenet/val/<wnid>/*.JPEG`, 1000 wnid folders, 50,000 images.
+
+    The class index is the wnid's position among the sorted wnids (the standard order). Obtain: IMAGENET_SOURCE.
+    """
+    folder = _require_dir(root / "imagenet", IMAGENET_SOURCE)
+    _require_dir(folder / "val", IMAGENET_SOURCE)
+    wnids = imagenet_wnids(root)
+    return _folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
+
+
+V2_SOURCE = ("ImageNetV2 matched-frequency: https://huggingface.co/datasets/vaishaal/ImageNetV2 "
+             "(imagenetv2-matched-frequency.tar.gz; its folder imagenetv2-matched-frequency-format-val is accepted "
+             "under either name)")
+
+
+def load_v2(root: Path) -> Listing:
+    """ImageNetV2 matched-frequency: `<root>/imagenetv2-matched-frequency/<0..999>/*.jpeg` (folders named by class
+    index; the tarball's folder name `imagenetv2-matched-frequency-format-val` is accepted too), 10,000 images.
+    Obtain: V2_SOURCE."""
+    candidates = [root / "imagenetv2-matched-frequency", root / "imagenetv2-matched-frequency-format-val"]
+    folder = next((c for c in candidates if c.is_dir()), None)
+    if folder is None:
+        raise _missing(candidates[0], "dataset folder", V2_SOURCE)
+    dirs = [(d, int(d.name)) for d in _class_dirs(folder) if d.name.isdigit() and int(d.name) < 1000]
+    return _folder_listing(folder, dirs, EXPECTED_IMAGES["v2"])
+
+
+SKETCH_SOURCE = "ImageNet-Sketch: https://github.com/HaohanWang/ImageNet-Sketch (also on the Hugging Face hub)"
+
+
+def load_sketch(root: Path) -> Listing:
+    """ImageNet-Sketch: `<root>/imagenet-sketch/sketch/<wnid>/*` (1000 wnid folders), 50,889 images.
+    Obtain: SKETCH_SOURCE."""
+    folder = _require_dir(root / "imagenet-sketch", SKETCH_SOURCE)
+    _require_dir(folder / "sketch", SKETCH_SOURCE)
+    wnids = imagenet_wnids(root)
+    dirs = [(folder / "sketch" / w, i) for i, w in enumerate(wnids) if (folder / "sketch" / w).is_dir()]
+    return _folder_listing(folder, dirs, EXPECTED_IMAGES["sketch"])
+
+
+def _wnid_subset_listing(root: Path, name: str, split: str, source: str) -> Listing:
+    """A dataset of `<root>/<name>/<wnid>/*` covering a subset of the 1000 classes: the subset is the wnid
+    folders present, set as `class_subset`; labels stay 1000-way indices."""
+    folder = _require_dir(root / name, source)
+    index = {w: i for i, w in enumerate(imagenet_wnids(root))}
+    dirs = [d for d in _class_dirs(folder) if WNID.fullmatch(d.name)]
+    unknown = [d.name for d in dirs if d.name not in index]
+    if unknown:
+        raise DataMissingError(f"{folder} holds wnid folders outside the 1000 ImageNet classes: {unknown[:5]}")
+    subset = tuple(sorted(index[d.name] for d in dirs))
+    return _folder_listing(folder, [(d, index[d.name]) for d in dirs], EXPECTED_IMAGES[split], subset)
+
+
+RENDITION_SOURCE = "ImageNet-R: https://github.com/hendrycks/imagenet-r (imagenet-r.tar)"
+IMAGENET_A_SOURCE = "ImageNet-A: https://github.com/hendrycks/natural-adv-examples (imagenet-a.tar)"
+
+
+def load_rendition(root: Path) -> Listing:
+    """ImageNet-R: `<root>/imagenet-r/<wnid>/*`, 200 wnid folders, 30,000 images; predictions are restricted to
+    the 200 classes present. The class order needs the 1000 wnids (`imagenet_wnids`). Obtain: RENDITION_SOURCE."""
+    return _wnid_subset_listing(root, "imagenet-r", "rendition", RENDITION_SOURCE)
+
+
+def load_imagenet_a(root: Path) -> Listing:
+    """ImageNet-A: `<root>/imagenet-a/<wnid>/*`, 200 wnid folders, 7,500 images; predictions are restricted to
+    the 200 classes present. The class order needs the 1000 wnids (`imagenet_wnids`). Obtain: IMAGENET_A_SOURCE."""
+    return _wnid_subset_listing(root, "imagenet-a", "imagenet-a", IMAGENET_A_SOURCE)
+
+
+OBJECTNET_SOURCE = "ObjectNet 1.0: https://objectnet.dev/download.html (objectnet-1.0.zip, password on the page)"
+
+
+def load_objectnet(root: Path) -> Listing:
+    """ObjectNet 1.0: `<root>/objectnet-1.0/images/<folder>/*.png` (313 class folders, 50,000 images) and
+    `<root>/objectnet-1.0/mappings/` as shipped:
+
+    - `folder_to_objectnet_label.json`: folder name -> ObjectNet label;
+    - `objectnet_to_imagenet_1k.json`: ObjectNet label -> "; "-separated ImageNet class names (overlapping
+      classes only: 113 of them);
+    - `imagenet_to_label_2_json.json`: ImageNet 2012 id -> that class name;
+    - `pytorch_to_imagenet_2012_id.json`: class index (sorted-wnid order) -> ImageNet 2012 id.
+
+    Only the 113 overlapping classes are evaluated. A sample's `label_set` is the ImageNet indices its ObjectNet
+    class maps to (a prediction in the set is correct); predictions are restricted to the union of those sets.
+    ObjectNet images carry a 1-pixel red border that its authors advise removing: 1 px is cropped from every
+    edge before resizing. The image count checked is that of the whole `images/` folder. Obtain: OBJECTNET_SOURCE.
+    """
+    folder = _require_dir(root / "objectnet-1.0", OBJECTNET_SOURCE)
+    images_dir = _require_dir(folder / "images", OBJECTNET_SOURCE)
+    mappings = folder / "mappings"
+    names = ["folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json", "imagenet_to_label_2_json.json",
+             "pytorch_to_imagenet_2012_id.json"]
+    folder_label, label_names, id_name, index_id = (_read_json(mappings / n, OBJECTNET_SOURCE) for n in names)
+    name_to_index = _objectnet_name_index(id_name, index_id)
+    samples, files = [], [mappings / n for n in names]
+    n_images = 0
+    for group, directory in enumerate(_class_dirs(images_dir)):
+        images = _images(directory)
+        n_images += len(images)
+        files += images
+        label = folder_label.get(directory.name)
+        if label not in label_names:
+            continue
+        label_set = tuple(sorted(name_to_index[name.strip()] for name in label_names[label].split(";")))
+        samples += [Sample((path,), label_set, group) for path in images]
+    subset = tuple(sorted({i for sample in samples for i in sample.label_set}))
+    return Listing(folder, samples, files, n_images, EXPECTED_IMAGES["objectnet"], subset, border=1)
+
+
+def _objectnet_name_index(id_name: dict, index_id: dict) -> dict[str, int]:
+    """ImageNet class name (as ObjectNet's mappings spell it) -> class index in sorted-wnid order."""
+    id_to_index = {int(imagenet_id): int(index) for index, imagenet_id in index_id.items()}
+    return {name: id_to_index[int(imagenet_id)] for imagenet_id, name in id_name.items()}
+
+
+VIDEO_SOURCE = ("ImageNet-Vid-Robust and YTBB-Robust: https://github.com/modestyachts/natural-perturbations-video "
+                "(Shankar et al., 'Do Image Classifiers Generalize Across Time?'; imagenet_vid_ytbb_robust.tar.gz)")
+
+
+def _video_listing(root: Path, name: str, kind: str, frames: int) -> Listing:
+    """ImageNet-Vid-Robust (`kind` "vid") or YTBB-Robust ("ytbb") under `<root>/<name>/`. Assumed layout (from
+    the dataset's release; stated here because this loader has not been checked against it):
+
+    - `metadata/pmsets.json`: anchor frame path -> list of neighbouring frame paths (its pm-k set);
+    - `metadata/labels.json`: anchor frame path -> list of `kind` class indices present in the anchor;
+    - `misc/imagenet_class_idx_to_<kind>_class_idx.json`: ImageNet class index -> `kind` class index, for the
+      ImageNet classes that map onto the dataset's classes;
+    - frames anywhere below the folder (e.g. `frames/...`); all paths are relative to `<root>/<name>/`.
+
+    A sequence is the anchor's set sorted by path (frame names are zero-padded, so this is temporal order) with
+    up to `frames // 2` frames either side of the anchor; a side with fewer frames is padded by repeating its edge
+    frame (the anchor when the side is empty), which leaves pm-k scores unchanged since a repeated frame is
+    already counted. k thus counts neighbouring frames in the set. `label_set` holds the ImageNet indices
+    mapped to any of the anchor's classes; predictions are restricted to all mapped ImageNet classes. The
+    completeness check counts the distinct frames the metadata lists.
+    """
+    folder = _require_dir(root / name, VIDEO_SOURCE)
+    meta = [folder / "metadata" / "pmsets.json", folder / "metadata" / "labels.json",
+            folder / "misc" / f"imagenet_class_idx_to_{kind}_class_idx.json"]
+    pmsets, labels, to_kind = (_read_json(path, VIDEO_SOURCE) for path in meta)
+    kind_to_imagenet: dict[int, list[int]] = {}
+    for imagenet_index, kind_index in to_kind.items():
+        kind_to_imagenet.setdefault(int(kind_index), []).append(int(imagenet_index))
+    listed = sorted({folder / p for anchor, others in pmsets.items() for p in [anchor, *others]})
+    present = [path for path in listed if path.is_file()]
+    samples = []
+    for anchor in sorted(pmsets):
+        classes = sorted(int(c) for c in labels.get(anchor, []))
+        label_set = tuple(sorted({i for c in classes for i in kind_to_imagenet.get(c, [])}))
+        if label_set:
+            paths = _sequence(anchor, pmsets[anchor], frames // 2)
+            samples.append(Sample(tuple(folder / p for p in paths), label_set, classes[0]))
+    subset = tuple(sorted({i for indices in kind_to_imagenet.values() for i in indices}))
+    return Listing(folder, samples, meta + present, len(present), len(listed), subset)
+
+
+def _sequence(anchor: str, neighbours: Sequence[str], half: int) -> list[str]:
+    """2 * half + 1 frame paths centred on `anchor`, edge-padded (see `_video_listing`)."""
+    ordered = sorted(set(neighbours) | {anchor})
+    at = ordered.index(anchor)
+    before, after = ordered[max(0, at - half):at], ordered[at + 1:at + 1 + half]
+    before = [(before or [anchor])[0]] * (half - len(before)) + before
+    after = after + [(after or [anchor])[-1]] * (half - len(after))
+    return before + [anchor] + after
+
+
+def _video_loader(name: str, kind: str, frames: int) -> Callable[[Path], Listing]:
+    def load(root: Path) -> Listing:
+        return _video_listing(root, name, kind, frames)
+    load.__doc__ = _video_listing.__doc__
+    return load
+
+
+LOADERS: dict[str, Callable[[Path], Listing]] = {
+    "val": load_val,
+    "v2": load_v2,
+    "sketch": load_sketch,
+    "rendition": load_rendition,
+    "imagenet-a": load_imagenet_a,
+    "objectnet": load_objectnet,
+    "vid-pm0": _video_loader("imagenet-vid-robust", "vid", 1),
+    "vid-pm10": _video_loader("imagenet-vid-robust", "vid", 2 * PM_K_MAX + 1),
+    "ytbb-pm0": _video_loader("ytbb-robust", "ytbb", 1),
+    "ytbb-pm10": _video_loader("ytbb-robust", "ytbb", 2 * PM_K_MAX + 1),
+}
+
+
+# ------------------------------------------------------------------------------------ checks and selection
+
+def check_complete(listing: Listing) -> None:
+    """Raise DataMissingError "partial: found X of Y" when fewer images are present than expected; a
+    `manifest.json` `{"expected_images": X}` in the dataset folder replaces the published count."""
+    expected = listing.expected_images
+    manifest = listing.folder / "manifest.json"
+    if manifest.is_file():
+        expected = int(json.loads(manifest.read_text(encoding="utf-8"))["expected_images"])
+    if listing.n_images < expected:
+        raise DataMissingError(
+            f"partial: found {listing.n_images} of {expected} images in {listing.folder}; complete the download, "
+            f"or, for a deliberately reduced tree, write {manifest} with {{\"expected_images\": {listing.n_images}}}")
+
+
+def verify_checksums(folder: Path) -> None:
+    """When `folder/SHA256SUMS` exists (lines `<sha256>  <relative path>`), every listed file must exist and
+    match; raises DataMissingError naming the files that do not."""
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        return
+    bad = []
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        path = folder / name.lstrip("*")
+        if not path.is_file() or _sha256(path) != digest.lower():
+            bad.append(str(path))
+    if bad:
+        raise DataMissingError(f"{len(bad)} file(s) missing or failing {sums}: {', '.join(bad[:10])}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sample]:
+    """All samples, class-balanced: each group shuffled (one generator, groups in ascending order), then taken
+    round-robin (the first of every group, then the second, ...), so any prefix is as balanced as possible."""
+    rng = np.random.default_rng(seed)
+    groups: dict[int, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    shuffled = [[members[i] for i in rng.permutation(len(members))] for _, members in sorted(groups.items())]
+    ranked = [(rank, g, s) for g, members in enumerate(shuffled) for rank, s in enumerate(members)]
+    return [s for _, _, s in sorted(ranked, key=lambda item: item[:2])]
+
+
+def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:
+    """sha256 over the files' paths relative to `folder`, sizes and modification times."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+def decode(path: Path, preprocess: Preprocess, border: int = 0) -> np.ndarray | None:
+    """uint8 (size, size, 3) pixels of the image at `path`, or None when it does not decode.
+
+    `border` pixels are cropped from every edge first; then the shorter side is resized to `preprocess.resize`
+    (the longer to int(resize * long / short), as torchvision) with `preprocess.interpolation`, and the center
+    `preprocess.size` square is cropped.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgb = image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if border:
+        rgb = rgb.crop((border, border, rgb.width - border, rgb.height - border))
+    return _resize_crop(rgb, preprocess)
+
+
+def _resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
+    width, height = image.size
+    short, long = sorted((width, height))
+    new_long = int(preprocess.resize * long / short)
+    size = (preprocess.resize, new_long) if width <= height else (new_long, preprocess.resize)
+    resized = image.resize(size, RESAMPLE[preprocess.interpolation])
+    left = int(round((resized.width - preprocess.size) / 2.0))
+    top = int(round((resized.height - preprocess.size) / 2.0))
+    return np.asarray(resized.crop((left, top, left + preprocess.size, top + preprocess.size)), dtype=np.uint8)
+
+
+def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, border: int,
+                   frames: bool) -> dict[str, np.ndarray]:
+    """The first `n` samples that decode entirely, as arrays: `images` uint8 (n, H, W, 3) or (n, F, H, W, 3)
+    when `frames`, `labels` int64 (n,), `label_sets` int64 (n, K) padded with -1, `unreadable` str (paths of
+    files that failed to decode, in the order met)."""
+    images, label_sets, unreadable = [], [], []
+    for sample in samples:
+        if len(images) == n:
+            break
+        decoded = {path: decode(path, preprocess, border) for path in dict.fromkeys(sample.paths)}
+        failed = [str(path) for path, pixels in decoded.items() if pixels is None]
+        if failed:
+            unreadable += failed
+            continue
+        stack = np.stack([decoded[path] for path in sample.paths])
+        images.append(stack if frames else stack[0])
+        label_sets.append(sample.label_set)
+    width = max((len(s) for s in label_sets), default=1)
+    padded = np.full((len(label_sets), width), -1, dtype=np.int64)
+    for row, label_set in enumerate(label_sets):
+        padded[row, :len(label_set)] = label_set
+    shape = (0, *((1,) if frames else ()), preprocess.size, preprocess.size, 3)
+    return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": padded[:, 0].copy(),
+            "label_sets": padded, "unreadable": np.array(unreadable, dtype=str)}
+
+
+# --------------------------------------------------------------------------------------------- benchmark
+
+class ImageNetBenchmark:
+    """The ImageNet benchmark: clean split `val` and its natural shifts, read from `data_root`."""
+
+    name = "imagenet"
+    clean_split = "val"
+    natural_shifts = (
+        NaturalShift("v2", "v2"),
+        NaturalShift("sketch", "sketch"),
+        NaturalShift("rendition", "rendition"),
+        NaturalShift("imagenet-a", "imagenet-a"),
+        NaturalShift("objectnet", "objectnet"),
+        NaturalShift("vid-pm0", "vid-pm0", k=0),
+        NaturalShift("vid-pm10", "vid-pm10", k=PM_K_MAX),
+        NaturalShift("ytbb-pm0", "ytbb-pm0", k=0),
+        NaturalShift("ytbb-pm10", "ytbb-pm10", k=PM_K_MAX),
+    )
+
+    def __init__(self, data_root: Path | None):
+        self.data_root = None if data_root is None else Path(data_root)
+
+    def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
+        if split not in LOADERS:
+            raise ValueError(f"unknown imagenet split {split!r}; known: {', '.join(LOADERS)}")
+        if self.data_root is None:
+            raise DataMissingError(f"the imagenet benchmark reads its data from --data-root, which is not set "
+                                   f"(split {split!r}; see harness/data/imagenet.py for the layouts)")
+        if preprocess.resize < preprocess.size:
+            raise ValueError(f"preprocess resize {preprocess.resize} is smaller than the crop {preprocess.size}")
+        listing = LOADERS[split](self.data_root)
+        check_complete(listing)
+        frames = split.startswith(("vid-", "ytbb-"))
+        key = {"kind": "imagenet-split", "version": LOADER_VERSION, "split": split, "n": n, "seed": DATA_SEED,
+               "files": files_fingerprint(listing.folder, listing.files), "preprocess": preprocess.as_dict()}
+
+        def compute() -> dict[str, np.ndarray]:
+            verify_checksums(listing.folder)
+            return decode_samples(balanced_order(listing.samples), n, preprocess, listing.border, frames)
+
+        arrays = cache.get_or_compute(key, compute)
+        subset = None if listing.class_subset is None else np.array(listing.class_subset, dtype=np.int64)
+        label_sets = arrays["label_sets"] if arrays["label_sets"].shape[1] > 1 else None
+        return EvalData(arrays["images"], arrays["labels"], {
+            "benchmark": self.name, "split": split, "n": int(len(arrays["labels"])), "seed": DATA_SEED,
+            "dataset_path": str(listing.folder), "files_sha256": key["files"], "border_crop": listing.border,
+            "unreadable_files": [str(p) for p in arrays["unreadable"]],
+            "sha256": content_sha256(arrays["images"], arrays["labels"], arrays["label_sets"]),
+        }, class_subset=subset, label_sets=label_sets)
