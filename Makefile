@@ -20,5 +20,9 @@ suite: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest tests robustness_tests -n auto $(PYTEST_ARGS)
 
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_suite.py
+
 clean-cache:
 	rm -rf .cache/robustness-gate

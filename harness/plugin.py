@@ -52,6 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder holding real datasets (imagenet/val, imagenet-r, ...); see README")
     group.addoption("--strict-data", action="store_true", default=None,
                     help="release mode: a case whose data is missing fails instead of being reported not run")
+    group.addoption("--cache-dir", default=None, metavar="DIR",
+                    help="content-addressed cache of rendered and perturbed data")
     group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
@@ -80,7 +82,7 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
             "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
             "save_adversarials": option.save_adversarials, "data_root": option.data_root,
             "strict_data": option.strict_data,
-            "report_dir": option.report_dir, "baselines_dir": option.baselines_dir}
+            "report_dir": option.report_dir, "baselines_dir": option.baselines_dir, "cache_dir": option.cache_dir}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,0 +1,106 @@
+"""Harness overhead against bare model compute, measured side by side in one run (warm, best of repeats).
+
+(a) a clean case through harness.evaluate vs a bare loop of the same model over the same preprocessed tensors;
+(b) a PGD case through harness.evaluate vs a bare torchattacks call on the same tensors;
+(c) zero-shot head construction: all prompts batched vs one class at a time.
+Prints each pair and the ratio; targets: (a) and (b) <= 1.10, (c) < 1.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import torch
+import torchattacks
+
+from harness.attacks import parse_attack
+from harness.cache import ArrayCache
+from harness.cases import Case, Setting
+from harness.data import get_benchmark
+from harness.evaluate import evaluate
+from harness.models import load_model
+from harness.models.zeroshot import zero_shot_head
+
+
+def best_of(repeats: int, function) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="embedded:synth-clip")
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--attack-samples", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    model = load_model(args.model, device)
+    rows = []
+    with TemporaryDirectory() as tmp:
+        cache = ArrayCache(Path(tmp))
+        benchmark = get_benchmark("synth")
+        data = benchmark.load("test", args.samples, cache, model.preprocess)
+        pixels = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div(255)
+        labels = torch.from_numpy(data.labels)
+        batch = 250
+
+        clean = Case(args.model, model.model_id.line, "synth", Setting("clean", "test", "test", args.samples))
+        evaluate(clean, model, cache, 0, batch, device)  # warm: data cached, kernels loaded
+
+        def bare_clean():
+            with torch.no_grad():
+                for start in range(0, len(pixels), batch):
+                    model.classifier(pixels[start:start + batch]).argmax(1)
+
+        rows.append(("(a) clean case", best_of(args.repeats, lambda: evaluate(clean, model, cache, 0, batch, device)),
+                     best_of(args.repeats, bare_clean), 1.10))
+
+        spec = parse_attack("pgd-linf-1/255")
+        attacked = Case(args.model, model.model_id.line, "synth",
+                        Setting("adversarial", spec.name, "test", args.attack_samples, attack=spec))
+        few, few_labels = pixels[:args.attack_samples], labels[:args.attack_samples]
+
+        def bare_pgd():
+            attack = torchattacks.PGD(model.classifier, eps=spec.eps, alpha=spec.alpha, steps=spec.steps)
+            for start in range(0, len(few), batch):
+                adversarial = attack(few[start:start + batch], few_labels[start:start + batch])
+                with torch.no_grad():
+                    model.classifier(adversarial).argmax(1)
+
+        rows.append(("(b) PGD-10 case", best_of(args.repeats, lambda: evaluate(attacked, model, cache, 0, batch, device)),
+                     best_of(args.repeats, bare_pgd), 1.10))
+
+    if args.model == "embedded:synth-clip":
+        import open_clip
+
+        from harness.embedded.benchmark import CLASSNAMES, TEMPLATES
+        from harness.models.embedded import EMBEDDED_DIR, _checkpoint
+
+        open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
+        clip = open_clip.create_model("synth-clip", pretrained=str(_checkpoint(model.model_id))).eval()
+        tokenizer = open_clip.get_tokenizer("synth-clip")
+
+        def per_class():
+            for name in CLASSNAMES:
+                zero_shot_head(clip.encode_text, tokenizer, [name], TEMPLATES, device)
+
+        rows.append(("(c) zero-shot head", best_of(args.repeats, lambda: zero_shot_head(
+            clip.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device)), best_of(args.repeats, per_class), 1.0))
+
+    print(f"{'measurement':<22} {'harness/batched s':>18} {'bare/per-class s':>17} {'ratio':>7} {'target':>7}")
+    for name, ours, reference, target in rows:
+        ratio = ours / reference
+        print(f"{name:<22} {ours:>18.4f} {reference:>17.4f} {ratio:>7.3f} {'<=' if target >= 1.1 else '<'}{target:>5.2f}"
+              f"  {'ok' if ratio <= target else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()

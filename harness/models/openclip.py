@@ -1,0 +1,228 @@
+"""`openclip:<NAME>@<PRETRAINED>` and `openclip:hf-hub:<org>/<repo>`: open_clip models used zero-shot on `imagenet`.
+
+`<PRETRAINED>` is a tag of `open_clip.list_pretrained()` for `<NAME>`, or a local checkpoint: `.safetensors`, or
+`.pt`/`.pth`/`.bin` loaded with `torch.load(weights_only=True)` (a pickle that would execute code is refused with
+UnsafeCheckpointError). Weights come from the local caches only, where open_clip itself puts them: the Hugging
+Face hub cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`) for tags with an `hf_hub`
+entry and for `hf-hub:` ids, else `~/.cache/clip/<file name of the tag's url>`. Nothing is downloaded: an
+uncached model fails at once with WeightsNotCachedError naming the paths searched and the command that fetches
+the weights on a connected machine.
+
+Tags trained with QuickGELU (every `openai` tag among them) are built with `force_quick_gelu=True`, whatever the
+config name says (open_clip issue 771: OpenAI weights under plain GELU lose accuracy silently); a local file is
+built as its config name says (use a `-quickgelu` config for such weights).
+
+The zero-shot head averages open_clip's own 80 OpenAI ImageNet templates over its IMAGENET_CLASSNAMES
+(`open_clip.zero_shot_metadata`). Preprocessing is the model's open_clip eval transform, which must be
+`resize_mode` "shortest" (resize the shorter side to `size`, center-crop `size`), the harness's protocol.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.base import Preprocess
+from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
+from .registry import UnknownModelError, register_family
+from .torchvision_models import LOCAL_SUFFIXES, WeightsNotCachedError, refusing_unsafe_pickles
+from .zeroshot import prompts_sha256, zero_shot_head
+
+HF_PREFIX = "hf-hub:"
+HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """A resolved checkpoint: the file to load, what it is (for provenance), the config to build it with
+    (`config`: an open_clip model name or `local-dir:<folder>`), preprocessing overrides from its tag, and
+    whether QuickGELU is forced."""
+
+    path: Path
+    description: str
+    config: str
+    preprocess: dict[str, Any]
+    quick_gelu: bool
+
+
+def imagenet_prompts() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(class names, templates as format strings) from open_clip's zero-shot metadata."""
+    from open_clip import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
+    return tuple(IMAGENET_CLASSNAMES), tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def _hf_cached(repo: str, filenames: tuple[str, ...]) -> tuple[Path | None, list[str]]:
+    """The first of `filenames` cached for `repo` (any snapshot), and the patterns searched."""
+    snapshots = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "snapshots"
+    for filename in filenames:
+        found = sorted(snapshots.glob(f"*/{filename}"))
+        if found:
+            return found[-1], []
+    return None, [str(snapshots / "*" / name) for name in filenames]
+
+
+def _not_cached(model_id: ModelId, searched: list[str], fetch: str) -> WeightsNotCachedError:
+    return WeightsNotCachedError(
+        f"{model_id}: weights not in the local cache (nothing is downloaded); searched {', '.join(searched)}. "
+        f"On a connected machine run `python -c \"import open_clip; open_clip.create_model({fetch})\"` and copy "
+        f"the cache folder to this machine (or point HF_HUB_CACHE at it)")
+
+
+def _resolve_hf(model_id: ModelId) -> Weights:
+    repo = model_id.name[len(HF_PREFIX):]
+    config, searched = _hf_cached(repo, ("open_clip_config.json",))
+    path, searched_weights = _hf_cached(repo, HF_WEIGHT_FILES)
+    if config is None or path is None:
+        raise _not_cached(model_id, searched + searched_weights, f"'{HF_PREFIX}{repo}'")
+    return Weights(path, f"{HF_PREFIX}{repo} ({path.name})", f"local-dir:{config.parent}", {}, False)
+
+
+def _tag_candidates(cfg: dict) -> list[tuple[str, tuple[str, ...]]]:
+    """(HF repo, or "" for ~/.cache/clip; file names in order of preference) where open_clip stores a tag's
+    weights: its hub repo (`org/repo/` meaning the default file; a safetensors alternative first, as open_clip
+    prefers it) and its url's file."""
+    candidates = []
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])
+        if not filename or filename == HF_WEIGHT_FILES[1]:
+            names = HF_WEIGHT_FILES
+        elif Path(filename).suffix in (".bin", ".pth"):
+            names = (str(Path(filename).with_suffix(".safetensors")), filename)
+        else:
+            names = (filename,)
+        candidates.append((repo, names))
+    if cfg.get("url"):
+        candidates.append(("", (os.path.basename(cfg["url"]),)))
+    return candidates
+
+
+def _resolve_tag(model_id: ModelId, cfg: dict) -> Weights:
+    searched: list[str] = []
+    for repo, names in _tag_candidates(cfg):
+        if repo:
+            path, missed = _hf_cached(repo, names)
+        else:
+            url_file = Path.home() / ".cache" / "clip" / names[0]
+            path, missed = (url_file, []) if url_file.is_file() else (None, [str(url_file)])
+        if path is not None:
+            return Weights(path, f"{model_id.weights} ({path.name})", model_id.name, _preprocess_keys(cfg),
+                           bool(cfg.get("quick_gelu")) or model_id.weights == "openai")
+        searched += missed
+    raise _not_cached(model_id, searched, f"'{model_id.name}', pretrained='{model_id.weights}'")
+
+
+def _preprocess_keys(cfg: dict) -> dict[str, Any]:
+    return {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
+
+
+def resolve_weights(model_id: ModelId) -> Weights:
+    """Find the checkpoint of `model_id` on disk; raises WeightsNotCachedError at once when it is not there."""
+    import open_clip
+
+    if model_id.name.startswith(HF_PREFIX):
+        return _resolve_hf(model_id)
+    if Path(model_id.weights).suffix in LOCAL_SUFFIXES:
+        path = Path(model_id.weights).expanduser().resolve()
+        return Weights(path, f"file {path}", model_id.name, {}, False)
+    return _resolve_tag(model_id, open_clip.get_pretrained_cfg(model_id.name, model_id.weights))
+
+
+def create_clip(model_id: ModelId, device: torch.device) -> tuple[torch.nn.Module, Weights]:
+    """The open_clip model of `model_id` with its weights loaded (eval mode, on `device`), and what was loaded."""
+    import open_clip
+
+    weights = resolve_weights(model_id)
+    model = open_clip.create_model(weights.config, load_weights=False, force_quick_gelu=weights.quick_gelu,
+                                   force_preprocess_cfg=weights.preprocess)
+    with refusing_unsafe_pickles(weights.path):
+        open_clip.load_checkpoint(model, str(weights.path), weights_only=True)
+    return model.to(device).eval(), weights
+
+
+def uses_quick_gelu(model: torch.nn.Module) -> bool:
+    from open_clip.transformer import QuickGELU
+    return any(isinstance(module, QuickGELU) for module in model.modules())
+
+
+def _preprocess(model_id: ModelId, cfg: dict) -> tuple[Preprocess, dict[str, Any]]:
+    size = cfg["size"] if isinstance(cfg["size"], int) else tuple(cfg["size"])
+    if cfg.get("resize_mode", "shortest") != "shortest" or not isinstance(size, int):
+        raise ValueError(f"{model_id}: open_clip preprocessing resize_mode={cfg.get('resize_mode')!r} "
+                         f"size={size!r} is not the harness's protocol (shorter side resized to a square crop)")
+    recorded = {"size": size, "resize": size, "interpolation": cfg["interpolation"],
+                "resize_mode": cfg["resize_mode"], "mean": list(cfg["mean"]), "std": list(cfg["std"])}
+    return Preprocess(size, size, cfg["interpolation"]), recorded
+
+
+@register_family("openclip")
+class OpenClipFamily:
+    def names(self) -> list[str]:
+        """`<NAME>@<tag>` of every open_clip pretrained tag whose weights are in the local cache."""
+        import open_clip
+
+        cached = []
+        for name, tag in open_clip.list_pretrained():
+            try:
+                resolve_weights(ModelId("openclip", name, tag))
+            except WeightsNotCachedError:
+                continue
+            cached.append(f"{name}@{tag}")
+        return cached
+
+    def validate(self, model_id: ModelId) -> None:
+        import open_clip
+
+        if model_id.name.startswith(HF_PREFIX):
+            if model_id.weights is not None or model_id.name.count("/") != 1:
+                raise UnknownModelError(f"{model_id}: write hf-hub models as openclip:hf-hub:<org>/<repo>")
+            return
+        if model_id.name not in open_clip.list_models():
+            raise UnknownModelError(f"{model_id}: {model_id.name!r} is not an open_clip model config "
+                                    f"(see open_clip.list_models())")
+        if model_id.weights is None:
+            raise UnknownModelError(f"{model_id}: name the weights after '@': a tag of "
+                                    f"open_clip.list_pretrained() or a checkpoint file")
+        if Path(model_id.weights).suffix in LOCAL_SUFFIXES:
+            if not Path(model_id.weights).expanduser().is_file():
+                raise UnknownModelError(f"{model_id}: checkpoint {model_id.weights} does not exist")
+        elif not open_clip.get_pretrained_cfg(model_id.name, model_id.weights):
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_id.name)) or "none"
+            raise UnknownModelError(f"{model_id}: unknown pretrained tag {model_id.weights!r}; known: {tags}")
+
+    def benchmark(self, model_id: ModelId) -> str:
+        return "imagenet"
+
+    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
+        import open_clip
+
+        model, weights = create_clip(model_id, device)
+        preprocess, recorded = _preprocess(model_id, model.visual.preprocess_cfg)
+        classnames, templates = imagenet_prompts()
+        tokenizer = open_clip.get_tokenizer(weights.config)
+        head = zero_shot_head(model.encode_text, tokenizer, classnames, templates, device)
+        classifier = PixelClassifier(model.visual, recorded["mean"], recorded["std"], head=head,
+                                     logit_scale=model.logit_scale.exp().item()).to(device)
+        return LoadedModel(model_id, classifier, classnames, preprocess, {
+            "architecture": f"open_clip:{weights.config if model_id.name.startswith(HF_PREFIX) else model_id.name}",
+            "pretrained": model_id.weights or model_id.name,
+            "weights": weights.description,
+            "weights_sha256": sha256_file(weights.path),
+            "quick_gelu": uses_quick_gelu(model),
+            "preprocess": recorded,
+            "prompts_sha256": prompts_sha256(classnames, templates),
+            "n_templates": len(templates),
+            "logit_scale": classifier.logit_scale,
+            "n_classes": len(classnames),
+        })
