@@ -6,7 +6,8 @@ Every split is one dataset folder under the data root (layouts in the loaders' d
    `.DS_Store` or `README.txt`, is ignored) and its metadata files;
 2. checks completeness against the published image count (`EXPECTED_IMAGES`, or the frames the metadata lists):
    fewer files raise DataMissingError "partial: found X of Y". Miniature or deliberately partial trees opt out
-   with a `manifest.json` in the dataset folder, `{"expected_images": X}`, which replaces the published count;
+   with a `manifest.json` in the dataset folder (the top folder of its layout, e.g. `<root>/imagenet/`),
+   `{"expected_images": X}`, which replaces the published count;
 3. orders the samples class-balanced and deterministically (DATA_SEED): each class's samples are shuffled with a
    generator seeded once for the dataset, then interleaved round-robin over classes in class order; the first
    `n` samples that decode are kept;
@@ -15,11 +16,12 @@ Every split is one dataset folder under the data root (layouts in the loaders' d
 5. decodes with PIL (greyscale, palette, CMYK and RGBA converted to RGB; the format is read from the content, so
    a PNG named .JPEG decodes), resizes the shorter side to `preprocess.resize` and center-crops
    `preprocess.size`, as torchvision's Resize + CenterCrop do on PIL images;
-6. skips a file that does not decode (empty, truncated, not an image) and lists it in
-   `provenance["unreadable_files"]`; the next sample in the balanced order takes its place.
+6. skips a file that does not decode (empty, truncated, not an image; for a frame sequence, the whole
+   sequence) and lists it in `provenance["unreadable_files"]`; the next sample in the balanced order takes its
+   place.
 
-Decoded arrays are cached through ArrayCache, keyed on the dataset, a fingerprint of its files (relative paths,
-sizes, mtimes), the preprocessing and `n`.
+Decoded arrays are cached through ArrayCache, keyed on the dataset, a fingerprint of its files (images, metadata
+and SHA256SUMS: relative paths, sizes, mtimes), the preprocessing and `n`; checksums are verified on a miss.
 
 Labels index the 1000 ImageNet classes in sorted-wnid order (open_clip's IMAGENET_CLASSNAMES order). Where a
 sample has several correct classes (ObjectNet, ImageNet-Vid-Robust, YTBB-Robust), `EvalData.label_sets` lists
@@ -244,7 +246,7 @@ def load_objectnet(root: Path) -> Listing:
         label = folder_label.get(directory.name)
         if label not in label_names:
             continue
-        label_set = tuple(sorted(name_to_index[name.strip()] for name in label_names[label].split(";")))
+        label_set = _objectnet_label_set(label, label_names[label], name_to_index, mappings)
         samples += [Sample((path,), label_set, group) for path in images]
     subset = tuple(sorted({i for sample in samples for i in sample.label_set}))
     return Listing(folder, samples, files, n_images, EXPECTED_IMAGES["objectnet"], subset, border=1)
@@ -253,7 +255,18 @@ def load_objectnet(root: Path) -> Listing:
 def _objectnet_name_index(id_name: dict, index_id: dict) -> dict[str, int]:
     """ImageNet class name (as ObjectNet's mappings spell it) -> class index in sorted-wnid order."""
     id_to_index = {int(imagenet_id): int(index) for index, imagenet_id in index_id.items()}
-    return {name: id_to_index[int(imagenet_id)] for imagenet_id, name in id_name.items()}
+    return {name: id_to_index[int(imagenet_id)] for imagenet_id, name in id_name.items()
+            if int(imagenet_id) in id_to_index}
+
+
+def _objectnet_label_set(label: str, names: str, name_to_index: dict[str, int], mappings: Path) -> tuple[int, ...]:
+    """The ImageNet indices of the "; "-separated class `names` that ObjectNet `label` maps to."""
+    wanted = [name.strip() for name in names.split(";")]
+    unknown = [name for name in wanted if name not in name_to_index]
+    if unknown:
+        raise DataMissingError(f"{mappings}: ObjectNet label {label!r} maps to ImageNet names {unknown} that "
+                               f"imagenet_to_label_2_json.json / pytorch_to_imagenet_2012_id.json do not resolve")
+    return tuple(sorted(name_to_index[name] for name in wanted))
 
 
 VIDEO_SOURCE = ("ImageNet-Vid-Robust and YTBB-Robust: https://github.com/modestyachts/natural-perturbations-video "
@@ -480,8 +493,10 @@ class ImageNetBenchmark:
         listing = LOADERS[split](self.data_root)
         check_complete(listing)
         frames = split.startswith(("vid-", "ytbb-"))
+        checksums = [path for path in [listing.folder / "SHA256SUMS"] if path.is_file()]
         key = {"kind": "imagenet-split", "version": LOADER_VERSION, "split": split, "n": n, "seed": DATA_SEED,
-               "files": files_fingerprint(listing.folder, listing.files), "preprocess": preprocess.as_dict()}
+               "files": files_fingerprint(listing.folder, listing.files + checksums),
+               "preprocess": preprocess.as_dict()}
 
         def compute() -> dict[str, np.ndarray]:
             verify_checksums(listing.folder)

@@ -140,15 +140,17 @@ def resolve_weights(model_id: ModelId) -> Weights:
 
 
 def create_clip(model_id: ModelId, device: torch.device) -> tuple[torch.nn.Module, Weights]:
-    """The open_clip model of `model_id` with its weights loaded (eval mode, on `device`), and what was loaded."""
+    """The open_clip model of `model_id` with its weights loaded by open_clip (weights_only=True; eval mode, on
+    `device`), and what was loaded. A `local-dir:` config loads the folder's checkpoint, the file resolved."""
     import open_clip
 
     weights = resolve_weights(model_id)
-    model = open_clip.create_model(weights.config, load_weights=False, force_quick_gelu=weights.quick_gelu,
-                                   force_preprocess_cfg=weights.preprocess)
+    pretrained = None if weights.config.startswith("local-dir:") else str(weights.path)
     with refusing_unsafe_pickles(weights.path):
-        open_clip.load_checkpoint(model, str(weights.path), weights_only=True)
-    return model.to(device).eval(), weights
+        model = open_clip.create_model(weights.config, pretrained=pretrained, device=device,
+                                       force_quick_gelu=weights.quick_gelu, force_preprocess_cfg=weights.preprocess,
+                                       require_pretrained=True, weights_only=True)
+    return model.eval(), weights
 
 
 def uses_quick_gelu(model: torch.nn.Module) -> bool:
@@ -157,7 +159,9 @@ def uses_quick_gelu(model: torch.nn.Module) -> bool:
 
 
 def _preprocess(model_id: ModelId, cfg: dict) -> tuple[Preprocess, dict[str, Any]]:
-    size = cfg["size"] if isinstance(cfg["size"], int) else tuple(cfg["size"])
+    size = cfg["size"]
+    if not isinstance(size, int) and len(set(size)) == 1:
+        size = int(size[0])
     if cfg.get("resize_mode", "shortest") != "shortest" or not isinstance(size, int):
         raise ValueError(f"{model_id}: open_clip preprocessing resize_mode={cfg.get('resize_mode')!r} "
                          f"size={size!r} is not the harness's protocol (shorter side resized to a square crop)")

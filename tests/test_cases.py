@@ -1,0 +1,49 @@
+import pytest
+
+from harness.cases import expand_cases
+from harness.config import ConfigError, build_config, read_pyproject_table
+
+
+@pytest.fixture
+def config(root):
+    return build_config(root, read_pyproject_table(root / "pyproject.toml"), {})
+
+
+def test_default_cases_cover_every_category_for_both_models(config):
+    cases = expand_cases(config)
+    ids = {case.id for case in cases}
+    assert len(ids) == len(cases)
+    for line in ("synth-clip", "synth-cnn"):
+        assert f"{line}-test" in ids and f"{line}-vid-pm4" in ids
+        assert sum(1 for i in ids if i.startswith(line) and i.split("-")[-1] in "12345" and "linf" not in i) >= 75
+        assert f"{line}-p-translate" in ids and f"{line}-greyscale" in ids and f"{line}-stylized" in ids
+        assert f"{line}-typographic-1x14px-white-random" in ids
+    assert "synth-clip-transfer-pgd-linf-4/255-from-synth-cnn" in ids
+    assert "synth-cnn-transfer-pgd-linf-4/255-from-synth-clip" in ids
+    attack_types = {c.setting.attack.attack for c in cases if c.setting.attack is not None}
+    assert len(attack_types) >= 11
+    assert not any("adversarial" in c.setting.name for c in cases if c.setting.category != "adversarial")
+
+
+def test_per_attack_sample_caps(config):
+    by_id = {case.id: case for case in expand_cases(config)}
+    assert by_id["synth-clip-deepfool-l2-0.1"].setting.samples == 50
+    assert by_id["synth-clip-pgd-linf-1/255"].setting.samples == 200
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"synthetic": {"corruptions": ["rain"]}}, "unknown corruption 'rain'"),
+    ({"synthetic": {"sequences": ["wobble"]}}, "unknown perturbation sequence 'wobble'"),
+    ({"synthetic": {"transforms": ["sepia"]}}, "unknown transform 'sepia'"),
+    ({"adversarial": {"attacks": ["pgd-l1-1"]}}, "unknown attack pgd-l1"),
+    ({"adversarial": {"typographic": ["huge"]}}, "typographic attack 'huge'"),
+])
+def test_bad_settings_name_the_table(tmp_path, table, message):
+    with pytest.raises(ConfigError, match=message):
+        expand_cases(build_config(tmp_path, table, {}))
+
+
+def test_a_model_line_can_be_named(tmp_path):
+    cases = expand_cases(build_config(tmp_path, {}, {"models": ["candidate=embedded:synth-cnn"]}))
+    assert {case.line for case in cases} == {"candidate"}
+    assert cases[0].id == "candidate-test"

@@ -1,0 +1,316 @@
+"""The `imagenet` benchmark's loaders on generated miniature trees with the real layouts, quirky files included."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.cache import ArrayCache
+from harness.data import DataMissingError, EvalData, Preprocess, get_benchmark
+from harness.data import imagenet
+from harness.metrics import pm_k_correct
+
+WNIDS = [f"n{i:08d}" for i in range(1000)]
+PRE = Preprocess(size=8, resize=10, interpolation="bilinear")
+COLORS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
+
+
+def write_image(path: Path, color=(120, 60, 30), size=(24, 18), mode="RGB", fmt="JPEG") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", size, color)
+    image = image.convert(mode) if mode != "RGB" else image
+    image.save(path, format=fmt, quality=95)
+    return path
+
+
+def manifest(folder: Path, count: int) -> None:
+    (folder / "manifest.json").write_text(json.dumps({"expected_images": count}))
+
+
+def class_tree(folder: Path, names, per_class=2, suffix=".JPEG"):
+    """Class folders `names` with `per_class` solid-colour images each (colour by class position)."""
+    count = 0
+    for position, name in enumerate(names):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            write_image(folder / name / f"img_{i:03d}{suffix}", COLORS[position % len(COLORS)])
+            count += 1
+    return count
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return ArrayCache(tmp_path / "cache")
+
+
+def val_tree(root: Path, with_manifest=True) -> int:
+    """ImageNet val: 1000 wnid folders (class list), images in the first 3, plus every quirk in class 0."""
+    val = root / "imagenet" / "val"
+    for wnid in WNIDS:
+        (val / wnid).mkdir(parents=True, exist_ok=True)
+    count = class_tree(val, WNIDS[:3])
+    quirks = val / WNIDS[0]
+    write_image(quirks / "grey.JPEG", (90, 90, 90), mode="L")
+    write_image(quirks / "cmyk.JPEG", (10, 200, 10), mode="CMYK")
+    write_image(quirks / "rgba.png", (10, 10, 200), mode="RGBA", fmt="PNG")
+    write_image(quirks / "png_named.JPEG", (200, 10, 200), fmt="PNG")
+    good = write_image(quirks / "truncated.JPEG", (1, 2, 3), size=(64, 64)).read_bytes()
+    (quirks / "truncated.JPEG").write_bytes(good[:len(good) // 2])
+    (quirks / "empty.JPEG").write_bytes(b"")
+    (quirks / ".DS_Store").write_bytes(b"\0\1junk")
+    (val.parent / "README.txt").write_text("not an image")
+    (quirks / "notes.txt").write_text("not an image")
+    count += 6
+    if with_manifest:
+        manifest(root / "imagenet", count)
+    return count
+
+
+def load(root, split, cache, n=100, preprocess=PRE) -> EvalData:
+    return get_benchmark("imagenet", root).load(split, n, cache, preprocess)
+
+
+def test_registered_with_its_settings():
+    benchmark = get_benchmark("imagenet", None)
+    assert benchmark.clean_split == "val"
+    names = [shift.name for shift in benchmark.natural_shifts]
+    assert names == ["v2", "sketch", "rendition", "imagenet-a", "objectnet", "vid-pm0", "vid-pm10", "ytbb-pm0",
+                     "ytbb-pm10"]
+    assert not any("adversarial" in name for name in names)
+    assert {shift.name: shift.k for shift in benchmark.natural_shifts}["vid-pm10"] == 10
+
+
+@pytest.mark.parametrize("split, folder, source", [
+    ("val", "imagenet", "image-net.org"), ("v2", "imagenetv2-matched-frequency", "ImageNetV2"),
+    ("sketch", "imagenet-sketch", "ImageNet-Sketch"), ("rendition", "imagenet-r", "imagenet-r"),
+    ("imagenet-a", "imagenet-a", "natural-adv-examples"), ("objectnet", "objectnet-1.0", "objectnet.dev"),
+    ("vid-pm0", "imagenet-vid-robust", "natural-perturbations-video"), ("ytbb-pm10", "ytbb-robust", "video"),
+])
+def test_missing_dataset_names_path_and_source(root, cache, split, folder, source):
+    root.mkdir()
+    with pytest.raises(DataMissingError, match=source) as error:
+        load(root, split, cache)
+    assert str(root / folder) in str(error.value)
+
+
+def test_no_data_root_is_data_missing(cache):
+    with pytest.raises(DataMissingError, match="--data-root"):
+        get_benchmark("imagenet", None).load("val", 10, cache, PRE)
+
+
+def test_partial_dataset_detected_unless_manifest_says_so(root, cache):
+    count = val_tree(root, with_manifest=False)
+    with pytest.raises(DataMissingError, match=f"partial: found {count} of 50000"):
+        load(root, "val", cache)
+    manifest(root / "imagenet", count + 1)
+    with pytest.raises(DataMissingError, match=f"partial: found {count} of {count + 1}"):
+        load(root, "val", cache)
+    manifest(root / "imagenet", count)
+    assert len(load(root, "val", cache).labels) > 0
+
+
+def test_val_decodes_quirky_files_and_records_unreadable_ones(root, cache):
+    val_tree(root)
+    data = load(root, "val", cache)
+    assert data.images.dtype == np.uint8 and data.images.shape == (10, 8, 8, 3)
+    assert data.labels.dtype == np.int64 and sorted(data.labels.tolist()) == [0] * 6 + [1, 1, 2, 2]
+    assert data.class_subset is None and data.label_sets is None
+    unreadable = sorted(Path(p).name for p in data.provenance["unreadable_files"])
+    assert unreadable == ["empty.JPEG", "truncated.JPEG"]
+    colours = {tuple(image[4, 4]) for image in data.images[data.labels == 0]}
+    # greyscale, CMYK, RGBA and a PNG named .JPEG all decode to RGB of about their colour
+    for expected in [(90, 90, 90), (10, 200, 10), (10, 10, 200), (200, 10, 200)]:
+        assert any(np.abs(np.subtract(c, expected, dtype=int)).max() <= 12 for c in colours), expected
+
+
+def test_selection_is_class_balanced_and_deterministic(root, cache, tmp_path):
+    val_tree(root)
+    first = load(root, "val", cache, n=3)
+    assert sorted(first.labels.tolist()) == [0, 1, 2]
+    again = load(root, "val", ArrayCache(tmp_path / "other-cache"), n=3)
+    assert np.array_equal(first.images, again.images) and first.provenance["sha256"] == again.provenance["sha256"]
+
+
+def test_decoded_arrays_come_from_the_cache_keyed_on_the_files(root, cache, monkeypatch):
+    val_tree(root)
+    first = load(root, "val", cache)
+    monkeypatch.setattr(imagenet, "decode", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    assert load(root, "val", cache).provenance == first.provenance
+    write_image(root / "imagenet" / "val" / WNIDS[1] / "img_000.JPEG", (1, 1, 1), size=(30, 18))
+    with pytest.raises(pytest.fail.Exception, match="decoded again"):
+        load(root, "val", cache)
+
+
+def test_resize_and_crop_match_torchvision():
+    from torchvision import transforms
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    for interpolation, mode in [("bicubic", transforms.InterpolationMode.BICUBIC),
+                                ("bilinear", transforms.InterpolationMode.BILINEAR)]:
+        reference = transforms.Compose([transforms.Resize(20, mode), transforms.CenterCrop(16)])(image)
+        ours = imagenet._resize_crop(image, Preprocess(16, 20, interpolation))
+        assert np.array_equal(ours, np.asarray(reference))
+
+
+def test_checksum_manifest_is_verified(root, cache):
+    val_tree(root)
+    folder = root / "imagenet"
+    target = folder / "val" / WNIDS[1] / "img_000.JPEG"
+    (folder / "SHA256SUMS").write_text(f"{imagenet._sha256(target)}  val/{WNIDS[1]}/img_000.JPEG\n")
+    load(root, "val", cache)
+    (folder / "SHA256SUMS").write_text(f"{'0' * 64}  val/{WNIDS[1]}/img_000.JPEG\n")
+    with pytest.raises(DataMissingError, match="SHA256SUMS"):
+        load(root, "val", cache)
+
+
+def test_v2_folders_are_class_indices(root, cache):
+    folder = root / "imagenetv2-matched-frequency"
+    count = class_tree(folder, ["0", "7", "999"], suffix=".jpeg")
+    manifest(folder, count)
+    data = load(root, "v2", cache)
+    assert sorted(set(data.labels.tolist())) == [0, 7, 999]
+
+
+def test_sketch_gets_its_class_list_from_its_own_folders(root, cache):
+    sketch = root / "imagenet-sketch" / "sketch"
+    for wnid in WNIDS:
+        (sketch / wnid).mkdir(parents=True)
+    count = class_tree(sketch, [WNIDS[5], WNIDS[998]], suffix=".JPEG")
+    manifest(root / "imagenet-sketch", count)
+    assert sorted(set(load(root, "sketch", cache).labels.tolist())) == [5, 998]
+
+
+@pytest.mark.parametrize("split, folder", [("rendition", "imagenet-r"), ("imagenet-a", "imagenet-a")])
+def test_rendition_and_a_set_the_class_subset_of_their_folders(root, cache, split, folder):
+    val_tree(root)
+    present = [WNIDS[3], WNIDS[42], WNIDS[700]]
+    count = class_tree(root / folder, present, suffix=".jpg")
+    (root / folder / "README.txt").write_text("stray")
+    manifest(root / folder, count)
+    data = load(root, split, cache)
+    assert data.class_subset.tolist() == [3, 42, 700]
+    assert sorted(set(data.labels.tolist())) == [3, 42, 700]  # 1000-way indices
+    manifest(root / folder, 30_000)
+    with pytest.raises(DataMissingError, match="partial"):
+        load(root, split, cache)
+
+
+def test_rendition_needs_the_imagenet_class_list(root, cache):
+    class_tree(root / "imagenet-r", [WNIDS[3]])
+    with pytest.raises(DataMissingError, match="1000 wnid folders"):
+        load(root, "rendition", cache)
+
+
+def objectnet_tree(root: Path) -> Path:
+    """Two overlapping classes (one mapping to two ImageNet classes) and one that does not overlap."""
+    folder = root / "objectnet-1.0"
+    mappings = folder / "mappings"
+    mappings.mkdir(parents=True)
+    names = {"Alarm clock": "analog clock; digital clock", "Banana": "banana"}
+    id_name = {"1": "analog clock", "2": "digital clock", "3": "banana", "4": "tench"}
+    index_id = {"409": 1, "530": 2, "954": 3, "0": 4}
+    files = {"folder_to_objectnet_label.json": {"alarm_clock": "Alarm clock", "banana": "Banana", "sock": "Sock"},
+             "objectnet_to_imagenet_1k.json": names, "imagenet_to_label_2_json.json": id_name,
+             "pytorch_to_imagenet_2012_id.json": index_id}
+    for name, content in files.items():
+        (mappings / name).write_text(json.dumps(content))
+    for position, name in enumerate(["alarm_clock", "banana", "sock"]):
+        for i in range(2):
+            path = folder / "images" / name / f"{i:04x}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.zeros((20, 20, 3), np.uint8)
+            pixels[:] = COLORS[position + 1]
+            pixels[0, :] = pixels[-1, :] = pixels[:, 0] = pixels[:, -1] = (255, 0, 0)  # the 1-pixel red border
+            Image.fromarray(pixels).save(path)
+    manifest(folder, 6)
+    return folder
+
+
+def test_objectnet_maps_classes_to_imagenet_sets_and_crops_the_border(root, cache):
+    objectnet_tree(root)
+    data = load(root, "objectnet", cache, preprocess=Preprocess(18, 18, "bilinear"))
+    assert len(data.labels) == 4  # "sock" does not overlap ImageNet
+    assert data.class_subset.tolist() == [409, 530, 954]
+    clocks = data.labels == 409
+    assert clocks.sum() == 2 and data.label_sets[clocks].tolist() == [[409, 530]] * 2
+    assert data.label_sets[~clocks].tolist() == [[954, -1]] * 2
+    # the red border is gone: 20 px minus 2 border px, resized to 18 px, shows the fill colour on every edge
+    assert (data.images[:, [0, -1], :, 0] < 100).all() and (data.images[:, :, [0, -1], 0] < 100).all()
+    assert data.provenance["border_crop"] == 1
+    # a prediction anywhere in the set counts
+    assert data.correct(np.where(clocks, 530, 954)).all()
+    assert not data.correct(np.where(clocks, 954, 409)).any()
+
+
+def video_tree(root: Path, name: str, kind: str) -> Path:
+    """Two anchors: one in the middle of 7 frames (classes 0 and 1), one at the start of 3 frames (class 2);
+    a third anchor whose class maps to no ImageNet class is dropped."""
+    folder = root / name
+    frames = {f"frames/v1/{i:06d}.JPEG": i for i in range(7)} | {f"frames/v2/{i:06d}.JPEG": 10 + i for i in range(3)}
+    frames["frames/v3/000000.JPEG"] = 20
+    for path, value in frames.items():
+        write_image(folder / path, (value * 10, 100, 100))
+    pmsets = {"frames/v1/000003.JPEG": [f"frames/v1/{i:06d}.JPEG" for i in (0, 1, 2, 4, 5, 6)],
+              "frames/v2/000000.JPEG": ["frames/v2/000001.JPEG", "frames/v2/000002.JPEG"],
+              "frames/v3/000000.JPEG": []}
+    labels = {"frames/v1/000003.JPEG": [0, 1], "frames/v2/000000.JPEG": [2], "frames/v3/000000.JPEG": [9]}
+    to_kind = {"404": 0, "405": 0, "817": 1, "11": 2}
+    (folder / "metadata").mkdir()
+    (folder / "misc").mkdir()
+    (folder / "metadata" / "pmsets.json").write_text(json.dumps(pmsets))
+    (folder / "metadata" / "labels.json").write_text(json.dumps(labels))
+    (folder / "misc" / f"imagenet_class_idx_to_{kind}_class_idx.json").write_text(json.dumps(to_kind))
+    return folder
+
+
+@pytest.mark.parametrize("name, kind", [("imagenet-vid-robust", "vid"), ("ytbb-robust", "ytbb")])
+def test_video_sets_become_padded_sequences_with_the_anchor_in_the_middle(root, cache, name, kind):
+    video_tree(root, name, kind)
+    anchors = load(root, f"{kind}-pm0", cache)
+    assert anchors.images.shape == (2, 1, 8, 8, 3)
+    data = load(root, f"{kind}-pm10", cache)
+    assert data.images.shape == (2, 21, 8, 8, 3)
+    assert data.class_subset.tolist() == [11, 404, 405, 817]
+    first = data.labels == 404
+    assert data.label_sets[first].tolist() == [[404, 405, 817]]
+    red = data.images[..., 4, 4, 0].astype(int)  # frame identity: red channel = 10 * frame value
+    expected_v1 = [0] * 8 + [10, 20, 30, 40, 50, 60] + [60] * 7  # 3 before the anchor, 3 after, edges repeated
+    expected_v2 = [100] * 11 + [110, 120] + [120] * 8  # anchor first: the anchor repeats before it
+    assert np.abs(red[first][0] - expected_v1).max() <= 3 and np.abs(red[~first][0] - expected_v2).max() <= 3
+    assert np.array_equal(anchors.images[:, 0], data.images[:, 10])
+    # pm-k: a wrong prediction 3 frames after the anchor fails pm-3 and beyond, not pm-2
+    predictions = np.where(first[:, None], 817, 11).repeat(21, axis=1)
+    predictions[first, 13] = 11
+    frame_correct = data.correct(predictions)
+    assert pm_k_correct(frame_correct, 2).all() and pm_k_correct(frame_correct, 3).tolist() == (~first).tolist()
+
+
+def test_video_frames_missing_is_partial(root, cache):
+    folder = video_tree(root, "imagenet-vid-robust", "vid")
+    (folder / "frames" / "v1" / "000006.JPEG").unlink()
+    with pytest.raises(DataMissingError, match="partial: found 10 of 11"):
+        load(root, "vid-pm10", cache)
+
+
+def test_eval_data_label_sets_must_hold_the_label():
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="label_sets"):
+        EvalData(images, np.array([1, 2]), {}, label_sets=np.array([[1, 3], [4, -1]]))
+    data = EvalData(images, np.array([1, 2]), {})
+    assert data.correct(np.array([1, 3])).tolist() == [True, False]
+    assert data.correct(np.array([[1, 1], [2, 0]])).tolist() == [[True, True], [True, False]]
+
+
+def test_objectnet_mapping_to_unknown_imagenet_names_is_reported(root, cache):
+    folder = objectnet_tree(root)
+    mapping = folder / "mappings" / "objectnet_to_imagenet_1k.json"
+    mapping.write_text(json.dumps({"Banana": "plantain"}))
+    with pytest.raises(DataMissingError, match="plantain"):
+        load(root, "objectnet", cache)
