@@ -116,9 +116,18 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     images, labels = data.images, data.labels
     provenance = dict(data.provenance)
     extra: dict[str, Any] = {}
-    if setting.corruption is not None:
+    on_disk = None
+    if setting.corruption is not None and hasattr(benchmark, "load_corrupted"):
+        on_disk = benchmark.load_corrupted(setting.corruption, setting.severity, setting.samples, cache,
+                                           model.preprocess)
+    if on_disk is not None:
+        data, images, labels = on_disk, on_disk.images, on_disk.labels
+        provenance["perturbed_sha256"] = on_disk.provenance["sha256"]
+        provenance["corrupted_source"] = on_disk.provenance["dataset_path"]
+    elif setting.corruption is not None:
         images = corrupted(images, provenance["sha256"], setting.corruption, setting.severity, seed, cache)
         provenance["perturbed_sha256"] = content_sha256(images)
+        provenance["corrupted_source"] = "in memory (imagecorruptions)"
     if setting.typographic is not None:
         images, written = overlay(images, labels, model.classnames, setting.typographic, seed)
         provenance["perturbed_sha256"] = content_sha256(images)

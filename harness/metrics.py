@@ -70,24 +70,27 @@ def corruption_summary(accuracy: dict[str, dict[int, float]], clean_accuracy: fl
                        normalize_by_alexnet: bool) -> dict[str, Any]:
     """mCE-style summary of one model from `accuracy[corruption][severity]` (fractions).
 
-    CE_c = mean over severities of the error (unnormalized); mCE = mean over corruptions of CE_c; normalized CE_c
-    divides the summed errors by AlexNet's (ImageNet only); relative CE_c subtracts the clean error first.
-    Accuracy per severity is averaged over corruptions.
+    CE_c = mean over severities of the error (unnormalized), for every corruption given; the mCE values average over
+    the 15 benchmark corruptions only (the 4 validation corruptions are held out, as in ImageNet-C); normalized
+    CE_c divides by AlexNet's (ImageNet only); relative CE_c subtracts the clean error first. Accuracy per severity
+    is averaged over the benchmark corruptions.
     """
-    errors = {c: sum(1 - a for a in by_severity.values()) / len(by_severity) for c, by_severity in accuracy.items()}
+    all_errors = {c: sum(1 - a for a in by_severity.values()) / len(by_severity)
+                  for c, by_severity in accuracy.items()}
+    errors = {c: e for c, e in all_errors.items() if c in ALEXNET_CORRUPTION_ERROR}
+    accuracy = {c: a for c, a in accuracy.items() if c in ALEXNET_CORRUPTION_ERROR}
     severities = sorted({s for by_severity in accuracy.values() for s in by_severity})
     summary: dict[str, Any] = {
-        "corruption_error": {c: round(e, 6) for c, e in sorted(errors.items())},
+        "corruption_error": {c: round(e, 6) for c, e in sorted(all_errors.items())},
         "mce_unnormalized": round(sum(errors.values()) / len(errors), 6) if errors else None,
         "accuracy_by_severity": {str(s): round(sum(a[s] for a in accuracy.values() if s in a) /
                                                sum(1 for a in accuracy.values() if s in a), 6) for s in severities},
     }
-    known = [c for c in errors if c in ALEXNET_CORRUPTION_ERROR]
-    if normalize_by_alexnet and known:
-        summary["mce"] = round(sum(errors[c] / ALEXNET_CORRUPTION_ERROR[c] for c in known) / len(known), 6)
+    if normalize_by_alexnet and errors:
+        summary["mce"] = round(sum(e / ALEXNET_CORRUPTION_ERROR[c] for c, e in errors.items()) / len(errors), 6)
         if clean_accuracy is not None:
             clean_error = 1 - clean_accuracy
             summary["relative_mce"] = round(sum(
-                (errors[c] - clean_error) / (ALEXNET_CORRUPTION_ERROR[c] - ALEXNET_CLEAN_ERROR) for c in known)
-                / len(known), 6)
+                (e - clean_error) / (ALEXNET_CORRUPTION_ERROR[c] - ALEXNET_CLEAN_ERROR) for c, e in errors.items())
+                / len(errors), 6)
     return summary

@@ -12,7 +12,7 @@ from harness.models.embedded import CHECKPOINTS
 @pytest.mark.parametrize("text, message", [
     ("embedded:nope", "unknown embedded model"),
     ("nope:model", "unknown model family 'nope'"),
-    ("synth-clip", "not of the form family:name"),
+    ("synth-clip", r"not of the form \[line=\]family:name"),
 ])
 def test_unknown_ids_list_the_known_ones(text, message):
     with pytest.raises(UnknownModelError, match=message) as error:

@@ -314,3 +314,17 @@ def test_objectnet_mapping_to_unknown_imagenet_names_is_reported(root, cache):
     mapping.write_text(json.dumps({"Banana": "plantain"}))
     with pytest.raises(DataMissingError, match="plantain"):
         load(root, "objectnet", cache)
+
+
+def test_imagenet_c_is_read_from_disk_when_present(root, cache):
+    folder = root / "imagenet-c" / "fog" / "3"
+    for wnid in WNIDS:
+        (folder / wnid).mkdir(parents=True, exist_ok=True)
+    manifest(folder, class_tree(folder, WNIDS[:2], per_class=2))
+    benchmark = get_benchmark("imagenet", root)
+    data = benchmark.load_corrupted("fog", 3, 100, cache, PRE)
+    assert data.images.shape == (4, PRE.size, PRE.size, 3)
+    assert sorted(data.labels.tolist()) == [0, 0, 1, 1]
+    assert data.provenance["dataset_path"] == str(folder)
+    assert benchmark.load_corrupted("fog", 4, 100, cache, PRE) is None  # absent: corrupt in memory instead
+    assert get_benchmark("imagenet", None).load_corrupted("fog", 3, 100, cache, PRE) is None

@@ -153,6 +153,23 @@ def load_val(root: Path) -> Listing:
     return _folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 
 
+IMAGENET_C_SOURCE = ("ImageNet-C (Hendrycks and Dietterich 2019): https://zenodo.org/record/2235448 (noise, blur, "
+                     "weather and digital tars; extra.tar holds the 4 validation corruptions)")
+
+
+def load_imagenet_c(root: Path, corruption: str, severity: int) -> Listing | None:
+    """Pre-rendered ImageNet-C: `<root>/imagenet-c/<corruption>/<severity>/<wnid>/*.JPEG`, 1000 wnid folders,
+    50,000 images of 224x224 per (corruption, severity); None when that folder is absent. Obtain:
+    IMAGENET_C_SOURCE."""
+    folder = root / "imagenet-c" / corruption / str(severity)
+    if not folder.is_dir():
+        return None
+    wnids = sorted(p.name for p in _class_dirs(folder) if WNID.fullmatch(p.name))
+    if len(wnids) != 1000:
+        raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder} ({IMAGENET_C_SOURCE})")
+    return _folder_listing(folder, [(folder / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
+
+
 V2_SOURCE = ("ImageNetV2 matched-frequency: https://huggingface.co/datasets/vaishaal/ImageNetV2 "
              "(imagenetv2-matched-frequency.tar.gz; its folder imagenetv2-matched-frequency-format-val is accepted "
              "under either name)")
@@ -490,9 +507,25 @@ class ImageNetBenchmark:
                                    f"(split {split!r}; see harness/data/imagenet.py for the layouts)")
         if preprocess.resize < preprocess.size:
             raise ValueError(f"preprocess resize {preprocess.resize} is smaller than the crop {preprocess.size}")
-        listing = LOADERS[split](self.data_root)
+        return self._read(split, LOADERS[split](self.data_root), n, cache, preprocess,
+                          frames=split.startswith(("vid-", "ytbb-")))
+
+    def load_corrupted(self, corruption: str, severity: int, n: int, cache: ArrayCache,
+                       preprocess: Preprocess) -> EvalData | None:
+        """Pre-rendered ImageNet-C from disk (preferred, as its authors advise, over corrupting in memory), or
+        None when `<data_root>/imagenet-c/<corruption>/<severity>` is absent. Its 224 px crops are only resized
+        to the model's input size, never re-cropped."""
+        if self.data_root is None:
+            return None
+        listing = load_imagenet_c(self.data_root, corruption, severity)
+        if listing is None:
+            return None
+        return self._read(f"imagenet-c/{corruption}/{severity}", listing, n, cache,
+                          Preprocess(preprocess.size, preprocess.size, preprocess.interpolation), frames=False)
+
+    def _read(self, split: str, listing: "Listing", n: int, cache: ArrayCache, preprocess: Preprocess,
+              frames: bool) -> EvalData:
         check_complete(listing)
-        frames = split.startswith(("vid-", "ytbb-"))
         checksums = [path for path in [listing.folder / "SHA256SUMS"] if path.is_file()]
         key = {"kind": "imagenet-split", "version": LOADER_VERSION, "split": split, "n": n, "seed": DATA_SEED,
                "files": files_fingerprint(listing.folder, listing.files + checksums),
