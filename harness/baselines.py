@@ -57,17 +57,36 @@ _CASE_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def _check_case(path: Path, key: str, entry: Any) -> None:
-    where = f"{path}: cases[{key!r}]"
-    if not isinstance(entry, dict):
-        raise BaselineError(f"{where} must be an object, got {type(entry).__name__}")
-    for field, types in _CASE_FIELDS.items():
+_SEEDED_FIELDS: dict[str, tuple[type, ...]] = {
+    "seeded_from": (str,), "setting": (dict,), "accuracy": (int, float), "threshold": (int, float), "policy": (dict,),
+}
+
+
+def is_seeded(entry: Mapping[str, Any]) -> bool:
+    """A case entry seeded from a published figure (see harness.seeding) rather than measured here."""
+    return "seeded_from" in entry
+
+
+def _check_fields(where: str, entry: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]) -> None:
+    for field, types in fields.items():
         if field not in entry:
             raise BaselineError(f"{where} is missing key '{field}'")
         value = entry[field]
         if isinstance(value, bool) or not isinstance(value, types):
             raise BaselineError(f"{where}['{field}'] must be {' or '.join(t.__name__ for t in types)}, "
                                 f"got {value!r:.60}")
+
+
+def _check_case(path: Path, key: str, entry: Any) -> None:
+    where = f"{path}: cases[{key!r}]"
+    if not isinstance(entry, dict):
+        raise BaselineError(f"{where} must be an object, got {type(entry).__name__}")
+    if is_seeded(entry):
+        _check_fields(where, entry, _SEEDED_FIELDS)
+        if not 0 <= entry["accuracy"] <= 1 or not 0 <= entry["threshold"] <= 1:
+            raise BaselineError(f"{where}: 'accuracy' and 'threshold' must be in [0, 1]")
+        return
+    _check_fields(where, entry, _CASE_FIELDS)
     if not 0 <= entry["correct"] <= entry["n"] or entry["n"] < 1:
         raise BaselineError(f"{where}: needs 0 <= correct <= n and n >= 1, got correct={entry['correct']}, "
                             f"n={entry['n']}")

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .baselines import decode_bits
+from .baselines import decode_bits, is_seeded
 from .metrics import mcnemar_worse_p
 
 PROTOCOL_FIELDS = ("setting", "data_sha256", "seed")
@@ -51,6 +51,18 @@ def flips(now: np.ndarray, before: np.ndarray) -> dict[str, int]:
     return {"to_wrong": int((before & ~now).sum()), "to_right": int((~before & now).sum())}
 
 
+def _decide_seeded(record: Mapping[str, Any], entry: Mapping[str, Any], max_flip_rate: float | None) -> GateDecision:
+    """Unpaired: a published figure has neither per-sample outcomes nor a data hash to guard the protocol."""
+    accuracy, threshold = record["accuracy"], entry["threshold"]
+    lo, hi = record["interval95"]
+    summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={record['n']}; baseline {entry['accuracy']:.4f} "
+               f"seeded from {entry['seeded_from']} (published, not measured here), threshold {threshold:.4f}")
+    if accuracy < threshold:
+        return GateDecision("regressed", f"{record['id']}: REGRESSION (accuracy below threshold): {summary}",
+                            entry["accuracy"], threshold)
+    return GateDecision("passed", f"{record['id']}: {summary}", entry["accuracy"], threshold)
+
+
 def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_file: str,
            record_command: str, max_flip_rate: float | None = None) -> GateDecision:
     """Gate a measured case record against its baseline `entry` (None when the baseline has no such case)."""
@@ -60,6 +72,8 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
             f"{record['id']}: no baseline for case {record['key']!r} in {baseline_file} "
             f"(measured accuracy {accuracy:.4f}, n={n}). Record one with `{record_command}`, "
             f"review the diff and commit {baseline_file}."))
+    if is_seeded(entry):
+        return _decide_seeded(record, entry, max_flip_rate)
     differ = protocol_differences(record, entry)
     if differ:
         return GateDecision("protocol-mismatch", (

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from .baselines import BaselineError, baseline_entry, baseline_path, read_baseline, write_atomic
+from .baselines import BaselineError, baseline_entry, baseline_path, is_seeded, read_baseline, write_atomic
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases
 from .checks import dose_response_violations
@@ -307,6 +307,9 @@ class RobustnessSession:
                     changes.append(f"{line} {case['key']}: new, accuracy {case['accuracy']:.4f} "
                                    f"[{case['interval95'][0]:.4f}, {case['interval95'][1]:.4f}], "
                                    f"threshold {entry['threshold']:.4f}")
+                elif is_seeded(previous):
+                    changes.append(f"{line} {case['key']}: seeded {previous['accuracy']:.4f} -> measured "
+                                   f"{entry['accuracy']:.4f}, threshold {entry['threshold']:.4f}")
                 else:
                     if entry["threshold"] < previous["threshold"] - 1e-9:
                         loosened.append(f"{line} {case['key']}: threshold {previous['threshold']:.4f} -> "

@@ -41,8 +41,10 @@ class PixelClassifier(nn.Module):
 class ModelId:
     """`[line=]family:name[@weights]`, e.g. `embedded:synth-clip` or `my-clip=openclip:ViT-B-32@rc2.pt`.
 
-    The model line names the baseline file a model is gated against (`baselines/<line>.json`): by default the
-    model name, so new weights of the same architecture are gated against what their predecessor recorded.
+    The model line names the baseline file a model is gated against (`baselines/<line>.json`). By default it is
+    the model name, with a pretrained tag appended (`openclip:ViT-B-32@openai` -> `ViT-B-32-openai`); weights
+    given as a file keep the bare name, so a candidate checkpoint of an architecture is gated against what its
+    predecessor recorded. `line=` names it explicitly.
     """
 
     family: str
@@ -69,7 +71,11 @@ class ModelId:
     @property
     def line(self) -> str:
         """The model line: the name its baselines are kept under (`baselines/<line>.json`)."""
-        return self.explicit_line or re.sub(r"[^A-Za-z0-9._-]", "-", self.name)
+        if self.explicit_line:
+            return self.explicit_line
+        is_file = self.weights is not None and ("/" in self.weights or "." in self.weights)
+        tag = "" if self.weights is None or is_file else f"-{self.weights}"
+        return re.sub(r"[^A-Za-z0-9._-]", "-", self.name + tag)
 
 
 @dataclasses.dataclass(frozen=True)
