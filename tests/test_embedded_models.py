@@ -30,7 +30,7 @@ def test_clip_loads_through_open_clip_factory(test_images):
     assert tokenizer(["a photo of a fish."]).shape == (1, 16)
     with torch.no_grad():
         predictions = clip_predictor(model, tokenizer)(test_images.images)
-    assert (predictions == test_images.labels).mean() > 0.7
+    assert (predictions == test_images.labels).mean() > 0.5  # chance is 0.1
 
 
 def test_synth_cnn_checkpoint_matches_default_architecture(test_images):

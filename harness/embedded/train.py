@@ -117,11 +117,14 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, ...], *, steps: int,
-               batch: int, lr: float, seed: int) -> torch.nn.Module:
-    """Contrastive training; captions of the same class are soft positives."""
+               batch: int, lr: float, seed: int, init: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """Contrastive training (one warm-up + cosine cycle) from scratch or from ``init``
+    (a state_dict); captions of the same class are soft positives."""
     register_clip_config()
     torch.manual_seed(seed)
     model = open_clip.create_model(CLIP_MODEL_NAME)
+    if init is not None:
+        model.load_state_dict(init)
     tokens = open_clip.get_tokenizer(CLIP_MODEL_NAME)(list(captions))
     optimizer = make_optimizer(model, lr, weight_decay=0.05)
     schedule = cosine_schedule(optimizer, steps, warmup=max(1, steps // 20))
@@ -272,6 +275,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-size", type=int, default=20000)
     p.add_argument("--clip-steps", type=int, default=1300)
+    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400],
+                   help="steps of each further cosine cycle (warm restart from the previous cycle's weights)")
     p.add_argument("--cnn-steps", type=int, default=700)
     p.add_argument("--reference-steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=128)
@@ -306,6 +311,9 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     clip = train_clip(images, labels, captions, steps=args.clip_steps, batch=args.batch, lr=args.clip_lr,
                       seed=args.seed)
+    for cycle, steps in enumerate(args.clip_restart_steps):  # warm restarts from the previous cycle's weights
+        clip = train_clip(images, labels, captions, steps=steps, batch=args.batch, lr=args.clip_lr,
+                          seed=args.seed + 3 + cycle, init=clip.state_dict())
     save_clip(clip, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
     walls["synth_clip"] = time.perf_counter() - t0
 
@@ -324,7 +332,8 @@ def main(argv: list[str] | None = None) -> dict:
     record = {
         "seed": args.seed, "renderer_version": RENDERER_VERSION, "torch_version": torch.__version__,
         "open_clip_version": open_clip.__version__, "threads": THREADS, "train_size": args.train_size,
-        "steps": {"synth_clip": args.clip_steps, "synth_cnn": args.cnn_steps, "reference_cnn": args.reference_steps},
+        "steps": {"synth_clip": [args.clip_steps, *args.clip_restart_steps], "synth_cnn": args.cnn_steps,
+                  "reference_cnn": args.reference_steps},
         "batch": args.batch, "clip_lr": args.clip_lr,
         "widths": {"synth_cnn": cnn.width, "reference_cnn": args.reference_width},
         "wall_time_s": {k: round(v, 1) for k, v in walls.items()},
