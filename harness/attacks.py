@@ -121,13 +121,13 @@ def _deepfool(model, spec, n_classes, seed):
     return torchattacks.DeepFool(model, steps=spec.steps, overshoot=0.02)
 
 
-@register_attack("apgd-ce", norms=("linf", "l2"), steps=20, cost="steps x (forward + backward) per restart")
+@register_attack("apgd-ce", norms=("linf", "l2"), steps=10, cost="steps x (forward + backward) per restart")
 def _apgd_ce(model, spec, n_classes, seed):
     return torchattacks.APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                              n_restarts=spec.restarts, seed=seed, loss="ce")
 
 
-@register_attack("apgd-dlr", norms=("linf", "l2"), steps=20, cost="steps x (forward + backward) per restart")
+@register_attack("apgd-dlr", norms=("linf", "l2"), steps=10, cost="steps x (forward + backward) per restart")
 def _apgd_dlr(model, spec, n_classes, seed):
     return torchattacks.APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                              n_restarts=spec.restarts, seed=seed, loss="dlr")
@@ -140,18 +140,18 @@ def _fab(model, spec, n_classes, seed):
                             n_restarts=spec.restarts, seed=seed, n_classes=n_classes)
 
 
-@register_attack("square", norms=("linf", "l2"), queries=500, white_box=False,
+@register_attack("square", norms=("linf", "l2"), queries=200, white_box=False,
                  cost="queries forward passes (score-based black box, no gradients)")
 def _square(model, spec, n_classes, seed):
     return torchattacks.Square(model, norm=_torch_norm(spec.norm), eps=spec.eps, n_queries=spec.queries,
                                n_restarts=spec.restarts, seed=seed, loss="margin")
 
 
-@register_attack("spsa", norms=("linf",), steps=10, queries=64, white_box=False,
+@register_attack("spsa", norms=("linf",), steps=10, queries=32, white_box=False,
                  cost="steps x queries forward passes (gradient-free finite differences)")
 def _spsa(model, spec, n_classes, seed):
     return torchattacks.SPSA(model, eps=spec.eps, delta=0.01, lr=0.01, nb_iter=spec.steps, nb_sample=spec.queries,
-                             max_batch_size=64)
+                             max_batch_size=spec.queries)
 
 
 def known_attacks() -> list[str]:

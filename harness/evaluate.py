@@ -53,7 +53,7 @@ class CaseResult:
 
 def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] on `device`."""
-    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
@@ -117,21 +117,21 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     provenance = dict(data.provenance)
     extra: dict[str, Any] = {}
     on_disk = None
-    if setting.corruption is not None and hasattr(benchmark, "load_corrupted"):
-        on_disk = benchmark.load_corrupted(setting.corruption, setting.severity, setting.samples, cache,
-                                           model.preprocess)
+    if hasattr(benchmark, "load_perturbed"):
+        corruption = None if setting.corruption is None else (setting.corruption, setting.severity)
+        on_disk = benchmark.load_perturbed(corruption, setting.transform, setting.samples, cache, model.preprocess)
     if on_disk is not None:
         data, images, labels = on_disk, on_disk.images, on_disk.labels
         provenance["perturbed_sha256"] = on_disk.provenance["sha256"]
-        provenance["corrupted_source"] = on_disk.provenance["dataset_path"]
+        provenance["perturbed_source"] = on_disk.provenance["dataset_path"]
     elif setting.corruption is not None:
         images = corrupted(images, provenance["sha256"], setting.corruption, setting.severity, seed, cache)
         provenance["perturbed_sha256"] = content_sha256(images)
-        provenance["corrupted_source"] = "in memory (imagecorruptions)"
+        provenance["perturbed_source"] = "in memory (imagecorruptions)"
     if setting.typographic is not None:
         images, written = overlay(images, labels, model.classnames, setting.typographic, seed)
         provenance["perturbed_sha256"] = content_sha256(images)
-    if setting.transform is not None:
+    if setting.transform is not None and on_disk is None:
         images = TRANSFORMS[setting.transform](images, seed)
         provenance["perturbed_sha256"] = content_sha256(images)
     if setting.sequence is not None:

@@ -146,3 +146,25 @@ def test_a_model_without_input_gradient_fails(batch):
 
     with pytest.raises(AttackValidityError, match="gradient of the loss is zero"):
         run_attack(Detached().eval(), images, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)
+
+
+def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
+    import numpy as np
+
+    from harness.data import Preprocess
+    from harness.evaluate import attack
+    from harness.models import LoadedModel, ModelId, PixelClassifier
+
+    linear, images, labels = batch
+    classifier = PixelClassifier(linear, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)).eval().requires_grad_(False)
+    model = LoadedModel(ModelId("test", "linear"), classifier, ("a", "b", "c", "d"), Preprocess(8, 8), {})
+    uint8 = (images.permute(0, 2, 3, 1) * 255).round().byte().numpy()
+    with torch.no_grad():
+        targets = classifier(torch.from_numpy(uint8).permute(0, 3, 1, 2).float() / 255).argmax(1)
+    target = tmp_path / "line" / "pgd.npz"
+    robust, stats = attack(model, uint8, targets.numpy(), parse_attack("pgd-linf-16/255"), 0, 8,
+                           torch.device("cpu"), save_to=target)
+    saved = np.load(target)
+    assert saved["images"].shape == uint8.shape and saved["images"].dtype == np.uint8
+    assert np.array_equal(saved["robust"], robust) and np.abs(saved["images"].astype(int) - uint8).max() <= 17
+    assert stats["clean_accuracy"] == 1.0

@@ -322,9 +322,21 @@ def test_imagenet_c_is_read_from_disk_when_present(root, cache):
         (folder / wnid).mkdir(parents=True, exist_ok=True)
     manifest(folder, class_tree(folder, WNIDS[:2], per_class=2))
     benchmark = get_benchmark("imagenet", root)
-    data = benchmark.load_corrupted("fog", 3, 100, cache, PRE)
+    data = benchmark.load_perturbed(("fog", 3), None, 100, cache, PRE)
     assert data.images.shape == (4, PRE.size, PRE.size, 3)
     assert sorted(data.labels.tolist()) == [0, 0, 1, 1]
     assert data.provenance["dataset_path"] == str(folder)
-    assert benchmark.load_corrupted("fog", 4, 100, cache, PRE) is None  # absent: corrupt in memory instead
-    assert get_benchmark("imagenet", None).load_corrupted("fog", 3, 100, cache, PRE) is None
+    assert benchmark.load_perturbed(("fog", 4), None, 100, cache, PRE) is None  # absent: corrupt in memory instead
+    assert get_benchmark("imagenet", None).load_perturbed(("fog", 3), None, 100, cache, PRE) is None
+
+
+def test_stylized_imagenet_is_read_from_disk_when_present(root, cache):
+    benchmark = get_benchmark("imagenet", root)
+    assert benchmark.load_perturbed(None, "stylized", 100, cache, PRE) is None
+    folder = root / "stylized-imagenet"
+    for wnid in WNIDS:
+        (folder / "val" / wnid).mkdir(parents=True, exist_ok=True)
+    manifest(folder, class_tree(folder / "val", WNIDS[:2], per_class=1))
+    data = benchmark.load_perturbed(None, "stylized", 100, cache, PRE)
+    assert sorted(data.labels.tolist()) == [0, 1] and data.images.shape[1:] == (PRE.size, PRE.size, 3)
+    assert benchmark.load_perturbed(None, "greyscale", 100, cache, PRE) is None

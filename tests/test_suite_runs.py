@@ -17,11 +17,22 @@ def recorded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("suite")
     dirs = [f"--baselines-dir={tmp / 'baselines'}"]
     runs = {}
-    for name, args in (("record", ["-n", "2", "--update-baselines"]), ("gate2", ["-n", "2"]), ("gate0", ["-n", "0"])):
+    for name, args in (("record", ["-n", "2", "--update-baselines"]), ("gate2", ["-n", "2"]), ("gate0", ["-n", "0"]),
+                       ("record0", ["-n", "0", "--update-baselines", f"--baselines-dir={tmp / 'baselines0'}"])):
         report_dir = tmp / name
         done = run_suite("-k", SELECTION, SAMPLES, *dirs, f"--report-dir={report_dir}", *args)
         runs[name] = (done, report_dir)
     return tmp, runs
+
+
+def test_update_baselines_writes_the_same_files_under_n2_and_n0(recorded):
+    tmp, runs = recorded
+    assert runs["record0"][0].returncode == 0, runs["record0"][0].stdout[-3000:]
+    for line in ("synth-clip", "synth-cnn"):
+        parallel, serial = (read_json(tmp / folder / f"{line}.json") for folder in ("baselines", "baselines0"))
+        for document in (parallel, serial):
+            assert document["provenance"].pop("recorded_at")
+        assert parallel == serial
 
 
 def test_update_baselines_records_every_selected_case(recorded):
@@ -124,3 +135,32 @@ def test_crashed_worker_marks_the_run_incomplete(tmp_path):
     assert report["run"]["complete"] is False
     assert {c["id"]: c["status"] for c in report["cases"]}["synth-cnn-v2"] == "error"
     assert "INCOMPLETE" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    import torch
+    import torchvision
+
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_missing_real_data_is_reported_not_run_or_fails_with_strict_data(tmp_path, resnet_weights, strict):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    done = run_suite("--model", f"torchvision:resnet18@{resnet_weights}", "-k", "resnet18-val or resnet18-v2",
+                     f"--data-root={empty}", f"--report-dir={tmp_path / 'r'}", "-n", "0",
+                     *(["--strict-data"] if strict else []))
+    report = read_json(tmp_path / "r" / "latest.json")
+    statuses = {c["id"]: c["status"] for c in report["cases"]}
+    assert set(statuses) == {"resnet18-val", "resnet18-v2"}
+    assert str(empty / "imagenet") in done.stdout
+    if strict:
+        assert done.returncode == 1 and set(statuses.values()) == {"error"}
+    else:
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert set(statuses.values()) == {"not-run"} and report["run"]["complete"] is True
+        assert all(str(empty) in c["message"] for c in report["cases"])

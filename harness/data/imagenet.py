@@ -170,6 +170,23 @@ def load_imagenet_c(root: Path, corruption: str, severity: int) -> Listing | Non
     return _folder_listing(folder, [(folder / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 
 
+STYLIZED_SOURCE = ("Stylized-ImageNet (Geirhos et al. 2019): rendered from ImageNet val with the authors' scripts "
+                   "(github.com/rgeirhos/Stylized-ImageNet, AdaIN with 'Painter by Numbers' styles)")
+
+
+def load_stylized(root: Path) -> Listing | None:
+    """Stylized-ImageNet val: `<root>/stylized-imagenet/val/<wnid>/*`, 1000 wnid folders, 50,000 images; None when
+    absent (the in-memory style swap is used instead). Obtain: STYLIZED_SOURCE."""
+    folder = root / "stylized-imagenet"
+    if not (folder / "val").is_dir():
+        return None
+    wnids = sorted(p.name for p in _class_dirs(folder / "val") if WNID.fullmatch(p.name))
+    if len(wnids) != 1000:
+        raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder / 'val'} "
+                               f"({STYLIZED_SOURCE})")
+    return _folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
+
+
 V2_SOURCE = ("ImageNetV2 matched-frequency: https://huggingface.co/datasets/vaishaal/ImageNetV2 "
              "(imagenetv2-matched-frequency.tar.gz; its folder imagenetv2-matched-frequency-format-val is accepted "
              "under either name)")
@@ -510,18 +527,22 @@ class ImageNetBenchmark:
         return self._read(split, LOADERS[split](self.data_root), n, cache, preprocess,
                           frames=split.startswith(("vid-", "ytbb-")))
 
-    def load_corrupted(self, corruption: str, severity: int, n: int, cache: ArrayCache,
+    def load_perturbed(self, corruption: tuple[str, int] | None, transform: str | None, n: int, cache: ArrayCache,
                        preprocess: Preprocess) -> EvalData | None:
-        """Pre-rendered ImageNet-C from disk (preferred, as its authors advise, over corrupting in memory), or
-        None when `<data_root>/imagenet-c/<corruption>/<severity>` is absent. Its 224 px crops are only resized
-        to the model's input size, never re-cropped."""
+        """A pre-rendered synthetic shift from disk, preferred (as its authors advise) over perturbing in memory,
+        or None when it is absent: ImageNet-C for `corruption` (name, severity), whose 224 px crops are only
+        resized to the model's input size, never re-cropped; Stylized-ImageNet for the transform `stylized`."""
         if self.data_root is None:
             return None
-        listing = load_imagenet_c(self.data_root, corruption, severity)
-        if listing is None:
+        if corruption is not None:
+            listing = load_imagenet_c(self.data_root, *corruption)
+            split = f"imagenet-c/{corruption[0]}/{corruption[1]}"
+            preprocess = Preprocess(preprocess.size, preprocess.size, preprocess.interpolation)
+        elif transform == "stylized":
+            listing, split = load_stylized(self.data_root), "stylized-imagenet"
+        else:
             return None
-        return self._read(f"imagenet-c/{corruption}/{severity}", listing, n, cache,
-                          Preprocess(preprocess.size, preprocess.size, preprocess.interpolation), frames=False)
+        return None if listing is None else self._read(split, listing, n, cache, preprocess, frames=False)
 
     def _read(self, split: str, listing: "Listing", n: int, cache: ArrayCache, preprocess: Preprocess,
               frames: bool) -> EvalData:
