@@ -14,6 +14,7 @@ from harness.reports_cli import ReportError, compare, merge
 def case(case_id, bits, model="embedded:synth-clip", status="passed"):
     bits = np.asarray(bits, dtype=bool)
     return {"id": case_id, "key": f"clean/{case_id}", "model": model, "line": model.split(":")[1],
+            "benchmark": "synth", "category": "clean", "setting": {"category": "clean", "name": case_id},
             "n": int(bits.size), "correct": int(bits.sum()), "accuracy": float(bits.mean()),
             "per_sample": encode_bits(bits), "data_sha256": "d", "seed": 0, "status": status}
 
