@@ -119,4 +119,6 @@ def format_table(cases: list[Mapping[str, Any]], notes: Mapping[str, str] | None
             delta = f"{c['delta']:+.4f}" if c.get("delta") is not None else "-"
             lines.append(f"  {c['id']:<34} {accuracy:>8} {interval:>17} {baseline:>8} {threshold:>9} {delta:>7}"
                          f"  {c['status']}")
+            if c["status"] in ("not-run", "error", "protocol-mismatch") and c.get("message"):
+                lines.append(f"      {c['message'][:300]}")
     return lines
