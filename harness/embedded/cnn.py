@@ -44,7 +44,7 @@ class SynthCNN(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Save the state_dict as safetensors, with the width in the metadata."""
-        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        tensors = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
         save_file(tensors, str(path), metadata={"width": str(self.width)})
 
     @classmethod

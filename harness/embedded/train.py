@@ -8,7 +8,9 @@ contrastively on (image, caption) pairs and (3) the gated SynthCNN with
 cross-entropy; then evaluates both gated models on every split. Writes
 ``checkpoints/*.safetensors``, ``hard_split.json`` and ``training_record.json``
 under ``--out`` (default: this package's folder). The same seed gives the same
-weights on the same machine (deterministic algorithms, fixed thread count).
+weights on the same machine and device (deterministic algorithms, fixed thread
+count, no TF32); ``--device cuda`` trains on a GPU, where the weights differ from
+a CPU run's in the last bits and the record names the device.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,11 +43,19 @@ HARD_MARGIN = 0.1
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch and fix threads/algorithms for bitwise-reproducible CPU training."""
+def seed_everything(seed: int, device: torch.device = torch.device("cpu")) -> None:
+    """Seed torch and fix threads/algorithms for bitwise-reproducible training on `device`.
+
+    On CUDA, cuBLAS gets a fixed workspace and TF32 is off; an op without a deterministic CUDA kernel warns
+    instead of failing (``main`` records such warnings in the training record)."""
     torch.manual_seed(seed)
     torch.set_num_threads(THREADS)
-    torch.use_deterministic_algorithms(True)
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 
 
 def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -53,21 +65,23 @@ def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """Per-channel ``(x - mean) / std`` for x (N, 3, H, W)."""
-    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    """Per-channel ``(x - mean) / std`` for x (N, 3, H, W), on x's device."""
+    return ((x - torch.tensor(mean, device=x.device).view(1, 3, 1, 1))
+            / torch.tensor(std, device=x.device).view(1, 3, 1, 1))
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mild photometric augmentation of x (N, 3, H, W) in [0, 1]: contrast,
-    brightness, Gaussian noise (half the samples) and 3x3 blur (30%)."""
+    brightness, Gaussian noise (half the samples) and 3x3 blur (30%); `gen` is
+    a generator on x's device."""
     n = x.shape[0]
-    u = lambda: torch.rand(n, 1, 1, 1, generator=gen)  # noqa: E731
+    u = lambda: torch.rand(n, 1, 1, 1, generator=gen, device=x.device)  # noqa: E731
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = ((x - mean) * (0.75 + 0.5 * u()) + mean) * (0.8 + 0.4 * u())
     blurred = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
     x = torch.where(u() < 0.3, blurred, x)
     noise_std = 0.06 * u() * (u() < 0.5)
-    x = x + noise_std * torch.randn(x.shape, generator=gen)
+    x = x + noise_std * torch.randn(x.shape, generator=gen, device=x.device)
     return x.clamp_(0.0, 1.0)
 
 
@@ -88,12 +102,12 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
 
 
 def batches(n: int, batch: int, steps: int, gen: torch.Generator):
-    """Yield ``steps`` index batches, epoch-wise shuffled."""
-    perm = torch.randperm(n, generator=gen)
+    """Yield ``steps`` index batches, epoch-wise shuffled (on gen's device)."""
+    perm = torch.randperm(n, generator=gen, device=gen.device)
     pos = 0
     for _ in range(steps):
         if pos + batch > n:
-            perm, pos = torch.randperm(n, generator=gen), 0
+            perm, pos = torch.randperm(n, generator=gen, device=gen.device), 0
         yield perm[pos:pos + batch]
         pos += batch
 
@@ -117,18 +131,22 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, ...], *, steps: int,
-               batch: int, lr: float, seed: int, init: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+               batch: int, lr: float, seed: int, init: dict[str, torch.Tensor] | None = None,
+               device: torch.device = torch.device("cpu")) -> torch.nn.Module:
     """Contrastive training (one warm-up + cosine cycle) from scratch or from ``init``
-    (a state_dict); captions of the same class are soft positives."""
+    (a state_dict); captions of the same class are soft positives. The data moves to `device`
+    once; batches are drawn and augmented there from one generator seeded ``seed``."""
     register_clip_config()
     torch.manual_seed(seed)
     model = open_clip.create_model(CLIP_MODEL_NAME)
     if init is not None:
         model.load_state_dict(init)
-    tokens = open_clip.get_tokenizer(CLIP_MODEL_NAME)(list(captions))
+    model.to(device)
+    images, labels = images.to(device), labels.to(device)
+    tokens = open_clip.get_tokenizer(CLIP_MODEL_NAME)(list(captions)).to(device)
     optimizer = make_optimizer(model, lr, weight_decay=0.05)
     schedule = cosine_schedule(optimizer, steps, warmup=max(1, steps // 20))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device).manual_seed(seed)
     model.train()
     start = time.perf_counter()
     for step, idx in enumerate(batches(len(labels), batch, steps, gen)):
@@ -151,13 +169,15 @@ def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, 
 
 
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, width: int, steps: int, batch: int, lr: float,
-              seed: int, name: str) -> SynthCNN:
-    """Cross-entropy training (label smoothing 0.1) of a SynthCNN."""
+              seed: int, name: str, device: torch.device = torch.device("cpu")) -> SynthCNN:
+    """Cross-entropy training (label smoothing 0.1) of a SynthCNN on `device` (data, batches and augmentation
+    there too)."""
     torch.manual_seed(seed)
-    model = SynthCNN(width=width)
+    model = SynthCNN(width=width).to(device)
+    images, labels = images.to(device), labels.to(device)
     optimizer = make_optimizer(model, lr, weight_decay=0.05)
     schedule = cosine_schedule(optimizer, steps, warmup=max(1, steps // 20))
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device).manual_seed(seed)
     model.train()
     start = time.perf_counter()
     for step, idx in enumerate(batches(len(labels), batch, steps, gen)):
@@ -174,12 +194,18 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, width: int, steps: 
 
 # --------------------------------------------------------------------------- evaluation
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def zero_shot_head(model: torch.nn.Module, tokenizer) -> torch.Tensor:
-    """(C, D): per class, the re-normalized mean of normalized text embeddings over TEMPLATES."""
+    """(C, D) on the model's device: per class, the re-normalized mean of normalized text embeddings over
+    TEMPLATES."""
     rows = []
     for name in CLASSNAMES:
-        emb = model.encode_text(tokenizer([t.format(name) for t in TEMPLATES]), normalize=True)
+        tokens = tokenizer([t.format(name) for t in TEMPLATES]).to(model_device(model))
+        emb = model.encode_text(tokens, normalize=True)
         rows.append(F.normalize(emb.mean(dim=0), dim=0))
     return torch.stack(rows)
 
@@ -187,20 +213,23 @@ def zero_shot_head(model: torch.nn.Module, tokenizer) -> torch.Tensor:
 def clip_predictor(model: torch.nn.Module, tokenizer) -> Predictor:
     """uint8 (N, 64, 64, 3) -> predicted class indices (N,) by zero-shot classification."""
     head = zero_shot_head(model, tokenizer)
+    device = model_device(model)
 
     @torch.no_grad()
     def predict(images: np.ndarray) -> np.ndarray:
-        out = [model.encode_image(normalize(to_unit(images[i:i + 500]), CLIP_MEAN, CLIP_STD), normalize=True)
-               @ head.T for i in range(0, len(images), 500)]
-        return torch.cat(out).argmax(dim=1).numpy()
+        out = [model.encode_image(normalize(to_unit(images[i:i + 500]).to(device), CLIP_MEAN, CLIP_STD),
+                                  normalize=True) @ head.T for i in range(0, len(images), 500)]
+        return torch.cat(out).argmax(dim=1).cpu().numpy()
     return predict
 
 
 @torch.no_grad()
 def cnn_logits(model: SynthCNN, images: np.ndarray) -> np.ndarray:
     """uint8 (N, 64, 64, 3) -> float32 logits (N, len(CLASSNAMES))."""
-    out = [model(normalize(to_unit(images[i:i + 500]), CNN_MEAN, CNN_STD)) for i in range(0, len(images), 500)]
-    return torch.cat(out).numpy()
+    device = model_device(model)
+    out = [model(normalize(to_unit(images[i:i + 500]).to(device), CNN_MEAN, CNN_STD))
+           for i in range(0, len(images), 500)]
+    return torch.cat(out).cpu().numpy()
 
 
 def cnn_predictor(model: SynthCNN) -> Predictor:
@@ -257,8 +286,24 @@ def build_hard_split(reference: SynthCNN, reference_path: Path, seed: int) -> di
 
 # --------------------------------------------------------------------------- main
 
-def save_clip(model: torch.nn.Module, path: Path) -> None:
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+def train_clip_schedule(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, ...], *,
+                        schedule: list[int], batch: int, lr: float, seed: int, device: torch.device,
+                        after_cycle: Callable[[int, torch.nn.Module], None] | None = None) -> torch.nn.Module:
+    """synth-clip's recipe: a cycle of ``schedule[0]`` steps from scratch (seed ``seed``), then a warm restart
+    from the previous cycle's weights for each further entry (cycle i >= 1 seeded ``seed + 2 + i``).
+    ``after_cycle(i, model)`` is called after each cycle."""
+    clip = None
+    for cycle, steps in enumerate(schedule):
+        clip = train_clip(images, labels, captions, steps=steps, batch=batch, lr=lr,
+                          seed=seed if cycle == 0 else seed + 2 + cycle,
+                          init=None if clip is None else clip.state_dict(), device=device)
+        if after_cycle is not None:
+            after_cycle(cycle, clip)
+    return clip
+
+
+def save_clip(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float32) -> None:
+    save_file({k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
 def eval_data(hard: dict, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -275,19 +320,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-size", type=int, default=20000)
     p.add_argument("--clip-steps", type=int, default=1300)
-    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400],
+    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400, 2400, 2400],
                    help="steps of each further cosine cycle (warm restart from the previous cycle's weights)")
     p.add_argument("--cnn-steps", type=int, default=700)
     p.add_argument("--reference-steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--clip-lr", type=float, default=1.5e-3)
     p.add_argument("--reference-width", type=int, default=12)
+    p.add_argument("--device", type=torch.device, default=torch.device("cpu"),
+                   help="where the models train and are evaluated (cpu, cuda, cuda:1); the record names it")
     return p.parse_args(argv)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
+    return f"{device} ({THREADS} threads)"
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    seed_everything(args.seed)
+    seed_everything(args.seed, args.device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = train_all(args)
+    nondeterministic = sorted({str(w.message).split("\n")[0] for w in caught
+                               if "deterministic" in str(w.message)})
+    record["nondeterministic_ops"] = nondeterministic
+    (args.out / "training_record.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return record
+
+
+def train_all(args: argparse.Namespace) -> dict:
+    """Every stage of ``main``; returns the training record."""
     ckpt_dir = args.out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     walls: dict[str, float] = {}
@@ -300,7 +366,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.perf_counter()
     reference = train_cnn(images, labels, width=args.reference_width, steps=args.reference_steps, batch=128,
-                          lr=3e-3, seed=args.seed + 1, name="reference")
+                          lr=3e-3, seed=args.seed + 1, name="reference", device=args.device)
     reference.save(ckpt_dir / "reference-cnn.safetensors")
     walls["reference_cnn"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -308,41 +374,49 @@ def main(argv: list[str] | None = None) -> dict:
     (args.out / "hard_split.json").write_text(json.dumps(hard) + "\n")
     walls["hard_split"] = time.perf_counter() - t0
 
+    data = eval_data(hard, args.seed)
+    cycle_accuracy: list[float] = []
+
+    def monitor(cycle: int, model: torch.nn.Module) -> None:
+        tokenizer = open_clip.get_tokenizer(CLIP_MODEL_NAME)
+        test_images, test_labels = data["test"]
+        cycle_accuracy.append(float((clip_predictor(model, tokenizer)(test_images) == test_labels).mean()))
+        print(f"synth-clip after cycle {cycle + 1}: test accuracy {cycle_accuracy[-1]:.3f}", flush=True)
+
     t0 = time.perf_counter()
-    clip = train_clip(images, labels, captions, steps=args.clip_steps, batch=args.batch, lr=args.clip_lr,
-                      seed=args.seed)
-    for cycle, steps in enumerate(args.clip_restart_steps):  # warm restarts from the previous cycle's weights
-        clip = train_clip(images, labels, captions, steps=steps, batch=args.batch, lr=args.clip_lr,
-                          seed=args.seed + 3 + cycle, init=clip.state_dict())
+    clip = train_clip_schedule(images, labels, captions, schedule=[args.clip_steps, *args.clip_restart_steps],
+                               batch=args.batch, lr=args.clip_lr, seed=args.seed, device=args.device,
+                               after_cycle=monitor)
     save_clip(clip, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
     walls["synth_clip"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     cnn = train_cnn(images, labels, width=SynthCNN().width, steps=args.cnn_steps, batch=128, lr=3e-3,
-                    seed=args.seed + 2, name="synth-cnn")
+                    seed=args.seed + 2, name="synth-cnn", device=args.device)
     cnn.save(ckpt_dir / "synth-cnn.safetensors")
     walls["synth_cnn"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     clip_loaded, tokenizer = load_clip(ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
+    clip_loaded.to(args.device)
     accuracies = evaluate({"synth-clip": clip_predictor(clip_loaded, tokenizer), "synth-cnn": cnn_predictor(cnn)},
-                          eval_data(hard, args.seed))
+                          data)
     walls["evaluation"] = time.perf_counter() - t0
 
     record = {
         "seed": args.seed, "renderer_version": RENDERER_VERSION, "torch_version": torch.__version__,
-        "open_clip_version": open_clip.__version__, "threads": THREADS, "train_size": args.train_size,
+        "open_clip_version": open_clip.__version__, "device": device_description(args.device),
+        "threads": THREADS, "train_size": args.train_size,
         "steps": {"synth_clip": [args.clip_steps, *args.clip_restart_steps], "synth_cnn": args.cnn_steps,
                   "reference_cnn": args.reference_steps},
         "batch": args.batch, "clip_lr": args.clip_lr,
         "widths": {"synth_cnn": cnn.width, "reference_cnn": args.reference_width},
         "wall_time_s": {k: round(v, 1) for k, v in walls.items()},
         "hard_candidate_pool": hard["candidate_pool"],
+        "synth_clip_test_accuracy_after_each_cycle": cycle_accuracy,
         "chance_accuracy": 1.0 / len(CLASSNAMES),
         "accuracy": accuracies,
     }
-    (args.out / "training_record.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
     return record
 
 

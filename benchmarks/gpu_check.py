@@ -1,0 +1,150 @@
+"""GPU check: the harness on a random-weight ViT-B-32 at 224 px over a generated 1,000-image ImageNet-layout set.
+
+    python benchmarks/gpu_check.py [--device cuda] [--images 1000] [--batch-size 250] [--json FILE]
+
+Writes random ViT-B-32 weights to a local file and a miniature ImageNet val tree (one JPEG per class, rendered
+by the embedded benchmark and upscaled to 320x240) to a temporary folder, loads both through the real paths
+(`openclip:ViT-B-32@<file>`, `--data-root`), and times a clean, a PGD-10 (L-inf 1/255) and a corruption
+(gaussian_noise, severity 3) case through `harness.evaluate`, each against a bare loop of the same model over
+the same preprocessed tensors. Prints images/s and the harness-to-bare ratio per case, plus bare bf16-autocast
+clean throughput for comparison. Meant to finish within 5 minutes on one GPU; runs on CPU too (slowly).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import open_clip
+import torch
+import torchattacks
+from PIL import Image
+from safetensors.torch import save_file
+
+from harness.attacks import parse_attack
+from harness.cache import ArrayCache
+from harness.cases import Case, Setting
+from harness.data import get_benchmark
+from harness.embedded.benchmark import render_split
+from harness.evaluate import evaluate
+from harness.models import load_model
+from harness.shifts.corruptions import corrupted
+
+
+def write_tree(root: Path, images: int) -> None:
+    """`<root>/imagenet/val/<wnid>/*.JPEG`: 1000 class folders, `images` JPEGs spread over them, and a
+    manifest.json stating the count (a deliberately reduced tree)."""
+    val = root / "imagenet" / "val"
+    wnids = [f"n{i:08d}" for i in range(1000)]
+    for wnid in wnids:
+        (val / wnid).mkdir(parents=True, exist_ok=True)
+    rendered = render_split("test", min(images, 1000)).images
+    for i in range(images):
+        picture = Image.fromarray(rendered[i % len(rendered)]).resize((320, 240), Image.Resampling.BICUBIC)
+        picture.save(val / wnids[i % 1000] / f"ILSVRC2012_val_{i:08d}.JPEG", quality=90)
+    (root / "imagenet" / "manifest.json").write_text(json.dumps({"expected_images": images}))
+
+
+def synchronized(device: torch.device, function) -> float:
+    """Wall seconds of `function()`, with the device's queued work finished before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    function()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", type=torch.device,
+                        default=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
+    args = parser.parse_args()
+    device, batch, n = args.device, args.batch_size, args.images
+    rows: list[dict] = []
+    with TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        started = time.perf_counter()
+        torch.manual_seed(0)
+        weights = tmp_path / "vit-b-32-random.safetensors"
+        save_file({k: v.contiguous() for k, v in open_clip.create_model("ViT-B-32").state_dict().items()},
+                  str(weights))
+        write_tree(tmp_path / "data", n)
+        setup_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        model = load_model(f"openclip:ViT-B-32@{weights}", device)
+        load_s = time.perf_counter() - started
+        cache = ArrayCache(tmp_path / "cache")
+        data_root = tmp_path / "data"
+        data = get_benchmark("imagenet", data_root).load("val", n, cache, model.preprocess)
+        pixels = torch.from_numpy(data.images).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
+        labels = torch.from_numpy(data.labels).to(device)
+
+        def case(setting: Setting) -> Case:
+            return Case(str(model.model_id), model.model_id.line, "imagenet", setting)
+
+        def harness_run(setting: Setting):
+            return lambda: evaluate(case(setting), model, cache, 0, batch, device, data_root=data_root)
+
+        def bare_clean(inputs: torch.Tensor, autocast: bool = False):
+            def run():
+                with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+                    for start in range(0, len(inputs), batch):
+                        model.classifier(inputs[start:start + batch]).argmax(1).cpu()
+            return run
+
+        spec = parse_attack("pgd-linf-1/255")
+
+        def bare_pgd():
+            attack = torchattacks.PGD(model.classifier, eps=spec.eps, alpha=spec.alpha, steps=spec.steps)
+            for start in range(0, n, batch):
+                adversarial = attack(pixels[start:start + batch], labels[start:start + batch])
+                with torch.no_grad():
+                    model.classifier(adversarial).argmax(1).cpu()
+
+        clean = Setting("clean", "val", "val", n)
+        synchronized(device, harness_run(clean))  # warm: kernels, cached decode
+        synchronized(device, bare_clean(pixels))
+        corruption = Setting("synthetic", "gaussian_noise-3", "val", n, corruption="gaussian_noise", severity=3)
+        cold_corruption_s = synchronized(device, harness_run(corruption))
+        noisy = corrupted(data.images, data.provenance["sha256"], "gaussian_noise", 3, 0, cache)
+        noisy_pixels = torch.from_numpy(noisy).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
+        measured = [
+            ("clean", harness_run(clean), bare_clean(pixels)),
+            ("pgd-linf-1/255 (10 steps)", harness_run(Setting("adversarial", spec.name, "val", n, attack=spec)),
+             bare_pgd),
+            ("gaussian_noise-3 (cached)", harness_run(corruption), bare_clean(noisy_pixels)),
+        ]
+        for name, ours, bare in measured:
+            ours_s = min(synchronized(device, ours) for _ in range(2))
+            bare_s = min(synchronized(device, bare) for _ in range(2))
+            rows.append({"case": name, "harness_s": ours_s, "bare_s": bare_s, "harness_images_per_s": n / ours_s,
+                         "bare_images_per_s": n / bare_s, "ratio": ours_s / bare_s})
+        bf16_s = min(synchronized(device, bare_clean(pixels, autocast=True)) for _ in range(2))
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"ViT-B-32 (random weights), 224 px, {n} images, batch {batch}, {name}, torch {torch.__version__}")
+    print(f"set-up {setup_s:.1f} s (weights + tree), model load with 1000x80-prompt head {load_s:.1f} s, "
+          f"corruption case cold (CPU corruption) {cold_corruption_s:.1f} s")
+    print(f"{'case':<28} {'harness img/s':>14} {'bare img/s':>11} {'ratio':>6}")
+    for row in rows:
+        print(f"{row['case']:<28} {row['harness_images_per_s']:>14.1f} {row['bare_images_per_s']:>11.1f} "
+              f"{row['ratio']:>6.2f}")
+    print(f"bare clean with bf16 autocast: {n / bf16_s:.0f} img/s")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "device": name, "torch": torch.__version__, "images": n, "batch_size": batch, "setup_s": setup_s,
+            "model_load_s": load_s, "corruption_cold_s": cold_corruption_s, "rows": rows,
+            "bare_clean_bf16_images_per_s": n / bf16_s}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
