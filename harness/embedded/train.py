@@ -16,6 +16,7 @@ a CPU run's in the last bits and the record names the device.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -29,6 +30,7 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from safetensors.torch import save_file
 
 from . import CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, EMBEDDED_DIR
@@ -47,7 +49,8 @@ def seed_everything(seed: int, device: torch.device = torch.device("cpu")) -> No
     """Seed torch and fix threads/algorithms for bitwise-reproducible training on `device`.
 
     On CUDA, cuBLAS gets a fixed workspace and TF32 is off; an op without a deterministic CUDA kernel warns
-    instead of failing (``main`` records such warnings in the training record)."""
+    instead of failing (``main`` records such warnings in the training record). ``train_clip`` runs attention
+    through the math kernel on CUDA: the memory-efficient kernel's backward is not deterministic."""
     torch.manual_seed(seed)
     torch.set_num_threads(THREADS)
     if device.type == "cuda":
@@ -149,22 +152,24 @@ def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, 
     gen = torch.Generator(device).manual_seed(seed)
     model.train()
     start = time.perf_counter()
-    for step, idx in enumerate(batches(len(labels), batch, steps, gen)):
-        x = normalize(augment(to_unit(images[idx]), gen), CLIP_MEAN, CLIP_STD)
-        img = model.encode_image(x, normalize=True)
-        txt = model.encode_text(tokens[idx], normalize=True)
-        logits = model.logit_scale.exp() * img @ txt.T
-        same = (labels[idx, None] == labels[None, idx]).float()
-        target = same / same.sum(dim=1, keepdim=True)
-        loss = 0.5 * (soft_cross_entropy(logits, target) + soft_cross_entropy(logits.T, target))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0.0, math.log(100.0))
-        if step % 100 == 0 or step == steps - 1:
-            print(f"clip step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    with sdpa_kernel(SDPBackend.MATH) if device.type == "cuda" else contextlib.nullcontext():
+        for step, idx in enumerate(batches(len(labels), batch, steps, gen)):
+            x = normalize(augment(to_unit(images[idx]), gen), CLIP_MEAN, CLIP_STD)
+            img = model.encode_image(x, normalize=True)
+            txt = model.encode_text(tokens[idx], normalize=True)
+            logits = model.logit_scale.exp() * img @ txt.T
+            same = (labels[idx, None] == labels[None, idx]).float()
+            target = same / same.sum(dim=1, keepdim=True)
+            loss = 0.5 * (soft_cross_entropy(logits, target) + soft_cross_entropy(logits.T, target))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0.0, math.log(100.0))
+            if step % 100 == 0 or step == steps - 1:
+                print(f"clip step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)",
+                      flush=True)
     return model.eval()
 
 
@@ -320,7 +325,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-size", type=int, default=20000)
     p.add_argument("--clip-steps", type=int, default=1300)
-    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400, 2400, 2400],
+    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400, 2400, 2400, 2400],
                    help="steps of each further cosine cycle (warm restart from the previous cycle's weights)")
     p.add_argument("--cnn-steps", type=int, default=700)
     p.add_argument("--reference-steps", type=int, default=200)
@@ -382,6 +387,7 @@ def train_all(args: argparse.Namespace) -> dict:
         test_images, test_labels = data["test"]
         cycle_accuracy.append(float((clip_predictor(model, tokenizer)(test_images) == test_labels).mean()))
         print(f"synth-clip after cycle {cycle + 1}: test accuracy {cycle_accuracy[-1]:.3f}", flush=True)
+        save_clip(model, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")  # an interrupted run keeps its last cycle
 
     t0 = time.perf_counter()
     clip = train_clip_schedule(images, labels, captions, schedule=[args.clip_steps, *args.clip_restart_steps],
