@@ -1,4 +1,4 @@
-"""The `openclip` and `torchvision` families on small real architectures whose weights the tests create, loaded
+"""The `openclip`, `torchvision` and `timm` families on small real architectures whose weights the tests create, loaded
 through the same cache lookups as downloaded weights; unsafe pickles and uncached weights fail fast and clearly."""
 import json
 import os
@@ -10,9 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.models import ModelId, UnknownModelError, load_model, resolve
+from harness.cache import ArrayCache, cache_key
+from harness.models import ModelId, UnknownModelError, load_model, openclip, resolve
 from harness.models.base import sha256_file
-from harness.models.openclip import create_clip, imagenet_prompts, uses_quick_gelu
+from harness.models.openclip import create_clip, head_cache_key, imagenet_prompts, uses_quick_gelu
+from harness.models.zeroshot import prompts_sha256
 from harness.models.torchvision_models import UnsafeCheckpointError, WeightsNotCachedError
 
 CPU = torch.device("cpu")
@@ -134,6 +136,7 @@ def test_openclip_hf_hub_id_loads_config_and_weights_from_the_cache(caches, tiny
     ("openclip:ViT-B-32@openai", "hf/models--timm--vit_base_patch32_clip_224.openai/snapshots"),
     ("openclip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "hf/models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"),
     ("torchvision:resnet18@IMAGENET1K_V1", "torch/hub/checkpoints/resnet18-f37072fd.pth"),
+    ("timm:test_vit@r160_in1k", "hf/models--timm--test_vit.r160_in1k/snapshots/*/model.safetensors"),
 ])
 def test_uncached_weights_fail_fast_naming_the_cache_path_and_the_fetch_command(caches, text, searched):
     started = time.perf_counter()
@@ -144,11 +147,10 @@ def test_uncached_weights_fail_fast_naming_the_cache_path_and_the_fetch_command(
     assert str(caches / searched) in message and "python -c" in message and text.split("@")[0] in message
 
 
-@pytest.mark.parametrize("family", ["openclip", "torchvision"])
-def test_code_executing_pickle_is_refused_not_run(tmp_path, tiny_checkpoint, family):
+@pytest.mark.parametrize("family, name", [("openclip", TINY), ("torchvision", "resnet18"), ("timm", "test_vit")])
+def test_code_executing_pickle_is_refused_not_run(tmp_path, tiny_checkpoint, family, name):
     marker = tmp_path / "executed"
     evil = evil_pickle(tmp_path / "evil.pt", marker)
-    name = TINY if family == "openclip" else "resnet18"
     with pytest.raises(UnsafeCheckpointError, match=str(evil)):
         load_model(f"{family}:{name}@{evil}", CPU)
     assert not marker.exists()
@@ -161,6 +163,13 @@ def test_code_executing_pickle_is_refused_not_run(tmp_path, tiny_checkpoint, fam
     ("openclip:ViT-B-32@/no/such/file.safetensors", "does not exist"),
     ("torchvision:resnet18@NO_SUCH_WEIGHTS", "IMAGENET1K_V1"),
     ("torchvision:no_such_arch@IMAGENET1K_V1", "not a torchvision classification"),
+    ("timm:no_such_arch@in1k", "not a timm architecture"),
+    ("timm:resnet18", "name the weights.*a1_in1k"),
+    ("timm:resnet18@no_such_tag", "unknown pretrained tag"),
+    ("timm:resnet18@/no/such/file.pth", "does not exist"),
+    ("timm:vit_tiny_patch16_224@augreg_in21k", "21843 classes"),
+    ("timm:coat_lite_medium_384@in1k", "crop_mode 'squash'.*not the harness's protocol"),
+    ("timm:gcvit_tiny@in1k", "not on the Hugging Face hub"),
 ])
 def test_invalid_ids_are_usage_errors(text, message):
     with pytest.raises(UnknownModelError, match=message):
@@ -201,3 +210,79 @@ def test_torchvision_weights_from_hub_cache_or_file_keep_the_pixel_contract(cach
         normalized = (pixels - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / \
             torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
         assert torch.allclose(model.classifier(pixels), model.classifier.features(normalized))
+
+
+SMALL_PROMPTS = (("cat", "dog", "ship"), ("a photo of a {}.", "a drawing of a {}."))
+
+
+@pytest.fixture
+def small_prompts(monkeypatch):
+    """Three classes and two templates in place of ImageNet's 1000 x 80, so that each head takes milliseconds."""
+    monkeypatch.setattr(openclip, "imagenet_prompts", lambda: SMALL_PROMPTS)
+
+
+@pytest.fixture
+def text_tower_calls(monkeypatch) -> list:
+    """One entry per call of any open_clip CLIP's encode_text from now on."""
+    calls = []
+    encode_text = open_clip.model.CLIP.encode_text
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return encode_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(open_clip.model.CLIP, "encode_text", counting)
+    return calls
+
+
+def test_zero_shot_head_is_computed_once_then_read_from_the_run_cache(tmp_path, tiny_checkpoint, small_prompts,
+                                                                      text_tower_calls):
+    text = f"openclip:{TINY}@{tiny_checkpoint}"
+    uncached = load_model(text, CPU)
+    assert uncached.provenance["head_cache"] == {"from_cache": False, "key": None} and text_tower_calls
+    text_tower_calls.clear()
+    first = load_model(text, CPU, ArrayCache(tmp_path / "cache"))
+    assert text_tower_calls and first.provenance["head_cache"]["from_cache"] is False
+    text_tower_calls.clear()
+    second = load_model(text, CPU, ArrayCache(tmp_path / "cache"))  # a later run over the same cache folder
+    assert text_tower_calls == []
+    assert second.provenance["head_cache"] == {"from_cache": True, "key": first.provenance["head_cache"]["key"]}
+    assert torch.equal(second.classifier.head, first.classifier.head)
+    assert torch.equal(first.classifier.head, uncached.classifier.head)
+    documented = head_cache_key(sha256_file(tiny_checkpoint), TINY, False, prompts_sha256(*SMALL_PROMPTS),
+                                torch.float32)
+    assert first.provenance["head_cache"]["key"] == cache_key(documented)
+
+
+@pytest.mark.parametrize("change", ["weights", "config", "quick_gelu", "prompts", "open_clip_version", "dtype"])
+def test_changing_any_part_of_the_head_key_recomputes_the_head(caches, fake_tags, tiny_checkpoint, small_prompts,
+                                                               text_tower_calls, monkeypatch, change):
+    cache = ArrayCache(caches / "cache")
+    text = f"openclip:{TINY}@{tiny_checkpoint}"
+    before = load_model(text, CPU, cache).provenance["head_cache"]["key"]
+    text_tower_calls.clear()
+    if change == "weights":
+        state = load_file(str(tiny_checkpoint))
+        state["text_projection"] = state["text_projection"] + 1e-3
+        save_file(state, str(caches / "other.safetensors"))
+        text = f"openclip:{TINY}@{caches / 'other.safetensors'}"
+    elif change == "config":
+        (caches / f"{TINY}-copy.json").write_text(json.dumps(TINY_CFG))
+        open_clip.add_model_config(caches / f"{TINY}-copy.json")
+        text = f"openclip:{TINY}-copy@{tiny_checkpoint}"
+    elif change == "quick_gelu":  # the same bytes, as a tag trained with QuickGELU
+        snapshot = hf_snapshot(caches, "test-org/tiny-openai")
+        (snapshot / "open_clip_model.safetensors").write_bytes(tiny_checkpoint.read_bytes())
+        text = f"openclip:{TINY}@openai"
+    elif change == "prompts":
+        monkeypatch.setattr(openclip, "imagenet_prompts", lambda: (SMALL_PROMPTS[0], ("art of a {}.",)))
+    elif change == "open_clip_version":
+        monkeypatch.setattr(open_clip, "__version__", open_clip.__version__ + ".post1")
+    else:
+        create_clip = openclip.create_clip
+        monkeypatch.setattr(openclip, "create_clip",
+                            lambda *args: (lambda model, weights: (model.to(torch.bfloat16), weights))(
+                                *create_clip(*args)))
+    after = load_model(text, CPU, cache).provenance["head_cache"]
+    assert text_tower_calls, f"changing {change} reused a cached head"
+    assert after["from_cache"] is False and after["key"] != before

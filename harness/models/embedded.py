@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..cache import ArrayCache
 from ..data.base import Preprocess
 from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
 from .registry import UnknownModelError, known_model_ids, register_family
@@ -101,5 +102,5 @@ class EmbeddedFamily:
     def benchmark(self, model_id: ModelId) -> str:
         return "synth"
 
-    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
+    def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
         return _LOADERS[model_id.name](model_id, device)

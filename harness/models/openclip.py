@@ -13,8 +13,10 @@ config name says (open_clip issue 771: OpenAI weights under plain GELU lose accu
 built as its config name says (use a `-quickgelu` config for such weights).
 
 The zero-shot head averages open_clip's own 80 OpenAI ImageNet templates over its IMAGENET_CLASSNAMES
-(`open_clip.zero_shot_metadata`). Preprocessing is the model's open_clip eval transform, which must be
-`resize_mode` "shortest" (resize the shorter side to `size`, center-crop `size`), the harness's protocol.
+(`open_clip.zero_shot_metadata`). Given the run's cache, the head is kept there under `head_cache_key` (weights
+sha256, config, QuickGELU, prompts, open_clip version, dtype) and reused by later loads; the provenance says
+which (`head_cache`). Preprocessing is the model's open_clip eval transform, which must be `resize_mode`
+"shortest" (resize the shorter side to `size`, center-crop `size`), the harness's protocol.
 """
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ from typing import Any
 
 import torch
 
+from ..cache import ArrayCache
 from ..data.base import Preprocess
 from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
+from .hf_cache import hf_cached
 from .registry import UnknownModelError, register_family
 from .torchvision_models import LOCAL_SUFFIXES, WeightsNotCachedError, refusing_unsafe_pickles
-from .zeroshot import prompts_sha256, zero_shot_head
+from .zeroshot import HEAD_FORMAT, cached_head, prompts_sha256, zero_shot_head
 
 HF_PREFIX = "hf-hub:"
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -54,25 +58,6 @@ def imagenet_prompts() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(IMAGENET_CLASSNAMES), tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
 
 
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment at call time."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "hub"
-    return Path.home() / ".cache" / "huggingface" / "hub"
-
-
-def _hf_cached(repo: str, filenames: tuple[str, ...]) -> tuple[Path | None, list[str]]:
-    """The first of `filenames` cached for `repo` (any snapshot), and the patterns searched."""
-    snapshots = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "snapshots"
-    for filename in filenames:
-        found = sorted(snapshots.glob(f"*/{filename}"))
-        if found:
-            return found[-1], []
-    return None, [str(snapshots / "*" / name) for name in filenames]
-
-
 def _not_cached(model_id: ModelId, searched: list[str], fetch: str) -> WeightsNotCachedError:
     return WeightsNotCachedError(
         f"{model_id}: weights not in the local cache (nothing is downloaded); searched {', '.join(searched)}. "
@@ -82,8 +67,8 @@ def _not_cached(model_id: ModelId, searched: list[str], fetch: str) -> WeightsNo
 
 def _resolve_hf(model_id: ModelId) -> Weights:
     repo = model_id.name[len(HF_PREFIX):]
-    config, searched = _hf_cached(repo, ("open_clip_config.json",))
-    path, searched_weights = _hf_cached(repo, HF_WEIGHT_FILES)
+    config, searched = hf_cached(repo, ("open_clip_config.json",))
+    path, searched_weights = hf_cached(repo, HF_WEIGHT_FILES)
     if config is None or path is None:
         raise _not_cached(model_id, searched + searched_weights, f"'{HF_PREFIX}{repo}'")
     return Weights(path, f"{HF_PREFIX}{repo} ({path.name})", f"local-dir:{config.parent}", {}, False)
@@ -112,7 +97,7 @@ def _resolve_tag(model_id: ModelId, cfg: dict) -> Weights:
     searched: list[str] = []
     for repo, names in _tag_candidates(cfg):
         if repo:
-            path, missed = _hf_cached(repo, names)
+            path, missed = hf_cached(repo, names)
         else:
             url_file = Path.home() / ".cache" / "clip" / names[0]
             path, missed = (url_file, []) if url_file.is_file() else (None, [str(url_file)])
@@ -151,6 +136,19 @@ def create_clip(model_id: ModelId, device: torch.device) -> tuple[torch.nn.Modul
                                        force_quick_gelu=weights.quick_gelu, force_preprocess_cfg=weights.preprocess,
                                        require_pretrained=True, weights_only=True)
     return model.eval(), weights
+
+
+def head_cache_key(weights_sha256: str, config: str, force_quick_gelu: bool, prompts: str,
+                   dtype: torch.dtype) -> dict[str, Any]:
+    """The cache key of an open_clip zero-shot head: everything it depends on. `config` is the model name of
+    the id (an open_clip config, or `hf-hub:<org>/<repo>`), which also picks the tokenizer; `prompts` is
+    prompts_sha256 of the class names and templates; `dtype` that of the model's parameters. The device is not
+    part of it: heads computed on a CPU and on a GPU agree to float rounding."""
+    import open_clip
+
+    return {"kind": "open_clip zero-shot head", "format": HEAD_FORMAT, "weights_sha256": weights_sha256,
+            "config": config, "force_quick_gelu": force_quick_gelu, "prompts_sha256": prompts,
+            "open_clip": open_clip.__version__, "dtype": str(dtype)}
 
 
 def uses_quick_gelu(model: torch.nn.Module) -> bool:
@@ -208,25 +206,30 @@ class OpenClipFamily:
     def benchmark(self, model_id: ModelId) -> str:
         return "imagenet"
 
-    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
+    def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
         import open_clip
 
         model, weights = create_clip(model_id, device)
         preprocess, recorded = _preprocess(model_id, model.visual.preprocess_cfg)
         classnames, templates = imagenet_prompts()
-        tokenizer = open_clip.get_tokenizer(weights.config)
-        head = zero_shot_head(model.encode_text, tokenizer, classnames, templates, device)
+        weights_sha256 = sha256_file(weights.path)
+        prompts = prompts_sha256(classnames, templates)
+        key = head_cache_key(weights_sha256, model_id.name, weights.quick_gelu, prompts,
+                             next(model.parameters()).dtype)
+        head, head_provenance = cached_head(cache, key, lambda: zero_shot_head(
+            model.encode_text, open_clip.get_tokenizer(weights.config), classnames, templates, device))
         classifier = PixelClassifier(model.visual, recorded["mean"], recorded["std"], head=head,
                                      logit_scale=model.logit_scale.exp().item()).to(device)
         return LoadedModel(model_id, classifier, classnames, preprocess, {
             "architecture": f"open_clip:{weights.config if model_id.name.startswith(HF_PREFIX) else model_id.name}",
             "pretrained": model_id.weights or model_id.name,
             "weights": weights.description,
-            "weights_sha256": sha256_file(weights.path),
+            "weights_sha256": weights_sha256,
             "quick_gelu": uses_quick_gelu(model),
             "preprocess": recorded,
-            "prompts_sha256": prompts_sha256(classnames, templates),
+            "prompts_sha256": prompts,
             "n_templates": len(templates),
+            "head_cache": head_provenance,
             "logit_scale": classifier.logit_scale,
             "n_classes": len(classnames),
         })

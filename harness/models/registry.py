@@ -6,6 +6,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from ..cache import ArrayCache
 from .base import LoadedModel, ModelId
 
 
@@ -23,8 +24,9 @@ class ModelFamily(Protocol):
     def benchmark(self, model_id: ModelId) -> str:
         """The benchmark (dataset family and class list) this model is evaluated on."""
 
-    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
-        """Load weights and build the classifier, in eval mode, on `device`."""
+    def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
+        """Load weights and build the classifier, in eval mode, on `device`. `cache` is the run's content-addressed
+        cache, where a family may keep what it derives from the weights (zero-shot heads); None derives afresh."""
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -56,8 +58,9 @@ def resolve(text: str) -> tuple[ModelId, ModelFamily]:
     return model_id, family
 
 
-def load_model(text: str, device: torch.device) -> LoadedModel:
+def load_model(text: str, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
+    """The model of `text` on `device`, in eval mode with gradients off for its parameters; see ModelFamily.load."""
     model_id, family = resolve(text)
-    loaded = family.load(model_id, device)
+    loaded = family.load(model_id, device, cache)
     classifier = loaded.classifier.eval().requires_grad_(False)
     return dataclasses.replace(loaded, classifier=classifier)

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..cache import ArrayCache
 from ..data.base import Preprocess
 from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
 from .registry import UnknownModelError, register_family
@@ -118,7 +119,7 @@ class TorchvisionFamily:
     def benchmark(self, model_id: ModelId) -> str:
         return "imagenet"
 
-    def load(self, model_id: ModelId, device: torch.device) -> LoadedModel:
+    def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
         from torchvision.models import get_model
 
         path, weights, description = _resolve(model_id)

@@ -1,12 +1,17 @@
-"""Zero-shot heads: one unit vector per class, the mean of its normalized prompt embeddings."""
+"""Zero-shot heads: one unit vector per class, the mean of its normalized prompt embeddings, optionally kept in
+the run's content-addressed cache (an ImageNet head is 80,000 prompts through the text tower)."""
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
+
+from ..cache import ArrayCache, cache_key
+
+HEAD_FORMAT = 1  # bump when zero_shot_head computes differently, so heads cached by an older harness are not reused
 
 
 def prompts_sha256(classnames: Sequence[str], templates: Sequence[str]) -> str:
@@ -28,3 +33,20 @@ def zero_shot_head(encode_text: Callable[[torch.Tensor], torch.Tensor], tokenize
                             for i in range(0, len(texts), chunk)])
     embeddings = nn.functional.normalize(embeddings, dim=-1).view(len(classnames), len(templates), -1)
     return nn.functional.normalize(embeddings.mean(dim=1), dim=-1)
+
+
+def cached_head(cache: ArrayCache | None, key: Mapping[str, Any],
+                compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The head stored under `key` in `cache`, or `compute()`d and stored there (once across xdist workers), as a
+    float32 CPU tensor of its own; with its provenance `{"from_cache": bool, "key": sha256 of key}`. `key` must name
+    everything the head depends on. Without a cache the head is computed and `key` is None."""
+    if cache is None:
+        return compute().float().cpu(), {"from_cache": False, "key": None}
+    computed = []
+
+    def compute_arrays() -> dict[str, Any]:
+        computed.append(True)
+        return {"head": compute().float().cpu().numpy()}
+
+    head = torch.tensor(cache.get_or_compute(key, compute_arrays)["head"])
+    return head, {"from_cache": not computed, "key": cache_key(key)}
