@@ -53,6 +53,7 @@ class SuiteConfig:
     data_root: Path | None = None
     strict_data: bool = False
     max_flip_rate: float | None = None
+    amp: str = "off"
 
     def policy_for(self, category: str, overrides: Mapping[str, Any] | None = None) -> GatePolicy:
         """The gate policy of a category: pyproject's, then a baseline file's per-model `gate` overrides."""
@@ -75,6 +76,7 @@ _DEFAULTS: dict[str, Any] = {
     "samples": 500,
     "seed": 0,
     "device": "auto",
+    "amp": "off",
     "batch_size": 250,
     "baselines_dir": "baselines",
     "report_dir": "reports",
@@ -110,6 +112,15 @@ def _positive_int(source: str, key: str, value: Any) -> int:
     return value
 
 
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+def _amp(source: str, value: Any) -> str:
+    if value not in AMP_MODES:
+        raise ConfigError(f"{source}: 'amp' must be one of {', '.join(AMP_MODES)}, got {value!r}")
+    return value
+
+
 def _str_list(source: str, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{source}: '{key}' must be a list of strings, got {value!r}")
@@ -142,6 +153,7 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         samples=samples,
         seed=_typed(source, "seed", merged["seed"], int),
         device=_typed(source, "device", merged["device"], str),
+        amp=_amp(source, merged["amp"]),
         batch_size=_positive_int(source, "batch_size", merged["batch_size"]),
         baselines_dir=(root / _typed(source, "baselines_dir", merged["baselines_dir"], str)).resolve(),
         report_dir=(root / _typed(source, "report_dir", merged["report_dir"], str)).resolve(),

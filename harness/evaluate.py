@@ -1,6 +1,7 @@
 """case -> CaseResult: load the setting's data, perturb it, classify, score per sample."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -56,12 +57,17 @@ def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
-            class_subset: np.ndarray | None = None) -> np.ndarray:
-    """Predicted class indices (N,) of uint8 images (N, H, W, 3), chosen among `class_subset` when given."""
+            class_subset: np.ndarray | None = None, amp: str = "off") -> np.ndarray:
+    """Predicted class indices (N,) of uint8 images (N, H, W, 3), chosen among `class_subset` when given; under
+    autocast to `amp` ("bf16", "fp16") unless it is "off"."""
     predictions = []
     subset = None if class_subset is None else torch.as_tensor(class_subset, device=device)
-    with torch.no_grad():
+    autocast = contextlib.nullcontext() if amp == "off" else torch.autocast(device.type, AUTOCAST_DTYPES[amp])
+    with torch.no_grad(), autocast:
         for start in range(0, len(images), batch_size):
             logits = model.classifier(_to_pixels(images[start:start + batch_size], device))
             if subset is not None:
@@ -106,9 +112,11 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
 
 def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch_size: int,
              device: torch.device, models: Callable[[str], LoadedModel] | None = None,
-             save_adversarials: Path | None = None, data_root: Path | None = None) -> CaseResult:
+             save_adversarials: Path | None = None, data_root: Path | None = None, amp: str = "off") -> CaseResult:
     """Measure `case` on `model`; `models` loads a surrogate for transfer attacks; adversarial images are saved
-    under `save_adversarials/<line>/<setting>.npz` when it is given."""
+    under `save_adversarials/<line>/<setting>.npz` when it is given. `amp` ("off", "bf16", "fp16") autocasts
+    the forward passes of non-adversarial cases; attacks always run in float32, so budgets and gradients mean
+    what they say. A case run under autocast says so in its metrics (`autocast`)."""
     started = time.perf_counter()
     setting = case.setting
     benchmark = get_benchmark(case.benchmark, data_root)
@@ -141,7 +149,7 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     if images.ndim == 5:
         n, frames = images.shape[:2]
         predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device,
-                              data.class_subset).reshape(n, frames)
+                              data.class_subset, amp).reshape(n, frames)
         if setting.sequence is not None:
             flipped = flips(predictions, setting.sequence)
             per_sample = flipped == 0
@@ -157,9 +165,11 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         per_sample, extra = attack(model, images, labels, setting.attack, seed, batch_size, device, surrogate,
                                    save_to)
     else:
-        predictions = predict(model, images, batch_size, device, data.class_subset)
+        predictions = predict(model, images, batch_size, device, data.class_subset, amp)
         per_sample = data.correct(predictions)
         if setting.typographic is not None:
             extra["attack_success_rate"] = float((predictions == written).mean())
+    if amp != "off" and setting.attack is None:
+        extra["autocast"] = amp
     return CaseResult(case, per_sample.astype(bool), provenance, seed, batch_size,
                       time.perf_counter() - started, extra)

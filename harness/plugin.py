@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", type=int, default=None, metavar="N", help="seed of corruptions and attacks")
     group.addoption("--device", default=None, metavar="DEV", help="auto, cpu, cuda or cuda:N")
     group.addoption("--batch-size", type=int, default=None, metavar="N", help="images per forward pass")
+    group.addoption("--amp", default=None, choices=("off", "bf16", "fp16"),
+                    help="autocast precision of non-adversarial cases on a CUDA device (default off: float32)")
     group.addoption("--update-baselines", action="store_true", default=None,
                     help="measure and (re)write baselines/<line>.json instead of gating")
     group.addoption("--allow-loosen", action="store_true", default=None,
@@ -58,9 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
 
-def resolve_device(text: str) -> torch.device:
+def resolve_device(text: str, worker: int | None = None) -> torch.device:
+    """The device named by --device. `auto` and a bare `cuda` mean one GPU per xdist worker (worker i gets
+    cuda:i mod the GPU count) when there are GPUs, else the CPU; `cuda:N` pins every worker to GPU N."""
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda", (worker or 0) % torch.cuda.device_count())
     if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
         raise ConfigError(f"--device {text!r}: use auto, cpu, cuda or cuda:N")
     device = torch.device(text)
@@ -75,10 +82,16 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _worker_index(config: pytest.Config) -> int | None:
+    """N of xdist worker `gwN`, None in the controller or without xdist."""
+    worker = config.workerinput.get("workerid", "") if _is_worker(config) else ""
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
 def _overrides(config: pytest.Config) -> dict[str, Any]:
     option = config.option
     return {"models": option.model, "samples": option.samples, "seed": option.seed, "device": option.device,
-            "batch_size": option.batch_size, "update_baselines": option.update_baselines,
+            "batch_size": option.batch_size, "amp": option.amp, "update_baselines": option.update_baselines,
             "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
             "save_adversarials": option.save_adversarials, "data_root": option.data_root,
             "strict_data": option.strict_data,
@@ -92,7 +105,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         suite = build_config(root, read_pyproject_table(root / "pyproject.toml"), _overrides(config))
         cases = expand_cases(suite)
-        device = resolve_device(suite.device)
+        device = resolve_device(suite.device, _worker_index(config))
+        if suite.amp != "off" and device.type != "cuda":
+            raise ConfigError(f"--amp {suite.amp} needs a CUDA device; this run uses {device}")
     except (ConfigError, UnknownModelError) as error:
         raise pytest.UsageError(str(error)) from None
     if _is_worker(config):
@@ -103,6 +118,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(state, "robustness-session")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistCollection(state), "robustness-xdist")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Under `-n` without `--dist`, schedule by the xdist_group marks below (`loadgroup`)."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no":
+        config.option.dist = "loadgroup"
+
+
+def schedule_group(case: Case, n_models: int, workers: int) -> str:
+    """The xdist group of a case: its model line when there are at least as many models as workers (each worker
+    then loads few models), else the line and category (so that one model's cases still spread over workers)."""
+    return case.line if n_models >= workers else f"{case.line}/{case.setting.category}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state: RobustnessSession = config.stash[_STATE]
+    workers = int(config.workerinput.get("workercount", 1)) if _is_worker(config) else 1
+    n_models = len({case.line for case in state.cases})
+    for item in items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        if isinstance(case, Case):
+            item.add_marker(pytest.mark.xdist_group(schedule_group(case, n_models, workers)))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -131,7 +169,8 @@ def robustness_session(pytestconfig: pytest.Config) -> "RobustnessSession":
 @pytest.fixture(scope="session")
 def loaded_models(pytestconfig: pytest.Config) -> "ModelPool":
     """Each model is loaded once per worker, on first use."""
-    return ModelPool(pytestconfig.stash[_STATE].device)
+    state = pytestconfig.stash[_STATE]
+    return ModelPool(state.device, state.cache)
 
 
 @pytest.fixture
@@ -144,7 +183,7 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         model = loaded_models.get(case.model)
         try:
             result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device,
-                              loaded_models.get, suite.save_adversarials, suite.data_root)
+                              loaded_models.get, suite.save_adversarials, suite.data_root, suite.amp)
         except DataMissingError as missing:
             if suite.strict_data:
                 raise
@@ -161,11 +200,17 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         record.update(status=decision.status, baseline=decision.baseline, threshold=decision.threshold,
                       delta=None if decision.baseline is None else round(record["accuracy"] - decision.baseline, 6),
                       flips=decision.flips, mcnemar_p=decision.p_value, message=decision.message,
-                      worker=os.environ.get("PYTEST_XDIST_WORKER", "main"))
+                      worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), worker_peak_rss_mb=peak_rss_mb())
         request.node.user_properties.append((RECORD_PROPERTY, json.loads(json.dumps(record))))
         return decision
 
     return run
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -176,13 +221,16 @@ def _relative(path: Path, root: Path) -> str:
 
 
 class ModelPool:
-    def __init__(self, device: torch.device):
+    """Models by id, loaded on first use onto `device`, keeping derived artefacts (zero-shot heads) in `cache`."""
+
+    def __init__(self, device: torch.device, cache: ArrayCache):
         self.device = device
+        self.cache = cache
         self._models: dict[str, LoadedModel] = {}
 
     def get(self, model: str) -> LoadedModel:
         if model not in self._models:
-            self._models[model] = load_model(model, self.device)
+            self._models[model] = load_model(model, self.device, self.cache)
         return self._models[model]
 
 

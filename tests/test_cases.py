@@ -47,3 +47,27 @@ def test_a_model_line_can_be_named(tmp_path):
     cases = expand_cases(build_config(tmp_path, {}, {"models": ["candidate=embedded:synth-cnn"]}))
     assert {case.line for case in cases} == {"candidate"}
     assert cases[0].id == "candidate-test"
+
+
+def test_schedule_groups_keep_a_model_on_one_worker_when_models_suffice(config):
+    from harness.plugin import schedule_group
+
+    cases = expand_cases(config)
+    lines = {case.line for case in cases}
+    assert {schedule_group(case, n_models=2, workers=2) for case in cases} == lines
+    spread = {schedule_group(case, n_models=2, workers=4) for case in cases}
+    assert spread == {f"{case.line}/{case.setting.category}" for case in cases} and len(spread) == 8
+
+
+def test_device_resolution(monkeypatch):
+    from harness.plugin import ConfigError as PluginConfigError, resolve_device
+    import torch
+
+    assert resolve_device("cpu", 3) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto", None) == torch.device("cuda", 0)
+    assert resolve_device("cuda", 3) == torch.device("cuda", 1)  # worker gw3 of 2 GPUs
+    assert resolve_device("cuda:0", 3) == torch.device("cuda", 0)  # pinned
+    with pytest.raises(PluginConfigError, match="only 2 CUDA device"):
+        resolve_device("cuda:5", 0)

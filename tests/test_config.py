@@ -43,3 +43,10 @@ def test_gate_policy_per_category_and_per_model(tmp_path):
     assert config.policy_for("clean", {"clean": {"confidence": 0.95}}).confidence == 0.95
     with pytest.raises(ConfigError, match="gate.natural"):
         build_config(tmp_path, {"gate": {"natural": {"confidence": 1.5}}}, {})
+
+
+def test_amp_must_be_a_known_mode(tmp_path):
+    assert build_config(tmp_path, {}, {}).amp == "off"
+    assert build_config(tmp_path, {"amp": "bf16"}, {}).amp == "bf16"
+    with pytest.raises(ConfigError, match="'amp' must be one of off, bf16, fp16"):
+        build_config(tmp_path, {"amp": "int8"}, {})

@@ -53,3 +53,26 @@ def test_corrupted_is_cached_by_content(tmp_path, images):
     out = corrupted(images, "sha-a", "fog", 2, 0, cache)
     assert np.array_equal(out, corrupt_images(images, "fog", 2, 0))
     assert len(list(tmp_path.rglob("*.npz"))) == 1
+
+
+def test_cache_keeps_entries_in_memory_read_only_and_bounded(tmp_path, images):
+    cache = ArrayCache(tmp_path, memory_bytes=images.nbytes)
+    first = cache.get_or_compute({"kind": "test", "n": 1}, lambda: {"images": images.copy()})
+    assert cache.get_or_compute({"kind": "test", "n": 1}, lambda: {}) is first  # no disk read, no compute
+    with pytest.raises(ValueError, match="read-only"):
+        first["images"][0, 0, 0, 0] = 1
+    cache.get_or_compute({"kind": "test", "n": 2}, lambda: {"images": images.copy()})  # evicts n=1 from memory
+    again = cache.get_or_compute({"kind": "test", "n": 1}, lambda: {})
+    assert again is not first and np.array_equal(again["images"], images)
+
+
+def test_content_hash_is_remembered_only_for_read_only_arrays(images):
+    from harness.data.base import content_sha256
+
+    writable = images.copy()
+    before = content_sha256(writable)
+    writable[0, 0, 0, 0] ^= 1
+    assert content_sha256(writable) != before
+    frozen = images.copy()
+    frozen.flags.writeable = False
+    assert content_sha256(frozen) == content_sha256(images.copy())
