@@ -325,7 +325,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-size", type=int, default=20000)
     p.add_argument("--clip-steps", type=int, default=1300)
-    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400, 2400, 2400, 2400],
+    p.add_argument("--clip-restart-steps", type=int, nargs="*", default=[600, 2400, 2400, 2400],
                    help="steps of each further cosine cycle (warm restart from the previous cycle's weights)")
     p.add_argument("--cnn-steps", type=int, default=700)
     p.add_argument("--reference-steps", type=int, default=200)
