@@ -2,6 +2,7 @@
 
 A stronger attack (larger eps) or a harsher corruption (higher severity) of the same kind, on the same samples,
 may not score above the weaker one's 95% interval: when it does, the attack or the corruption is broken.
+Corruptions whose severity levels are not one growing dose (NOT_A_DOSE) are not checked.
 """
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
 
+# ImageNet-C severities that are not one dose of one perturbation (Hendrycks & Dietterich 2019, imagecorruptions):
+# saturate desaturates at severities 1-2 and oversaturates at 3-5; spatter is water at 1-3 and mud at 4-5.
+NOT_A_DOSE = frozenset({"saturate", "spatter"})
+
+
 def _dose(case: Mapping[str, Any]) -> tuple[tuple, float] | None:
     setting = case["setting"]
     if "attack" in setting:
         attack = setting["attack"]
         return (case["model"], "attack", attack["attack"], attack["norm"], setting.get("surrogate")), attack["eps"]
-    if "corruption" in setting:
+    if "corruption" in setting and setting["corruption"]["name"] not in NOT_A_DOSE:
         corruption = setting["corruption"]
         return (case["model"], "corruption", corruption["name"]), corruption["severity"]
     return None

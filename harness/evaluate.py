@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from .data import EvalData, get_benchmark
 from .data.base import content_sha256
 from .metrics import pm_k_correct, wilson_interval
 from .models import LoadedModel
+from .progress import Progress
 from .shifts.corruptions import corrupted
 from .shifts.perturbations import TRANSFORMS, flips, sequences
 from .shifts.typographic import overlay
@@ -53,15 +55,19 @@ class CaseResult:
 
 
 def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] on `device`."""
-    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] on `device`. `images` may be read-only (shared cached
+    data): the tensor viewing it is only read, copied by the conversion."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        pixels = torch.from_numpy(images)
+    return pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
-            class_subset: np.ndarray | None = None, amp: str = "off") -> np.ndarray:
+            class_subset: np.ndarray | None = None, amp: str = "off", progress: Progress | None = None) -> np.ndarray:
     """Predicted class indices (N,) of uint8 images (N, H, W, 3), chosen among `class_subset` when given; under
     autocast to `amp` ("bf16", "fp16") unless it is "off"."""
     predictions = []
@@ -73,12 +79,14 @@ def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: tor
             if subset is not None:
                 logits = torch.full_like(logits, float("-inf")).index_copy_(1, subset, logits[:, subset])
             predictions.append(logits.argmax(dim=1).cpu().numpy())
+            if progress is not None:
+                progress(min(start + batch_size, len(images)), len(images))
     return np.concatenate(predictions)
 
 
 def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, seed: int,
            batch_size: int, device: torch.device, surrogate: LoadedModel | None = None,
-           save_to: Path | None = None) -> tuple[np.ndarray, dict]:
+           save_to: Path | None = None, progress: Progress | None = None) -> tuple[np.ndarray, dict]:
     """Robust correctness (N,) under `spec` (crafted on `surrogate` when given) and summary statistics.
 
     With `save_to`, the adversarial images are written there as an .npz for inspection: uint8 pixels (rounded,
@@ -97,6 +105,8 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
         norms.append(outcome.norms.cpu().numpy())
         if save_to is not None:
             adversarial.append((outcome.adversarial.permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy())
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
     if save_to is not None:
         save_to.parent.mkdir(parents=True, exist_ok=True)
         tmp = save_to.with_name(save_to.name + ".tmp")
@@ -112,11 +122,13 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
 
 def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch_size: int,
              device: torch.device, models: Callable[[str], LoadedModel] | None = None,
-             save_adversarials: Path | None = None, data_root: Path | None = None, amp: str = "off") -> CaseResult:
+             save_adversarials: Path | None = None, data_root: Path | None = None, amp: str = "off",
+             progress: Progress | None = None) -> CaseResult:
     """Measure `case` on `model`; `models` loads a surrogate for transfer attacks; adversarial images are saved
     under `save_adversarials/<line>/<setting>.npz` when it is given. `amp` ("off", "bf16", "fp16") autocasts
     the forward passes of non-adversarial cases; attacks always run in float32, so budgets and gradients mean
-    what they say. A case run under autocast says so in its metrics (`autocast`)."""
+    what they say. A case run under autocast says so in its metrics (`autocast`). `progress(done, total)` is
+    called after each batch (images, or frames for sequences)."""
     started = time.perf_counter()
     setting = case.setting
     benchmark = get_benchmark(case.benchmark, data_root)
@@ -149,7 +161,7 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     if images.ndim == 5:
         n, frames = images.shape[:2]
         predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device,
-                              data.class_subset, amp).reshape(n, frames)
+                              data.class_subset, amp, progress).reshape(n, frames)
         if setting.sequence is not None:
             flipped = flips(predictions, setting.sequence)
             per_sample = flipped == 0
@@ -163,9 +175,9 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         if save_adversarials is not None:
             save_to = Path(save_adversarials) / case.line / (re.sub(r"[^A-Za-z0-9._-]", "_", setting.name) + ".npz")
         per_sample, extra = attack(model, images, labels, setting.attack, seed, batch_size, device, surrogate,
-                                   save_to)
+                                   save_to, progress)
     else:
-        predictions = predict(model, images, batch_size, device, data.class_subset, amp)
+        predictions = predict(model, images, batch_size, device, data.class_subset, amp, progress)
         per_sample = data.correct(predictions)
         if setting.typographic is not None:
             extra["attack_success_rate"] = float((predictions == written).mean())

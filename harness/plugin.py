@@ -26,6 +26,7 @@ from .data import DataMissingError
 from .evaluate import evaluate
 from .gate import GateDecision, decide
 from .models import LoadedModel, UnknownModelError, load_model
+from .progress import ProgressLog
 from .report import build_report, case_record, format_table, git_commit, new_run_id, utc_now, write_report
 from .versions import versions
 
@@ -183,7 +184,8 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         model = loaded_models.get(case.model)
         try:
             result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device,
-                              loaded_models.get, suite.save_adversarials, suite.data_root, suite.amp)
+                              loaded_models.get, suite.save_adversarials, suite.data_root, suite.amp,
+                              state.progress.for_case(case.id))
         except DataMissingError as missing:
             if suite.strict_data:
                 raise
@@ -255,6 +257,9 @@ class RobustnessSession:
         self.device = device
         self.root = Path(config.rootpath)
         self.cache = ArrayCache(suite.cache_dir)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        self.progress = ProgressLog(suite.report_dir / "progress" / f"{worker or 'main'}.log",
+                                    echo=None if worker else self._echo)
         self.started = utc_now()
         self.run_id = new_run_id()
         self._case_ids = {case.id: case for case in cases}
@@ -265,6 +270,11 @@ class RobustnessSession:
         self.report_path: Path | None = None
         self.baseline_changes: list[str] = []
         self.problems: list[str] = []
+
+    def _echo(self, line: str) -> None:
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(f"[progress] {line}")
 
     def baseline(self, path: Path) -> dict[str, Any]:
         """The baseline document at `path` (with no cases when absent), read once; BaselineError when malformed."""

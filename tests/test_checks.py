@@ -26,3 +26,11 @@ def test_severity_ladder_is_checked():
     cases = [{"id": f"s-{s}", "model": "m", "accuracy": a, "interval95": [a - 0.05, a + 0.05],
               "setting": {"corruption": {"name": "fog", "severity": s}}} for s, a in ((1, 0.5), (2, 0.7))]
     assert len(dose_response_violations(cases)) == 1
+
+
+def test_corruptions_whose_severities_are_not_one_dose_are_not_checked():
+    def ladder(name):
+        return [{"id": f"m-{name}-{s}", "model": "m", "accuracy": a, "interval95": [a - 0.05, a + 0.05],
+                 "setting": {"corruption": {"name": name, "severity": s}}} for s, a in ((2, 0.5), (3, 0.8))]
+    assert dose_response_violations(ladder("saturate") + ladder("spatter")) == []
+    assert len(dose_response_violations(ladder("contrast"))) == 1
