@@ -47,8 +47,8 @@ def main() -> None:
         cache = ArrayCache(Path(tmp))
         benchmark = get_benchmark("synth")
         data = benchmark.load("test", args.samples, cache, model.preprocess)
-        pixels = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div(255)
-        labels = torch.from_numpy(data.labels)
+        pixels = torch.from_numpy(data.images.copy()).permute(0, 3, 1, 2).float().div(255)
+        labels = torch.from_numpy(data.labels.copy())
         batch = 250
 
         clean = Case(args.model, model.model_id.line, "synth", Setting("clean", "test", "test", args.samples))

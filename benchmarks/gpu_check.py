@@ -85,8 +85,8 @@ def main() -> None:
         cache = ArrayCache(tmp_path / "cache")
         data_root = tmp_path / "data"
         data = get_benchmark("imagenet", data_root).load("val", n, cache, model.preprocess)
-        pixels = torch.from_numpy(data.images).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
-        labels = torch.from_numpy(data.labels).to(device)
+        pixels = torch.from_numpy(data.images.copy()).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
+        labels = torch.from_numpy(data.labels.copy()).to(device)
 
         def case(setting: Setting) -> Case:
             return Case(str(model.model_id), model.model_id.line, "imagenet", setting)
@@ -116,7 +116,7 @@ def main() -> None:
         corruption = Setting("synthetic", "gaussian_noise-3", "val", n, corruption="gaussian_noise", severity=3)
         cold_corruption_s = synchronized(device, harness_run(corruption))
         noisy = corrupted(data.images, data.provenance["sha256"], "gaussian_noise", 3, 0, cache)
-        noisy_pixels = torch.from_numpy(noisy).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
+        noisy_pixels = torch.from_numpy(noisy.copy()).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
         measured = [
             ("clean", harness_run(clean), bare_clean(pixels)),
             ("pgd-linf-1/255 (10 steps)", harness_run(Setting("adversarial", spec.name, "val", n, attack=spec)),
