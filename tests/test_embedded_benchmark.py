@@ -114,3 +114,17 @@ def test_hard_split_record_consistent():
     assert record["reference_checkpoint_sha256"] == hashlib.sha256(REFERENCE_CHECKPOINT.read_bytes()).hexdigest()
     hard = bm.render_split("hard", 3)
     assert np.array_equal(hard.images, bm.render_candidates(indices[:3]).images)
+
+
+def test_cached_hard_split_follows_hard_split_json(tmp_path, monkeypatch):
+    """Retraining the reference CNN rewrites hard_split.json; the cached hard split must not outlive it."""
+    from harness.cache import ArrayCache
+    from harness.data import Preprocess, get_benchmark
+
+    cache, preprocess = ArrayCache(tmp_path), Preprocess(bm.IMAGE_SIZE, bm.IMAGE_SIZE)
+    committed = get_benchmark("synth").load("hard", 20, cache, preprocess)
+    seed, indices = bm.load_hard_indices()
+    monkeypatch.setattr(bm, "load_hard_indices", lambda: (seed, indices[10:] + indices[:10]))
+    rebuilt = get_benchmark("synth").load("hard", 20, cache, preprocess)
+    assert rebuilt.provenance["sha256"] != committed.provenance["sha256"]
+    assert np.array_equal(rebuilt.images[:10], committed.images[10:20])

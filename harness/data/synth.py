@@ -33,6 +33,8 @@ class SynthBenchmark:
         n = min(n, renderer.SPLIT_SIZES[split])
         key = {"kind": "synth-split", "renderer": renderer.RENDERER_VERSION, "split": split, "n": n,
                "seed": DATA_SEED}
+        if split == "hard":  # its samples are the candidates listed in hard_split.json, which retraining changes
+            key["hard_indices"] = renderer.load_hard_indices()[1][:n]
 
         def render() -> dict[str, np.ndarray]:
             rendered = renderer.render_split(split, n, seed=DATA_SEED)
