@@ -1,5 +1,7 @@
-"""`python -m harness compare A.json B.json`, `python -m harness merge SHARD.json ... -o OUT.json` and
-`python -m harness seed-baselines` (baselines of real models from published figures)."""
+"""`python -m harness compare A.json B.json`, `python -m harness relative-robustness A.json B.json`,
+`python -m harness merge SHARD.json ... -o OUT.json`, `python -m harness html REPORT.json`,
+`python -m harness overlap --eval BENCHMARK:SPLIT --corpus DIR_OR_SHARD ...` and `python -m harness seed-baselines`
+(baselines of real models from published figures)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +9,9 @@ import sys
 from pathlib import Path
 
 from .baselines import write_atomic
-from .reports_cli import ReportError, compare, merge, read_report
+from .html_report import write_html
+from .overlap import OverlapError, analyse, format_analysis
+from .reports_cli import ReportError, compare, merge, read_report, relative
 from .seeding import DEFAULT_MARGIN, openclip_documents, testbed_documents, write_seeded
 
 
@@ -18,6 +22,31 @@ def main(argv: list[str] | None = None) -> int:
     compare_cmd.add_argument("a", type=Path)
     compare_cmd.add_argument("b", type=Path)
     compare_cmd.add_argument("--alpha", type=float, default=0.01, help="significance level (two-sided)")
+    relative_cmd = commands.add_parser("relative-robustness", help="per natural shift, shift accuracy of report "
+                                       "B's models against report A's (relative robustness) and their effective "
+                                       "robustness")
+    relative_cmd.add_argument("a", type=Path)
+    relative_cmd.add_argument("b", type=Path)
+    relative_cmd.add_argument("--models", nargs=2, metavar=("A_ID", "B_ID"),
+                              help="compare these two models (default: each model line found in both reports)")
+    relative_cmd.add_argument("--alpha", type=float, default=0.01, help="significance level (two-sided)")
+    html_cmd = commands.add_parser("html", help="write a report as one self-contained HTML page")
+    html_cmd.add_argument("report", type=Path)
+    html_cmd.add_argument("-o", "--output", type=Path, help="default: the report's path with .html")
+    overlap_cmd = commands.add_parser("overlap", help="near-duplicates of an evaluation split in a corpus, and "
+                                                      "accuracy on all versus clean samples")
+    overlap_cmd.add_argument("--eval", required=True, metavar="BENCHMARK:SPLIT", help="e.g. synth:test, imagenet:val")
+    overlap_cmd.add_argument("--corpus", type=Path, nargs="+", required=True,
+                             help="image folders (recursive) and webdataset shards (.tar, .tar.gz, .tgz)")
+    overlap_cmd.add_argument("--report", type=Path, help="run report whose per-sample results give accuracy on all "
+                                                         "versus clean")
+    overlap_cmd.add_argument("--model", action="append", help="only these models of the report (repeatable)")
+    overlap_cmd.add_argument("--threshold", type=float, help="similarity of a near-duplicate (default: the "
+                                                             "benchmark's, see README)")
+    overlap_cmd.add_argument("--samples", type=int, help="without --report: the first N samples of the split")
+    overlap_cmd.add_argument("--data-root", type=Path, help="where real datasets live")
+    overlap_cmd.add_argument("--cache-dir", type=Path, default=Path(".cache/robustness-gate"))
+    overlap_cmd.add_argument("-o", "--output", type=Path, help="write the split and the matches as JSON here")
     merge_cmd = commands.add_parser("merge", help="join the reports of CI shards into one")
     merge_cmd.add_argument("reports", type=Path, nargs="+")
     merge_cmd.add_argument("-o", "--output", type=Path, required=True)
@@ -42,15 +71,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             print("\n".join(compare(read_report(args.a), read_report(args.b), args.alpha)))
             return 0
+        if args.command == "relative-robustness":
+            print("\n".join(relative(read_report(args.a), read_report(args.b), args.models, args.alpha)))
+            return 0
+        if args.command == "html":
+            output = write_html(read_report(args.report), args.output or args.report.with_suffix(".html"))
+            print(f"wrote {output}")
+            return 0
+        if args.command == "overlap":
+            return _overlap(args)
         merged = merge([read_report(path) for path in args.reports])
         write_atomic(args.output, merged)
         summary = ", ".join(f"{k} {v}" for k, v in merged["summary"].items() if v)
         print(f"wrote {args.output}: {len(merged['cases'])} cases from {len(args.reports)} reports ({summary}); "
               f"complete: {merged['run']['complete']}")
         return 0 if merged["run"]["complete"] else 1
-    except ReportError as error:
+    except (ReportError, OverlapError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _overlap(args: argparse.Namespace) -> int:
+    report = read_report(args.report) if args.report else None
+    result = analyse(args.eval, args.corpus, report, args.model, args.threshold, args.samples, args.cache_dir,
+                     args.data_root)
+    print("\n".join(format_analysis(result)))
+    if args.output:
+        write_atomic(args.output, result)
+        print(f"wrote {args.output}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cache-dir", default=None, metavar="DIR",
                     help="content-addressed cache of rendered and perturbed data")
     group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
+    group.addoption("--html", action="store_true", default=False,
+                    help="also write the report as a self-contained HTML page next to the JSON report")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
 
@@ -268,6 +270,7 @@ class RobustnessSession:
         self.records: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, str] = {}
         self.report_path: Path | None = None
+        self.html_path: Path | None = None
         self.baseline_changes: list[str] = []
         self.problems: list[str] = []
 
@@ -316,7 +319,12 @@ class RobustnessSession:
                "workers": _worker_count(self.config), "complete": complete, "device": str(self.device),
                "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
                "git": git_commit(self.root), "versions": versions(), "validity_problems": violations}
-        self.report_path = write_report(build_report(run, cases), self.suite.report_dir)
+        report = build_report(run, cases)
+        self.report_path = write_report(report, self.suite.report_dir)
+        if self.config.option.html:
+            from .html_report import write_html_beside  # matplotlib loads only when a page is asked for
+
+            self.html_path = write_html_beside(report, self.report_path)
         if not complete:
             self.problems.append("run INCOMPLETE: some collected cases produced no result (see 'not-run' and "
                                  "'error' rows); a crashed worker or an interrupted run never reads as a pass")
@@ -407,6 +415,8 @@ class RobustnessSession:
         for line in self.problems:
             terminalreporter.write_line(line, red=True, bold=True)
         terminalreporter.write_line(f"report: {_relative(self.report_path, self.root)}")
+        if self.html_path is not None:
+            terminalreporter.write_line(f"html: {_relative(self.html_path, self.root)}")
 
 
     def _weight_notes(self, cases: list[dict[str, Any]]) -> dict[str, str]:

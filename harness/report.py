@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .baselines import encode_bits, write_atomic
+from .effective_robustness import effective_robustness
 from .evaluate import CaseResult
 from .metrics import corruption_summary
 
@@ -69,7 +70,9 @@ def build_report(run: Mapping[str, Any], cases: list[Mapping[str, Any]]) -> dict
 
 
 def model_metrics(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Per model, aggregates over its measured cases: the corruption summary (mCE and friends)."""
+    """Per model, aggregates over its measured cases: the corruption summary (mCE and friends) when it has
+    corruption cases, and its effective robustness per natural shift when its benchmark has trends."""
+    cases = list(cases)
     by_model: dict[str, dict[str, Any]] = {}
     for case in cases:
         if case.get("accuracy") is None:
@@ -80,9 +83,13 @@ def model_metrics(cases: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             entry["corruptions"].setdefault(corruption["name"], {})[corruption["severity"]] = case["accuracy"]
         elif case["category"] == "clean":
             entry["clean"] = case["accuracy"]
-    return {model: {"corruptions": corruption_summary(entry["corruptions"], entry["clean"],
-                                                      normalize_by_alexnet=entry["benchmark"] == "imagenet")}
-            for model, entry in sorted(by_model.items()) if entry["corruptions"]}
+    metrics: dict[str, Any] = {
+        model: {"corruptions": corruption_summary(entry["corruptions"], entry["clean"],
+                                                  normalize_by_alexnet=entry["benchmark"] == "imagenet")}
+        for model, entry in by_model.items() if entry["corruptions"]}
+    for model, shifts in effective_robustness(cases).items():
+        metrics.setdefault(model, {})["effective_robustness"] = shifts
+    return dict(sorted(metrics.items()))
 
 
 def write_report(report: Mapping[str, Any], directory: Path) -> Path:

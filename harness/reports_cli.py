@@ -1,4 +1,5 @@
-"""Working with finished reports: compare two runs case by case, merge the reports of CI shards."""
+"""Working with finished reports: compare two runs case by case, relative and effective robustness of their
+models, merge the reports of CI shards."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,8 @@ from typing import Any, Mapping, Sequence
 from scipy.stats import binomtest, fisher_exact
 
 from .baselines import decode_bits
-from .report import REPORT_SCHEMA_VERSION, summarize
+from .effective_robustness import relative_robustness
+from .report import REPORT_SCHEMA_VERSION, model_metrics, summarize
 
 
 class ReportError(ValueError):
@@ -75,6 +77,48 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any], alpha: float = 0.01) -> 
     return lines
 
 
+def model_pairs(a: Mapping[str, Any], b: Mapping[str, Any], models: Sequence[str] | None) -> list[tuple[str, str]]:
+    """(model of A, model of B): the two `models` named, or every model line measured in both reports."""
+    in_a, in_b = {c["model"]: c["line"] for c in a["cases"]}, {c["model"]: c["line"] for c in b["cases"]}
+    if models:
+        model_a, model_b = models
+        for model, present, side in ((model_a, in_a, "A"), (model_b, in_b, "B")):
+            if model not in present:
+                raise ReportError(f"model {model} is not in report {side} (it has: {', '.join(sorted(present))})")
+        return [(model_a, model_b)]
+    by_line = {line: model for model, line in in_b.items()}
+    return [(model, by_line[line]) for model, line in sorted(in_a.items()) if line in by_line]
+
+
+def relative(a: Mapping[str, Any], b: Mapping[str, Any], models: Sequence[str] | None = None,
+             alpha: float = 0.01) -> list[str]:
+    """Lines of relative robustness (shift accuracy B - A, with compare's two-sided test) and effective
+    robustness (A, B, B - A; in points) per natural shift, for each model pair of `model_pairs`."""
+    pairs = model_pairs(a, b, models)
+    if not pairs:
+        raise ReportError("the reports share no model line; name two models with --models A_ID B_ID")
+    points = lambda value: "-" if value is None else f"{100 * value:+.2f}"
+    lines = []
+    for model_a, model_b in pairs:
+        rows = relative_robustness(a["cases"], b["cases"], model_a, model_b)
+        lines.append(f"A {model_a} -> B {model_b}: {len(rows)} natural shifts measured in both")
+        lines.append(f"  {'shift':<12} {'A':>7} {'B':>7} {'B-A':>8} {'p':>9}  {'eff.rob A':>9} {'eff.rob B':>9} "
+                     f"{'B-A':>7}  verdict")
+        for row in rows:
+            test = compare_case(row["a"], row["b"])
+            verdict = ("less robust" if test["delta"] < 0 else "more robust") if test["p"] < alpha else "same"
+            gained = (None if None in (row["effective_a"], row["effective_b"])
+                      else row["effective_b"] - row["effective_a"])
+            lines.append(f"  {row['shift']:<12} {row['a']['accuracy']:>7.4f} {row['b']['accuracy']:>7.4f} "
+                         f"{row['relative_robustness']:>+8.4f} {test['p']:>9.3g}  {points(row['effective_a']):>9} "
+                         f"{points(row['effective_b']):>9} "
+                         f"{points(gained):>7}  {verdict}")
+    lines.append(f"relative robustness: shift accuracy B - A (two-sided; McNemar on the same samples, Fisher "
+                 f"otherwise; alpha={alpha}); effective robustness: shift accuracy - trend at the clean accuracy, "
+                 f"in points")
+    return lines
+
+
 def merge(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One report from the reports of CI shards; the result does not depend on their order.
 
@@ -101,4 +145,4 @@ def merge(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
            "finished": max(s["finished"] for s in shards), "complete": all(s["complete"] for s in shards),
            "shards": shards}
     return {"schema_version": REPORT_SCHEMA_VERSION, "run": run, "models": models, "cases": merged_cases,
-            "summary": summarize(merged_cases)}
+            "metrics": model_metrics(merged_cases), "summary": summarize(merged_cases)}
