@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import os
 import re
 import time
@@ -66,10 +68,36 @@ def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@functools.lru_cache(maxsize=1)
+def harness_code_sha256() -> str:
+    """sha256 over the harness's Python sources: cached predictions are never reused across code changes."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(str(path.relative_to(Path(__file__).parent)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def predictions_key(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
+                    class_subset: np.ndarray | None, amp: str) -> dict[str, Any]:
+    """Everything predictions depend on: the model (weights, preprocessing, head), the input bytes, the harness
+    code, torch and the numerics (device type, batch size, autocast)."""
+    model_provenance = {k: v for k, v in model.provenance.items() if k != "head_cache"}
+    return {"kind": "predictions", "model": str(model.model_id), "model_provenance": model_provenance,
+            "images": content_sha256(images), "class_subset": None if class_subset is None else
+            [int(c) for c in class_subset], "batch_size": batch_size, "device": device.type, "amp": amp,
+            "torch": torch.__version__, "harness_code": harness_code_sha256()}
+
+
 def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
-            class_subset: np.ndarray | None = None, amp: str = "off", progress: Progress | None = None) -> np.ndarray:
+            class_subset: np.ndarray | None = None, amp: str = "off", progress: Progress | None = None,
+            cache: ArrayCache | None = None) -> np.ndarray:
     """Predicted class indices (N,) of uint8 images (N, H, W, 3), chosen among `class_subset` when given; under
-    autocast to `amp` ("bf16", "fp16") unless it is "off"."""
+    autocast to `amp` ("bf16", "fp16") unless it is "off". With `cache`, predictions are kept under
+    `predictions_key`, so a warm run does not recompute them."""
+    if cache is not None:
+        key = predictions_key(model, images, batch_size, device, class_subset, amp)
+        return cache.get_or_compute(key, lambda: {"predictions": predict(
+            model, images, batch_size, device, class_subset, amp, progress)})["predictions"]
     predictions = []
     subset = None if class_subset is None else torch.as_tensor(class_subset, device=device)
     autocast = contextlib.nullcontext() if amp == "off" else torch.autocast(device.type, AUTOCAST_DTYPES[amp])
@@ -161,7 +189,7 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     if images.ndim == 5:
         n, frames = images.shape[:2]
         predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device,
-                              data.class_subset, amp, progress).reshape(n, frames)
+                              data.class_subset, amp, progress, cache).reshape(n, frames)
         if setting.sequence is not None:
             flipped = flips(predictions, setting.sequence)
             per_sample = flipped == 0
@@ -177,7 +205,7 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         per_sample, extra = attack(model, images, labels, setting.attack, seed, batch_size, device, surrogate,
                                    save_to, progress)
     else:
-        predictions = predict(model, images, batch_size, device, data.class_subset, amp, progress)
+        predictions = predict(model, images, batch_size, device, data.class_subset, amp, progress, cache)
         per_sample = data.correct(predictions)
         if setting.typographic is not None:
             extra["attack_success_rate"] = float((predictions == written).mean())

@@ -123,27 +123,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_XdistCollection(state), "robustness-xdist")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Under `-n` without `--dist`, schedule by the xdist_group marks below (`loadgroup`)."""
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no":
-        config.option.dist = "loadgroup"
-
-
-def schedule_group(case: Case, n_models: int, workers: int) -> str:
-    """The xdist group of a case: its model line when there are at least as many models as workers (each worker
-    then loads few models), else the line and category (so that one model's cases still spread over workers)."""
-    return case.line if n_models >= workers else f"{case.line}/{case.setting.category}"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state: RobustnessSession = config.stash[_STATE]
-    workers = int(config.workerinput.get("workercount", 1)) if _is_worker(config) else 1
-    n_models = len({case.line for case in state.cases})
-    for item in items:
-        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
-        if isinstance(case, Case):
-            item.add_marker(pytest.mark.xdist_group(schedule_group(case, n_models, workers)))
+    """Cases of one model line run next to each other (otherwise in collection order): xdist's load scheduling
+    hands each worker runs of consecutive items, so a worker loads few models while the work stays balanced."""
+    position = {id(item): index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (schedule_key(item), position[id(item)]))
+
+
+def schedule_key(item: pytest.Item) -> str:
+    """The model line of a case item ("" for other tests, which run first)."""
+    case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+    return case.line if isinstance(case, Case) else ""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -49,16 +49,6 @@ def test_a_model_line_can_be_named(tmp_path):
     assert cases[0].id == "candidate-test"
 
 
-def test_schedule_groups_keep_a_model_on_one_worker_when_models_suffice(config):
-    from harness.plugin import schedule_group
-
-    cases = expand_cases(config)
-    lines = {case.line for case in cases}
-    assert {schedule_group(case, n_models=2, workers=2) for case in cases} == lines
-    spread = {schedule_group(case, n_models=2, workers=4) for case in cases}
-    assert spread == {f"{case.line}/{case.setting.category}" for case in cases} and len(spread) == 8
-
-
 def test_device_resolution(monkeypatch):
     from harness.plugin import ConfigError as PluginConfigError, resolve_device
     import torch

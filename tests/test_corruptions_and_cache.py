@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,29 @@ def test_content_hash_is_remembered_only_for_read_only_arrays(images):
     frozen = images.copy()
     frozen.flags.writeable = False
     assert content_sha256(frozen) == content_sha256(images.copy())
+
+
+def test_predictions_are_cached_by_model_inputs_and_numerics(tmp_path, images):
+    import torch
+
+    from harness.data import Preprocess
+    from harness.evaluate import predict
+    from harness.models.base import LoadedModel, ModelId, PixelClassifier
+
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, x):
+            calls.append(len(x))
+            return x.mean(dim=(2, 3))
+
+    model = LoadedModel(ModelId("test", "mean"), PixelClassifier(Counting(), (0.5,) * 3, (0.25,) * 3).eval(),
+                        ("r", "g", "b"), Preprocess(images.shape[1], images.shape[1]), {"weights_sha256": "a"})
+    cache, cpu = ArrayCache(tmp_path), torch.device("cpu")
+    first = predict(model, images, 2, cpu, cache=cache)
+    assert np.array_equal(predict(model, images, 2, cpu, cache=ArrayCache(tmp_path)), first)  # from disk
+    assert len(calls) == -(-len(images) // 2)
+    predict(model, images, 3, cpu, cache=cache)  # another batch size: recomputed
+    other = dataclasses.replace(model, provenance={"weights_sha256": "b"})
+    predict(other, images, 2, cpu, cache=cache)  # other weights: recomputed
+    assert len(calls) == -(-len(images) // 2) + -(-len(images) // 3) + -(-len(images) // 2)

@@ -164,3 +164,12 @@ def test_missing_real_data_is_reported_not_run_or_fails_with_strict_data(tmp_pat
         assert done.returncode == 0, done.stdout[-2000:]
         assert set(statuses.values()) == {"not-run"} and report["run"]["complete"] is True
         assert all(str(empty) in c["message"] for c in report["cases"])
+
+
+def test_cases_of_one_model_are_collected_next_to_each_other():
+    """xdist's load scheduling hands workers runs of consecutive items: grouped by model, a worker loads few."""
+    done = run_suite("--collect-only", "-q", "-k", "test or v2 or fog-1 or fgsm-linf-1/255")
+    assert done.returncode == 0, done.stdout[-2000:]
+    ids = [line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "::test_" in line]
+    lines = [case_id.split("-", 2)[0] + "-" + case_id.split("-", 2)[1] for case_id in ids if case_id[:5] == "synth"]
+    assert len(lines) >= 8 and lines == sorted(lines), ids
