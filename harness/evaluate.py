@@ -77,6 +77,19 @@ def harness_code_sha256() -> str:
     return digest.hexdigest()
 
 
+def fitted(run: Callable[[int], Any], batch_size: int) -> tuple[Any, int]:
+    """(run(b), b) for the largest b in batch_size, batch_size // 2, ..., 1 that fits in GPU memory: on CUDA
+    out-of-memory the batch size is halved and the whole run repeated."""
+    while True:
+        try:
+            return run(batch_size), batch_size
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            torch.cuda.empty_cache()
+            batch_size //= 2
+
+
 def predictions_key(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
                     class_subset: np.ndarray | None, amp: str) -> dict[str, Any]:
     """Everything predictions depend on: the model (weights, preprocessing, head), the input bytes, the harness
@@ -156,7 +169,8 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
     under `save_adversarials/<line>/<setting>.npz` when it is given. `amp` ("off", "bf16", "fp16") autocasts
     the forward passes of non-adversarial cases; attacks always run in float32, so budgets and gradients mean
     what they say. A case run under autocast says so in its metrics (`autocast`). `progress(done, total)` is
-    called after each batch (images, or frames for sequences)."""
+    called after each batch (images, or frames for sequences). A batch that does not fit in GPU memory is
+    halved until it does (`fitted`); the result records the batch size used."""
     started = time.perf_counter()
     setting = case.setting
     benchmark = get_benchmark(case.benchmark, data_root)
@@ -188,8 +202,10 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
 
     if images.ndim == 5:
         n, frames = images.shape[:2]
-        predictions = predict(model, images.reshape(n * frames, *images.shape[2:]), batch_size, device,
-                              data.class_subset, amp, progress, cache).reshape(n, frames)
+        flat = images.reshape(n * frames, *images.shape[2:])
+        predictions, batch_size = fitted(lambda b: predict(model, flat, b, device, data.class_subset, amp,
+                                                           progress, cache), batch_size)
+        predictions = predictions.reshape(n, frames)
         if setting.sequence is not None:
             flipped = flips(predictions, setting.sequence)
             per_sample = flipped == 0
@@ -202,10 +218,11 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         save_to = None
         if save_adversarials is not None:
             save_to = Path(save_adversarials) / case.line / (re.sub(r"[^A-Za-z0-9._-]", "_", setting.name) + ".npz")
-        per_sample, extra = attack(model, images, labels, setting.attack, seed, batch_size, device, surrogate,
-                                   save_to, progress)
+        (per_sample, extra), batch_size = fitted(lambda b: attack(
+            model, images, labels, setting.attack, seed, b, device, surrogate, save_to, progress), batch_size)
     else:
-        predictions = predict(model, images, batch_size, device, data.class_subset, amp, progress, cache)
+        predictions, batch_size = fitted(lambda b: predict(model, images, b, device, data.class_subset, amp,
+                                                           progress, cache), batch_size)
         per_sample = data.correct(predictions)
         if setting.typographic is not None:
             extra["attack_success_rate"] = float((predictions == written).mean())

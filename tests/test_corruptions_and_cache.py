@@ -104,3 +104,21 @@ def test_predictions_are_cached_by_model_inputs_and_numerics(tmp_path, images):
     other = dataclasses.replace(model, provenance={"weights_sha256": "b"})
     predict(other, images, 2, cpu, cache=cache)  # other weights: recomputed
     assert len(calls) == -(-len(images) // 2) + -(-len(images) // 3) + -(-len(images) // 2)
+
+
+def test_batch_size_is_halved_until_it_fits_in_gpu_memory():
+    import torch
+
+    from harness.evaluate import fitted
+
+    tried = []
+
+    def run(batch_size):
+        tried.append(batch_size)
+        if batch_size > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return f"ran at {batch_size}"
+
+    assert fitted(run, 250) == ("ran at 62", 62) and tried == [250, 125, 62]
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        fitted(lambda b: run(10_000), 2)
