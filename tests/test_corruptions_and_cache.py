@@ -122,3 +122,21 @@ def test_batch_size_is_halved_until_it_fits_in_gpu_memory():
     assert fitted(run, 250) == ("ran at 62", 62) and tried == [250, 125, 62]
     with pytest.raises(torch.cuda.OutOfMemoryError):
         fitted(lambda b: run(10_000), 2)
+
+
+def test_remembered_content_hashes_hold_no_array_alive(images):
+    import gc
+    import weakref
+
+    from harness.data.base import content_sha256
+
+    frozen = images.copy()
+    frozen.flags.writeable = False
+    expected = content_sha256(frozen)
+    alive = weakref.ref(frozen)
+    del frozen
+    gc.collect()
+    assert alive() is None
+    again = images.copy()
+    again.flags.writeable = False
+    assert content_sha256(again) == expected

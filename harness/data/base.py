@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import weakref
 from typing import Any, Protocol
 
 import numpy as np
@@ -58,25 +59,28 @@ class EvalData:
         return (predictions[..., None] == sets).any(axis=-1)
 
 
-_DIGESTS: dict[tuple[int, ...], tuple[tuple[np.ndarray, ...], str]] = {}
+_DIGESTS: dict[tuple[int, ...], tuple[tuple[weakref.ref, ...], str]] = {}
 
 
 def content_sha256(*arrays: np.ndarray) -> str:
     """sha256 over dtype, shape and bytes of `arrays`. Remembered per set of read-only arrays (whose bytes
-    cannot change while they are held), so the cases sharing cached data hash it once per process."""
+    cannot change) while they live, so the cases sharing cached data hash it once per process; the memo holds
+    no array alive."""
     frozen = all(not array.flags.writeable for array in arrays)
     ids = tuple(map(id, arrays))
     if frozen and ids in _DIGESTS:
-        return _DIGESTS[ids][1]
-    digest = hashlib.sha256()
+        refs, digest = _DIGESTS[ids]
+        if all(ref() is array for ref, array in zip(refs, arrays)):
+            return digest
+    hasher = hashlib.sha256()
     for array in arrays:
-        digest.update(str((array.dtype, array.shape)).encode())
-        digest.update(np.ascontiguousarray(array).data)
+        hasher.update(str((array.dtype, array.shape)).encode())
+        hasher.update(np.ascontiguousarray(array).data)
     if frozen:
-        if len(_DIGESTS) >= 64:
+        if len(_DIGESTS) >= 256:
             _DIGESTS.pop(next(iter(_DIGESTS)))
-        _DIGESTS[ids] = (arrays, digest.hexdigest())
-    return digest.hexdigest()
+        _DIGESTS[ids] = (tuple(weakref.ref(array) for array in arrays), hasher.hexdigest())
+    return hasher.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
