@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -61,6 +63,32 @@ def test_pgd_is_seeded_stays_in_budget_and_bites(batch):
     assert not torch.equal(first.adversarial, other.adversarial)
     assert first.norms.max() <= spec.eps + 1e-6
     assert first.robust.sum() < first.clean_correct.sum()
+
+
+def test_only_correctly_classified_images_are_attacked(batch, monkeypatch):
+    model, images, labels = batch
+    labels = labels.clone()
+    labels[::4] = (labels[::4] + 1) % 4  # every fourth sample now misclassified clean
+    seen = []
+    pgd = ATTACKS["pgd"]
+    monkeypatch.setitem(ATTACKS, "pgd", dataclasses.replace(pgd, build=lambda *a: _Recording(pgd.build(*a), seen)))
+    outcome = run_attack(model, images, labels, parse_attack("pgd-linf-16/255"), seed=0, n_classes=4)
+    assert seen == [12]
+    assert torch.equal(outcome.clean_correct, torch.arange(16) % 4 != 0)
+    assert torch.equal(outcome.adversarial[::4], images[::4]) and not outcome.norms[::4].any()
+    assert not outcome.robust[::4].any()
+    assert outcome.norms[outcome.clean_correct].min() > 0 and outcome.robust.sum() < 12
+
+
+class _Recording:
+    """Wraps a torchattacks-like object and records the batch sizes it was called with."""
+
+    def __init__(self, inner, seen):
+        self.inner, self.seen = inner, seen
+
+    def __call__(self, images, labels):
+        self.seen.append(len(images))
+        return self.inner(images, labels)
 
 
 @pytest.mark.parametrize("name", ["fgsm-linf-8/255", "bim-linf-8/255", "pgd-l2-0.5", "mim-linf-8/255",
