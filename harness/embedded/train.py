@@ -11,6 +11,10 @@ under ``--out`` (default: this package's folder). The same seed gives the same
 weights on the same machine and device (deterministic algorithms, fixed thread
 count, no TF32); ``--device cuda`` trains on a GPU, where the weights differ from
 a CPU run's in the last bits and the record names the device.
+
+``--clip-continue N --clip-restart-steps S ...`` continues the synth-clip checkpoint under ``--out`` (the result
+of N cycles) with further cycles of S steps, keeping the CNNs and the hard split; the new record nests the
+previous one, so the whole history of the committed weights stays on record.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import hashlib
 import json
 import math
 import os
+import shlex
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -31,7 +37,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from . import CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, EMBEDDED_DIR
 from .benchmark import (CLASSNAMES, FRAMES, HARD_PER_CLASS, RENDERER_VERSION, SPLITS, TEMPLATES,
@@ -293,15 +299,19 @@ def build_hard_split(reference: SynthCNN, reference_path: Path, seed: int) -> di
 
 def train_clip_schedule(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, ...], *,
                         schedule: list[int], batch: int, lr: float, seed: int, device: torch.device,
-                        after_cycle: Callable[[int, torch.nn.Module], None] | None = None) -> torch.nn.Module:
-    """synth-clip's recipe: a cycle of ``schedule[0]`` steps from scratch (seed ``seed``), then a warm restart
-    from the previous cycle's weights for each further entry (cycle i >= 1 seeded ``seed + 2 + i``).
-    ``after_cycle(i, model)`` is called after each cycle."""
-    clip = None
-    for cycle, steps in enumerate(schedule):
+                        after_cycle: Callable[[int, torch.nn.Module], None] | None = None,
+                        init: dict[str, torch.Tensor] | None = None, first_cycle: int = 0) -> torch.nn.Module:
+    """synth-clip's recipe: cycle 0 trains ``schedule[0]`` steps from scratch (seed ``seed``), every later cycle
+    i is a warm restart from the previous cycle's weights seeded ``seed + 2 + i``. To continue a model that
+    already went through ``first_cycle`` cycles, pass its state as ``init``: ``schedule`` then lists the steps of
+    cycles ``first_cycle``, ``first_cycle + 1``, ... ``after_cycle(i, model)`` is called after each cycle."""
+    if (init is None) != (first_cycle == 0):
+        raise ValueError("init (a trained state) goes with first_cycle >= 1, and only with it")
+    clip, state = None, init
+    for cycle, steps in enumerate(schedule, start=first_cycle):
         clip = train_clip(images, labels, captions, steps=steps, batch=batch, lr=lr,
-                          seed=seed if cycle == 0 else seed + 2 + cycle,
-                          init=None if clip is None else clip.state_dict(), device=device)
+                          seed=seed if cycle == 0 else seed + 2 + cycle, init=state, device=device)
+        state = clip.state_dict()
         if after_cycle is not None:
             after_cycle(cycle, clip)
     return clip
@@ -334,7 +344,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reference-width", type=int, default=12)
     p.add_argument("--device", type=torch.device, default=torch.device("cpu"),
                    help="where the models train and are evaluated (cpu, cuda, cuda:1); the record names it")
-    return p.parse_args(argv)
+    p.add_argument("--clip-continue", type=int, metavar="CYCLES_DONE", default=0,
+                   help="continue the synth-clip checkpoint under --out, which went through CYCLES_DONE cycles, "
+                        "with the cycles in --clip-restart-steps; the CNNs and the hard split are kept, and the "
+                        "previous training record is nested in the new one")
+    args = p.parse_args(argv)
+    if args.clip_continue < 0:
+        p.error("--clip-continue takes the number of cycles the checkpoint went through (>= 1)")
+    return args
 
 
 def device_description(device: torch.device) -> str:
@@ -348,7 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(args.seed, args.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = train_all(args)
+        record = {"command": shlex.join(["python", "-m", "harness.embedded.train",
+                                         *(sys.argv[1:] if argv is None else argv)]), **train_all(args)}
     nondeterministic = sorted({str(w.message).split("\n")[0] for w in caught
                                if "deterministic" in str(w.message)})
     record["nondeterministic_ops"] = nondeterministic
@@ -369,15 +387,18 @@ def train_all(args: argparse.Namespace) -> dict:
     captions = train_captions(args.train_size, seed=args.seed)
     walls["render_train"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    reference = train_cnn(images, labels, width=args.reference_width, steps=args.reference_steps, batch=128,
-                          lr=3e-3, seed=args.seed + 1, name="reference", device=args.device)
-    reference.save(ckpt_dir / "reference-cnn.safetensors")
-    walls["reference_cnn"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    hard = build_hard_split(reference, ckpt_dir / "reference-cnn.safetensors", args.seed)
-    (args.out / "hard_split.json").write_text(json.dumps(hard) + "\n")
-    walls["hard_split"] = time.perf_counter() - t0
+    if args.clip_continue:
+        hard = json.loads((args.out / "hard_split.json").read_text())
+    else:
+        t0 = time.perf_counter()
+        reference = train_cnn(images, labels, width=args.reference_width, steps=args.reference_steps, batch=128,
+                              lr=3e-3, seed=args.seed + 1, name="reference", device=args.device)
+        reference.save(ckpt_dir / "reference-cnn.safetensors")
+        walls["reference_cnn"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hard = build_hard_split(reference, ckpt_dir / "reference-cnn.safetensors", args.seed)
+        (args.out / "hard_split.json").write_text(json.dumps(hard) + "\n")
+        walls["hard_split"] = time.perf_counter() - t0
 
     data = eval_data(hard, args.seed)
     cycle_accuracy: list[float] = []
@@ -389,18 +410,28 @@ def train_all(args: argparse.Namespace) -> dict:
         print(f"synth-clip after cycle {cycle + 1}: test accuracy {cycle_accuracy[-1]:.3f}", flush=True)
         save_clip(model, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")  # an interrupted run keeps its last cycle
 
+    clip_path = ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors"
+    if args.clip_continue:
+        schedule, init = args.clip_restart_steps, load_file(str(clip_path))
+        continued = {"checkpoint_sha256": hashlib.sha256(clip_path.read_bytes()).hexdigest(),
+                     "cycles_done": args.clip_continue}
+    else:
+        schedule, init, continued = [args.clip_steps, *args.clip_restart_steps], None, None
     t0 = time.perf_counter()
-    clip = train_clip_schedule(images, labels, captions, schedule=[args.clip_steps, *args.clip_restart_steps],
-                               batch=args.batch, lr=args.clip_lr, seed=args.seed, device=args.device,
-                               after_cycle=monitor)
-    save_clip(clip, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
+    clip = train_clip_schedule(images, labels, captions, schedule=schedule, batch=args.batch, lr=args.clip_lr,
+                               seed=args.seed, device=args.device, after_cycle=monitor, init=init,
+                               first_cycle=args.clip_continue)
+    save_clip(clip, clip_path)
     walls["synth_clip"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    cnn = train_cnn(images, labels, width=SynthCNN().width, steps=args.cnn_steps, batch=128, lr=3e-3,
-                    seed=args.seed + 2, name="synth-cnn", device=args.device)
-    cnn.save(ckpt_dir / "synth-cnn.safetensors")
-    walls["synth_cnn"] = time.perf_counter() - t0
+    if args.clip_continue:
+        cnn = SynthCNN.load(ckpt_dir / "synth-cnn.safetensors").to(args.device)
+    else:
+        t0 = time.perf_counter()
+        cnn = train_cnn(images, labels, width=SynthCNN().width, steps=args.cnn_steps, batch=128, lr=3e-3,
+                        seed=args.seed + 2, name="synth-cnn", device=args.device)
+        cnn.save(ckpt_dir / "synth-cnn.safetensors")
+        walls["synth_cnn"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     clip_loaded, tokenizer = load_clip(ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
@@ -413,8 +444,8 @@ def train_all(args: argparse.Namespace) -> dict:
         "seed": args.seed, "renderer_version": RENDERER_VERSION, "torch_version": torch.__version__,
         "open_clip_version": open_clip.__version__, "device": device_description(args.device),
         "threads": THREADS, "train_size": args.train_size,
-        "steps": {"synth_clip": [args.clip_steps, *args.clip_restart_steps], "synth_cnn": args.cnn_steps,
-                  "reference_cnn": args.reference_steps},
+        "steps": {"synth_clip": schedule} if continued else {
+            "synth_clip": schedule, "synth_cnn": args.cnn_steps, "reference_cnn": args.reference_steps},
         "batch": args.batch, "clip_lr": args.clip_lr,
         "widths": {"synth_cnn": cnn.width, "reference_cnn": args.reference_width},
         "wall_time_s": {k: round(v, 1) for k, v in walls.items()},
@@ -423,6 +454,9 @@ def train_all(args: argparse.Namespace) -> dict:
         "chance_accuracy": 1.0 / len(CLASSNAMES),
         "accuracy": accuracies,
     }
+    if continued:
+        record["synth_clip_continued_from"] = continued
+        record["previous_stage"] = json.loads((args.out / "training_record.json").read_text())
     return record
 
 
