@@ -23,6 +23,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_suite.py
+	$(PY) benchmarks/bench_memory.py
 
 clean-cache:
 	rm -rf .cache/robustness-gate

@@ -194,7 +194,8 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         record.update(status=decision.status, baseline=decision.baseline, threshold=decision.threshold,
                       delta=None if decision.baseline is None else round(record["accuracy"] - decision.baseline, 6),
                       flips=decision.flips, mcnemar_p=decision.p_value, message=decision.message,
-                      worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), worker_peak_rss_mb=peak_rss_mb())
+                      worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), worker_peak_rss_mb=peak_rss_mb(),
+                      worker_rss_mb=rss_mb())
         request.node.user_properties.append((RECORD_PROPERTY, json.loads(json.dumps(record))))
         return decision
 
@@ -205,6 +206,15 @@ def peak_rss_mb() -> float:
     """This process's peak resident set size so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
+
+
+def rss_mb() -> float | None:
+    """This process's resident set size now, in MiB; None where /proc/self/statm does not exist (not Linux)."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return None
+    return round(resident_pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20), 1)
 
 
 def _relative(path: Path, root: Path) -> str:
