@@ -3,7 +3,7 @@ line synth-clip (baselines/synth-clip.json), as a release candidate would be:
 
 - the recorded model passes;
 - the same recipe under another training seed passes: seed-to-seed noise is not a regression;
-- the first cycle of the recipe alone (1,300 of 9,100 steps) fails, with readable regressions.
+- the first cycle of the recipe alone (1,300 of 11,500 steps) fails, with readable regressions.
 
 The candidates are tests/fixtures/synth-clip-{seed1,short}.safetensors, written by
 tests/fixtures/make_candidates.py (their recipe and clean accuracy are in tests/fixtures/candidates.json).

@@ -402,15 +402,15 @@ def train_all(args: argparse.Namespace) -> dict:
 
     data = eval_data(hard, args.seed)
     cycle_accuracy: list[float] = []
+    clip_path = ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors"
 
     def monitor(cycle: int, model: torch.nn.Module) -> None:
         tokenizer = open_clip.get_tokenizer(CLIP_MODEL_NAME)
         test_images, test_labels = data["test"]
         cycle_accuracy.append(float((clip_predictor(model, tokenizer)(test_images) == test_labels).mean()))
         print(f"synth-clip after cycle {cycle + 1}: test accuracy {cycle_accuracy[-1]:.3f}", flush=True)
-        save_clip(model, ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")  # an interrupted run keeps its last cycle
+        save_clip(model, clip_path)  # an interrupted run keeps its last cycle
 
-    clip_path = ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors"
     if args.clip_continue:
         schedule, init = args.clip_restart_steps, load_file(str(clip_path))
         continued = {"checkpoint_sha256": hashlib.sha256(clip_path.read_bytes()).hexdigest(),
@@ -434,7 +434,7 @@ def train_all(args: argparse.Namespace) -> dict:
         walls["synth_cnn"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    clip_loaded, tokenizer = load_clip(ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors")
+    clip_loaded, tokenizer = load_clip(clip_path)
     clip_loaded.to(args.device)
     accuracies = evaluate({"synth-clip": clip_predictor(clip_loaded, tokenizer), "synth-cnn": cnn_predictor(cnn)},
                           data)
