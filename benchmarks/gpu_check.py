@@ -3,7 +3,8 @@
     python benchmarks/gpu_check.py [--device cuda] [--images 1000] [--batch-size 250] [--json FILE]
 
 Writes random ViT-B-32 weights to a local file and a miniature ImageNet val tree (one JPEG per class, rendered
-by the embedded benchmark and upscaled to 320x240) to a temporary folder, loads both through the real paths
+by the embedded benchmark and upscaled to 320x240, then filed under the class the model predicts for it, so that
+every image is classified correctly and attacked) to a temporary folder, loads both through the real paths
 (`openclip:ViT-B-32@<file>`, `--data-root`), and times a clean, a PGD-10 (L-inf 1/255) and a corruption
 (gaussian_noise, severity 3) case through `harness.evaluate`, each against a bare loop of the same model over
 the same preprocessed tensors. Prints images/s and the harness-to-bare ratio per case, plus bare bf16-autocast
@@ -29,23 +30,38 @@ from harness.cache import ArrayCache
 from harness.cases import Case, Setting
 from harness.data import get_benchmark
 from harness.embedded.benchmark import render_split
-from harness.evaluate import evaluate
+from harness.evaluate import evaluate, predict
 from harness.models import load_model
 from harness.shifts.corruptions import corrupted
 
 
 def write_tree(root: Path, images: int) -> None:
-    """`<root>/imagenet/val/<wnid>/*.JPEG`: 1000 class folders, `images` JPEGs spread over them, and a
-    manifest.json stating the count (a deliberately reduced tree)."""
+    """`<root>/imagenet/val/<wnid>/*.JPEG`: 1000 class folders, the first `images` (<= 1000) holding one JPEG
+    each, and a manifest.json stating the count (a deliberately reduced tree)."""
     val = root / "imagenet" / "val"
     wnids = [f"n{i:08d}" for i in range(1000)]
     for wnid in wnids:
         (val / wnid).mkdir(parents=True, exist_ok=True)
-    rendered = render_split("test", min(images, 1000)).images
+    rendered = render_split("test", images).images
     for i in range(images):
-        picture = Image.fromarray(rendered[i % len(rendered)]).resize((320, 240), Image.Resampling.BICUBIC)
-        picture.save(val / wnids[i % 1000] / f"ILSVRC2012_val_{i:08d}.JPEG", quality=90)
+        picture = Image.fromarray(rendered[i]).resize((320, 240), Image.Resampling.BICUBIC)
+        picture.save(val / wnids[i] / f"ILSVRC2012_val_{i:08d}.JPEG", quality=90)
     (root / "imagenet" / "manifest.json").write_text(json.dumps({"expected_images": images}))
+
+
+def relabel_to_predictions(root: Path, labels: np.ndarray, predictions: np.ndarray) -> None:
+    """Move each image of the tree written by `write_tree` into the folder of the class it is predicted as, so
+    that the random-weight model classifies every image correctly: the harness attacks only correctly classified
+    images, and a PGD case over a random model's 0.1% would time nothing. `labels` and `predictions` are per
+    loaded image; every class folder holds at most one image (images <= 1000)."""
+    val = root / "imagenet" / "val"
+    wnids = [f"n{i:08d}" for i in range(1000)]
+    moves = []
+    for label, predicted in zip(labels, predictions):
+        (source,) = (val / wnids[label]).glob("*.JPEG")
+        moves.append((source, val / wnids[predicted] / source.name))
+    for source, target in moves:
+        source.rename(target)
 
 
 def synchronized(device: torch.device, function) -> float:
@@ -67,6 +83,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args()
+    if not 1 <= args.images <= 1000:
+        parser.error("--images must be in 1..1000: the generated tree holds at most one image per class")
     device, batch, n = args.device, args.batch_size, args.images
     rows: list[dict] = []
     with TemporaryDirectory() as tmp:
@@ -82,8 +100,11 @@ def main() -> None:
         started = time.perf_counter()
         model = load_model(f"openclip:ViT-B-32@{weights}", device)
         load_s = time.perf_counter() - started
-        cache = ArrayCache(tmp_path / "cache")
         data_root = tmp_path / "data"
+        data = get_benchmark("imagenet", data_root).load("val", n, ArrayCache(tmp_path / "unlabelled"),
+                                                         model.preprocess)
+        relabel_to_predictions(data_root, data.labels, predict(model, data.images, batch, device))
+        cache = ArrayCache(tmp_path / "cache")
         data = get_benchmark("imagenet", data_root).load("val", n, cache, model.preprocess)
         pixels = torch.from_numpy(data.images.copy()).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
         labels = torch.from_numpy(data.labels.copy()).to(device)
@@ -123,6 +144,7 @@ def main() -> None:
              bare_pgd),
             ("gaussian_noise-3 (cached)", harness_run(corruption), bare_clean(noisy_pixels)),
         ]
+        clean_accuracy = evaluate(case(clean), model, cache, 0, batch, device, data_root=data_root).accuracy
         for name, ours, bare in measured:
             ours_s = min(synchronized(device, ours) for _ in range(2))
             bare_s = min(synchronized(device, bare) for _ in range(2))
@@ -134,6 +156,8 @@ def main() -> None:
     print(f"ViT-B-32 (random weights), 224 px, {n} images, batch {batch}, {name}, torch {torch.__version__}")
     print(f"set-up {setup_s:.1f} s (weights + tree), model load with 1000x80-prompt head {load_s:.1f} s, "
           f"corruption case cold (CPU corruption) {cold_corruption_s:.1f} s")
+    print(f"clean accuracy {clean_accuracy:.3f} (images filed under the random model's own predictions, so every "
+          f"image is attacked)")
     print(f"{'case':<28} {'harness img/s':>14} {'bare img/s':>11} {'ratio':>6}")
     for row in rows:
         print(f"{row['case']:<28} {row['harness_images_per_s']:>14.1f} {row['bare_images_per_s']:>11.1f} "
@@ -142,7 +166,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "device": name, "torch": torch.__version__, "images": n, "batch_size": batch, "setup_s": setup_s,
-            "model_load_s": load_s, "corruption_cold_s": cold_corruption_s, "rows": rows,
+            "model_load_s": load_s, "corruption_cold_s": cold_corruption_s, "clean_accuracy": clean_accuracy, "rows": rows,
             "bare_clean_bf16_images_per_s": n / bf16_s}, indent=2) + "\n")
 
 
