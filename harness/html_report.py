@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -106,46 +106,50 @@ def _legend(figure: Figure, models: Sequence[str], colours: Mapping[str, str]) -
     figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=11, frameon=False)
 
 
+def _panels(cases: Iterable[Mapping[str, Any]], panel_of: Callable[[Mapping[str, Any]], str | None],
+            draw: Callable[[Any, str, Mapping[str, list], Mapping[str, str]], None], empty: str, alt: str) -> str:
+    """One panel per `panel_of(case)` (cases where it is None, or without accuracy, are left out), drawn by
+    `draw(ax, panel name, {model: cases}, colours)`, with one legend of the models; `empty` when no case is left."""
+    by_panel: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for case in cases:
+        panel = panel_of(case)
+        if panel and case.get("accuracy") is not None:
+            by_panel[panel][case["model"]].append(case)
+    if not by_panel:
+        return f'<p class="note">{empty}</p>'
+    models = sorted({m for per_model in by_panel.values() for m in per_model})
+    colours = _colours(models)
+    figure, axes = _grid(len(by_panel))
+    for ax, (name, per_model) in zip(axes, sorted(by_panel.items())):
+        draw(ax, name, per_model, colours)
+    _legend(figure, models, colours)
+    return _img(figure, alt)
+
+
 def severity_curves(cases: Iterable[Mapping[str, Any]]) -> str:
     """Accuracy against corruption severity, one panel per corruption, a line per model."""
-    by_corruption: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for case in cases:
-        corruption = case["setting"].get("corruption")
-        if corruption and case.get("accuracy") is not None:
-            by_corruption[corruption["name"]][case["model"]].append(case)
-    if not by_corruption:
-        return '<p class="note">No corruption cases were measured in this run.</p>'
-    models = sorted({m for per_model in by_corruption.values() for m in per_model})
-    colours = _colours(models)
-    figure, axes = _grid(len(by_corruption))
-    for ax, (name, per_model) in zip(axes, sorted(by_corruption.items())):
+    def draw(ax: Any, name: str, per_model: Mapping[str, list], colours: Mapping[str, str]) -> None:
         _curves(ax, per_model, lambda c: c["setting"]["corruption"]["severity"], colours)
         ax.set_title(name, fontsize=12)
         ax.set_xticks([1, 2, 3, 4, 5])
         ax.set_xlabel("severity", fontsize=10)
         ax.set_ylabel("accuracy", fontsize=10)
-    _legend(figure, models, colours)
-    return _img(figure, "accuracy against corruption severity")
+
+    return _panels(cases, lambda c: (c["setting"].get("corruption") or {}).get("name"), draw,
+                   "No corruption cases were measured in this run.", "accuracy against corruption severity")
 
 
-def _attack_group(setting: Mapping[str, Any]) -> str:
-    attack = setting["attack"]
+def _attack_group(setting: Mapping[str, Any]) -> str | None:
+    attack = setting.get("attack")
+    if not attack:
+        return None
     group = f"{attack['attack']}-{attack['norm']}"
     return f"{group} (transfer from {setting['surrogate']})" if setting.get("surrogate") else group
 
 
 def eps_curves(cases: Iterable[Mapping[str, Any]]) -> str:
     """Robust accuracy against the attack budget eps, one panel per attack and norm, a line per model."""
-    by_attack: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for case in cases:
-        if case["setting"].get("attack") and case.get("accuracy") is not None:
-            by_attack[_attack_group(case["setting"])][case["model"]].append(case)
-    if not by_attack:
-        return '<p class="note">No attack cases were measured in this run.</p>'
-    models = sorted({m for per_model in by_attack.values() for m in per_model})
-    colours = _colours(models)
-    figure, axes = _grid(len(by_attack))
-    for ax, (name, per_model) in zip(axes, sorted(by_attack.items())):
+    def draw(ax: Any, name: str, per_model: Mapping[str, list], colours: Mapping[str, str]) -> None:
         linf = name.split(" ")[0].endswith("linf")
         scale = 255 if linf else 1
         _curves(ax, per_model, lambda c: c["setting"]["attack"]["eps"] * scale, colours)
@@ -155,8 +159,9 @@ def eps_curves(cases: Iterable[Mapping[str, Any]]) -> str:
         ax.set_title(name, fontsize=12)
         ax.set_xlabel("eps (x 1/255)" if linf else "eps (L2, pixels in [0, 1])", fontsize=10)
         ax.set_ylabel("robust accuracy", fontsize=10)
-    _legend(figure, models, colours)
-    return _img(figure, "robust accuracy against attack budget")
+
+    return _panels(cases, lambda c: _attack_group(c["setting"]), draw,
+                   "No attack cases were measured in this run.", "robust accuracy against attack budget")
 
 
 PROBABILITY_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
