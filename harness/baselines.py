@@ -6,7 +6,11 @@ Layout (schema_version 1):
      "cases": {"<category>/<setting>": {"setting": {...}, "data_sha256": str, "seed": int, "n": int,
                                          "correct": int, "accuracy": float, "interval95": [lo, hi],
                                          "threshold": float, "policy": {"confidence": float, "margin": float},
-                                         "per_sample": str (base64 of packed bits)}}}
+                                         "per_sample": str (base64 of packed bits),
+                                         "pixel_recipe": {...}, "image_digests": {...}  (library corruptions)}}}
+
+A library corruption's entry also keeps its pixel recipe and per-image digests (harness.shifts.corruptions,
+harness.pixels): its protocol is the recipe, and the digests say which images drifted when the bytes did.
 """
 from __future__ import annotations
 
@@ -103,6 +107,30 @@ def _check_case(path: Path, key: str, entry: Any) -> None:
     if int(bits.sum()) != entry["correct"]:
         raise BaselineError(f"{where}['per_sample'] holds {int(bits.sum())} correct samples, "
                             f"but 'correct' says {entry['correct']}")
+    _check_pixel_fields(where, entry)
+
+
+_RECIPE_FIELDS: dict[str, tuple[type, ...]] = {
+    "clean_sha256": (str,), "corruption": (str,), "severity": (int,), "seed": (int,), "libraries": (dict,)}
+_DIGEST_FIELDS: dict[str, tuple[type, ...]] = {"block": (int,), "images": (int,), "digests": (str,)}
+
+
+def _check_pixel_fields(where: str, entry: Mapping[str, Any]) -> None:
+    """A recipe comes with its digests, or neither is there (pixels the project computes are compared by hash)."""
+    present = [key for key in ("pixel_recipe", "image_digests") if key in entry]
+    if len(present) == 1:
+        raise BaselineError(f"{where} has '{present[0]}' without its partner; re-record the case with "
+                            f"--update-baselines")
+    if not present:
+        return
+    for key, fields in (("pixel_recipe", _RECIPE_FIELDS), ("image_digests", _DIGEST_FIELDS)):
+        if not isinstance(entry[key], dict):
+            raise BaselineError(f"{where}['{key}'] must be an object")
+        _check_fields(f"{where}['{key}']", entry[key], fields)
+    try:
+        base64.b64decode(entry["image_digests"]["digests"].encode("ascii"), validate=True)
+    except ValueError as error:
+        raise BaselineError(f"{where}['image_digests']['digests'] is not valid base64: {error}") from None
 
 
 def read_baseline(path: Path) -> dict[str, Any] | None:
@@ -142,14 +170,24 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
 
 
 def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
-    """Write JSON to `path` so that readers see the old file or the new one, never a partial one."""
+    """Write JSON to `path` so that readers see the old file or the new one, never a partial one. The file keeps
+    its permissions; a new one gets the usual ones (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        mode = path.stat().st_mode & 0o7777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle, indent=1, sort_keys=True)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -164,4 +202,4 @@ def baseline_entry(record: Mapping[str, Any], policy: GatePolicy) -> dict[str, A
         "interval95": record["interval95"], "per_sample": record["per_sample"],
         "threshold": round(threshold_for(record["correct"], record["n"], policy), 6),
         "policy": {"confidence": policy.confidence, "margin": policy.margin},
-    }
+    } | {key: record["data"][key] for key in ("pixel_recipe", "image_digests") if key in record.get("data", {})}

@@ -22,8 +22,9 @@ from .data import EvalData, get_benchmark
 from .data.base import content_sha256
 from .metrics import pm_k_correct, wilson_interval
 from .models import LoadedModel
+from .pixels import image_digests
 from .progress import Progress
-from .shifts.corruptions import corrupted
+from .shifts.corruptions import corrupted, recipe
 from .shifts.perturbations import TRANSFORMS, flips, sequences
 from .shifts.typographic import overlay
 
@@ -190,6 +191,8 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         images = corrupted(images, provenance["sha256"], setting.corruption, setting.severity, seed, cache)
         provenance["perturbed_sha256"] = content_sha256(images)
         provenance["perturbed_source"] = "in memory (imagecorruptions)"
+        provenance["pixel_recipe"] = recipe(provenance["sha256"], setting.corruption, setting.severity, seed)
+        provenance["image_digests"] = image_digests(images)
     if setting.typographic is not None:
         images, written = overlay(images, labels, model.classnames, setting.typographic, seed)
         provenance["perturbed_sha256"] = content_sha256(images)

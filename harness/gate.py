@@ -6,6 +6,10 @@ Rule (one-sided: an improvement never fails):
   regressed when the drop exceeds the margin and the exact McNemar test on the discordant pairs says "worse"
   at the policy's confidence;
 - with a flip-rate limit: also regressed when (correct->wrong + wrong->correct) / n exceeds it.
+
+Not comparable (protocol-mismatch) when the setting, the seed or the evaluated pixels differ from the baseline's;
+for a library corruption, when its recipe differs (a library version is named with both versions). Under the
+same recipe, other bytes are a pixel drift: recorded and shown, and the rule above still decides.
 """
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ import numpy as np
 
 from .baselines import decode_bits, is_seeded
 from .metrics import mcnemar_worse_p
+from .pixels import PixelDrift, pixel_drift
 
 PROTOCOL_FIELDS = ("setting", "data_sha256", "seed")
+RECIPE_PROTOCOL_FIELDS = ("setting", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,23 +34,60 @@ class GateDecision:
     threshold: float | None = None
     flips: dict[str, int] | None = None
     p_value: float | None = None
+    pixel_drift: PixelDrift | None = None
 
     @property
     def ok(self) -> bool:
         return self.status in ("passed", "recorded")
 
 
-def protocol_differences(record: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
-    """What differs between the protocol of a measured record and its baseline entry ([] when comparable)."""
+def _recipe(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return record.get("data", {}).get("pixel_recipe")
+
+
+def _recipe_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
     differ = []
-    for field in PROTOCOL_FIELDS:
+    for key in sorted(set(ours) | set(theirs)):
+        if key == "libraries":
+            libraries_now, libraries_then = ours.get(key, {}), theirs.get(key, {})
+            differ += [f"library {name}: baseline {libraries_then.get(name)}, now {libraries_now.get(name)}"
+                       for name in sorted(set(libraries_now) | set(libraries_then))
+                       if libraries_now.get(name) != libraries_then.get(name)]
+        elif ours.get(key) != theirs.get(key):
+            differ.append(f"pixel_recipe.{key}: baseline {theirs.get(key)!r}, now {ours.get(key)!r}")
+    return differ
+
+
+def protocol_differences(record: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+    """What differs between the protocol of a measured record and its baseline entry ([] when comparable).
+
+    Pixels the project computes are compared by their hash (`data_sha256`): they are the same bytes on every
+    CPU. A library corruption whose baseline holds its recipe is compared by the recipe instead."""
+    by_recipe = _recipe(record) is not None and "pixel_recipe" in entry
+    differ = []
+    for field in RECIPE_PROTOCOL_FIELDS if by_recipe else PROTOCOL_FIELDS:
         ours, theirs = record[field], entry[field]
         if isinstance(ours, dict) and isinstance(theirs, dict):
             differ += [f"{field}.{key}: baseline {theirs.get(key)!r}, now {ours.get(key)!r}"
                        for key in sorted(set(ours) | set(theirs)) if ours.get(key) != theirs.get(key)]
         elif ours != theirs:
             differ.append(f"{field}: baseline {theirs!r}, now {ours!r}")
+    if by_recipe:
+        differ += _recipe_differences(_recipe(record), entry["pixel_recipe"])
     return differ
+
+
+def _mismatch_fix(differ: list[str], record_command: str) -> str:
+    if any(item.startswith("library ") for item in differ):
+        return ("Install the locked environment (`make install`, from requirements.lock) so these libraries match "
+                "the baseline's; if the lock itself moved, review the new pixels and re-record with "
+                f"`{record_command}` (README, \"Portability\")")
+    if any(item.startswith("data_sha256") for item in differ) and not any(
+            item.startswith(("setting", "seed")) for item in differ):
+        return ("These pixels are computed exactly on every CPU, so other bytes mean other data or other code: "
+                "check the dataset and the harness version; re-record only after reviewing why they changed, with "
+                f"`{record_command}`")
+    return f"Run with the baseline's settings, or re-record it with `{record_command}`"
 
 
 def flips(now: np.ndarray, before: np.ndarray) -> dict[str, int]:
@@ -78,9 +121,11 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
     if differ:
         return GateDecision("protocol-mismatch", (
             f"{record['id']}: measured under another protocol than its baseline in {baseline_file}, so the "
-            f"numbers are not comparable: " + "; ".join(differ) +
-            f". Run with the baseline's settings, or re-record it with `{record_command}`."),
+            f"numbers are not comparable: " + "; ".join(differ) + f". {_mismatch_fix(differ, record_command)}."),
             baseline=entry["accuracy"], threshold=entry["threshold"])
+    drift = None
+    if record["data_sha256"] != entry["data_sha256"]:  # only reachable under an unchanged pixel recipe
+        drift = pixel_drift(record["data"]["image_digests"], entry["image_digests"])
 
     threshold, policy = entry["threshold"], entry["policy"]
     changed = flips(decode_bits(record["per_sample"], n), decode_bits(entry["per_sample"], entry["n"]))
@@ -90,6 +135,9 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
     summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={n}; baseline {entry['accuracy']:.4f}, "
                f"threshold {threshold:.4f}, delta {-drop:+.4f}; flips {changed['to_wrong']} correct->wrong, "
                f"{changed['to_right']} wrong->correct, McNemar p={p_value:.3g}")
+    if drift is not None:
+        summary += (f"; pixel drift under the same recipe: {drift.describe()} (CPU-dependent library kernels; "
+                    f"the paired test decides)")
     reasons = []
     if accuracy < threshold:
         reasons.append(f"accuracy below threshold {threshold:.4f}")
@@ -101,4 +149,4 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
         reasons.append(f"flip rate {flip_rate:.4f} > --max-flip-rate {max_flip_rate}")
     status = "regressed" if reasons else "passed"
     message = f"{record['id']}: " + (f"REGRESSION ({'; '.join(reasons)}): " if reasons else "") + summary
-    return GateDecision(status, message, entry["accuracy"], threshold, changed, p_value)
+    return GateDecision(status, message, entry["accuracy"], threshold, changed, p_value, drift)

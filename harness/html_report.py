@@ -24,6 +24,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from .cases import CATEGORIES
 from .effective_robustness import effective_robustness
+from .pixels import drift_note
 from .trends import load_trends, logit, sigmoid
 
 STATUS_ORDER = ("regressed", "error", "protocol-mismatch", "no-baseline", "not-run", "recorded", "passed")
@@ -262,6 +263,8 @@ def _case_rows(cases: Iterable[Mapping[str, Any]], with_model: bool = False) -> 
     for c in cases:
         interval = f"[{c['interval95'][0]:.3f}, {c['interval95'][1]:.3f}]" if c.get("interval95") else "-"
         message = (c.get("message") or "") if c["status"] != "passed" else ""
+        if c.get("pixel_drift"):
+            message = " ".join(filter(None, (drift_note(c["pixel_drift"]) + ".", message)))
         rows.append(f"<tr class=\"{_e(c['status'])}\">" + (f"<td class=\"text\">{_e(c['model'])}</td>" if with_model
                                                           else "") +
                     f"<td class=\"text\">{_e(c['id'])}</td><td>{_e(c.get('n') or '-')}</td>"

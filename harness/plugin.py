@@ -28,7 +28,7 @@ from .gate import GateDecision, decide
 from .models import LoadedModel, UnknownModelError, load_model
 from .progress import ProgressLog
 from .report import build_report, case_record, format_table, git_commit, new_run_id, utc_now, write_report
-from .versions import versions
+from .versions import cpu, versions
 
 RECORD_PROPERTY = "robustness_record"
 _STATE = pytest.StashKey["RobustnessSession"]()
@@ -194,6 +194,7 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         record.update(status=decision.status, baseline=decision.baseline, threshold=decision.threshold,
                       delta=None if decision.baseline is None else round(record["accuracy"] - decision.baseline, 6),
                       flips=decision.flips, mcnemar_p=decision.p_value, message=decision.message,
+                      pixel_drift=None if decision.pixel_drift is None else decision.pixel_drift.as_dict(),
                       worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), worker_peak_rss_mb=peak_rss_mb(),
                       worker_rss_mb=rss_mb())
         request.node.user_properties.append((RECORD_PROPERTY, json.loads(json.dumps(record))))
@@ -318,7 +319,8 @@ class RobustnessSession:
         run = {"id": self.run_id, "started": self.started, "finished": utc_now(), "argv": sys.argv[1:],
                "workers": _worker_count(self.config), "complete": complete, "device": str(self.device),
                "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
-               "git": git_commit(self.root), "versions": versions(), "validity_problems": violations}
+               "git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
+               "validity_problems": violations}
         report = build_report(run, cases)
         self.report_path = write_report(report, self.suite.report_dir)
         if self.config.option.html:
@@ -357,7 +359,8 @@ class RobustnessSession:
 
     def _write_baselines(self, cases: list[dict[str, Any]]) -> None:
         """Write every touched baseline file, or none: a loosened threshold needs --allow-loosen."""
-        run_provenance = {"git": git_commit(self.root), "versions": versions(), "seed": self.suite.seed,
+        run_provenance = {"git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
+                          "seed": self.suite.seed,
                           "recorded_at": utc_now()}
         documents, loosened, changes = {}, [], []
         for line in sorted({c["line"] for c in cases}):

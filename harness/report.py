@@ -11,6 +11,7 @@ from .baselines import encode_bits, write_atomic
 from .effective_robustness import effective_robustness
 from .evaluate import CaseResult
 from .metrics import corruption_summary
+from .pixels import drift_note
 
 REPORT_SCHEMA_VERSION = 1
 STATUSES = ("passed", "regressed", "no-baseline", "protocol-mismatch", "recorded", "error", "not-run")
@@ -128,4 +129,6 @@ def format_table(cases: list[Mapping[str, Any]], notes: Mapping[str, str] | None
                          f"  {c['status']}")
             if c["status"] in ("not-run", "error", "protocol-mismatch") and c.get("message"):
                 lines.append(f"      {c['message'][:300]}")
+            elif c.get("pixel_drift"):
+                lines.append(f"      {drift_note(c['pixel_drift'])}")
     return lines

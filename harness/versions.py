@@ -4,11 +4,12 @@ cache keys.
 `PIXEL_LIBRARIES` are the libraries that produce the pixels of library corruptions (imagecorruptions and what
 it calls: NumPy, SciPy, scikit-image, OpenCV, numba/llvmlite, Pillow); their versions are part of a corruption's
 recipe (harness.shifts.corruptions). `cpu()` describes the processor and the kernels the numerical libraries
-picked on it at run time (NumPy's SIMD dispatch, the BLAS core, OpenCV's features, torch's CPU capability,
-thread counts): the facts that explain a byte drift between two machines.
+picked on it at run time (NumPy's SIMD dispatch, the BLAS core, OpenCV's features, torch's CPU capability, the
+dispatch and thread variables set): the facts that explain a byte drift between two machines.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 from functools import lru_cache
@@ -73,10 +74,16 @@ def _numpy_features() -> dict[str, list[str]]:
 
 
 def _blas() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP runtimes of NumPy, SciPy and torch, loaded first so every process lists the same."""
+    import importlib
+
     from threadpoolctl import threadpool_info
 
-    return [{key: pool.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
-            for pool in threadpool_info()]
+    for module in ("numpy", "scipy.linalg", "torch"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    pools = {tuple(pool.get(key) for key in ("internal_api", "version", "architecture")) for pool in threadpool_info()}
+    return [dict(zip(("internal_api", "version", "architecture"), pool)) for pool in sorted(pools, key=str)]
 
 
 def _opencv() -> dict[str, Any] | None:
@@ -84,7 +91,7 @@ def _opencv() -> dict[str, Any] | None:
         import cv2
     except ImportError:
         return None
-    return {"version": cv2.__version__, "features": cv2.getCPUFeaturesLine(), "threads": cv2.getNumThreads(),
+    return {"version": cv2.__version__, "features": cv2.getCPUFeaturesLine(),
             "ipp": cv2.ipp.getIppVersion() if cv2.ipp.useIPP() else "off"}
 
 
@@ -93,12 +100,14 @@ def _torch() -> dict[str, Any] | None:
         import torch
     except ImportError:
         return None
-    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 @lru_cache(maxsize=1)
 def cpu() -> dict[str, Any]:
-    """The processor and the code paths the numerical libraries chose on it (JSON-able)."""
+    """The processor and the code paths the numerical libraries chose on it (JSON-able). Thread counts are
+    the run's choice, not the machine's: only the variables that set them are recorded, so every process of one
+    run (controller or worker, -n 0 or -n 2) describes the machine alike."""
     return {"machine": platform.machine(), "model": _cpu_model(), "cores": os.cpu_count(),
             "numpy": _numpy_features(), "blas": _blas(), "opencv": _opencv(), "torch": _torch(),
             "environment": {name: os.environ[name] for name in _THREAD_VARIABLES + _DISPATCH_VARIABLES

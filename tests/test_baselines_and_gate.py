@@ -143,3 +143,74 @@ def test_per_model_gate_overrides_are_validated(tmp_path):
                         "provenance": {}, "cases": {}, "gate": {"adversarial": {"margin": 2}}})
     with pytest.raises(BaselineError, match=r"gate\['adversarial'\]: 'margin' must be a number in \[0, 1\)"):
         read_baseline(path)
+
+
+def corruption_record(bits, images, libraries=None, **overrides):
+    """A library-corruption record: its data carries the pixel recipe and per-image digests."""
+    from harness.pixels import image_digests
+
+    recipe = {"clean_sha256": "clean", "corruption": "motion_blur", "severity": 3, "seed": 0,
+              "libraries": libraries or {"imagecorruptions": "1.1.5", "numpy": "2.4.6", "scipy": "1.17.1"}}
+    data = {"sha256": "clean", "perturbed_sha256": "x", "pixel_recipe": recipe, "image_digests": image_digests(images)}
+    return make_record(bits, data=data, **overrides)
+
+
+@pytest.fixture
+def corrupted_images():
+    return np.random.default_rng(0).integers(0, 256, size=(20, 8, 8, 3), dtype=np.uint8)
+
+
+def test_a_library_version_that_moved_is_named_with_both_versions(corrupted_images):
+    bits = [True] * 15 + [False] * 5
+    baseline = baseline_entry(corruption_record(bits, corrupted_images), POLICY)
+    assert baseline["pixel_recipe"]["libraries"]["scipy"] == "1.17.1" and "image_digests" in baseline
+    moved = corruption_record(bits, corrupted_images,
+                              {"imagecorruptions": "1.1.5", "numpy": "2.4.6", "scipy": "1.18.0"})
+    decision = decide(moved, baseline, "baselines/x.json", "cmd")
+    assert decision.status == "protocol-mismatch"
+    assert "library scipy: baseline 1.17.1, now 1.18.0" in decision.message
+    assert "numpy" not in decision.message.split("not comparable:")[1].split(".")[0]
+    assert "make install" in decision.message and "requirements.lock" in decision.message
+
+
+def test_bytes_that_drift_under_the_same_recipe_are_gated_and_shown(corrupted_images):
+    bits = [True] * 15 + [False] * 5
+    baseline = baseline_entry(corruption_record(bits, corrupted_images), POLICY)
+    drifted = corrupted_images.copy()
+    drifted[[3, 11], 0, 0, 0] ^= 1
+    same = decide(corruption_record(bits, drifted, data_sha256="drifted"), baseline, "b.json", "cmd")
+    assert same.status == "passed" and same.pixel_drift.images_differing == 2
+    assert "pixel drift under the same recipe: 2 of 20 images differ in bytes" in same.message
+    worse = decide(corruption_record([False] * 20, drifted, data_sha256="drifted"), baseline, "b.json", "cmd")
+    assert worse.status == "regressed" and worse.pixel_drift is not None
+
+
+def test_project_computed_pixels_that_differ_are_refused_with_the_right_fix():
+    baseline = baseline_entry(make_record([True] * 10), POLICY)
+    decision = decide(make_record([True] * 10, data_sha256="other"), baseline, "b.json", "cmd")
+    assert decision.status == "protocol-mismatch" and "computed exactly on every CPU" in decision.message
+
+
+def test_a_recipe_without_its_digests_is_a_baseline_error(tmp_path, corrupted_images):
+    entry = baseline_entry(corruption_record([True] * 20, corrupted_images), POLICY)
+    del entry["image_digests"]
+    write_baseline(tmp_path / "synth-clip.json", {"synthetic/motion_blur-3": entry})
+    with pytest.raises(BaselineError, match="pixel_recipe' without its partner"):
+        read_baseline(tmp_path / "synth-clip.json")
+
+
+def test_atomic_writes_keep_the_file_mode(tmp_path):
+    path = tmp_path / "b.json"
+    write_atomic(path, {"a": 1})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    path.chmod(0o640)
+    write_atomic(path, {"a": 2})
+    assert path.stat().st_mode & 0o777 == 0o640 and json.loads(path.read_text()) == {"a": 2}
+
+
+def current_umask() -> int:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

@@ -1,4 +1,5 @@
 """End-to-end runs of the robustness suite in fresh pytest processes: recording, gating, xdist merging, errors."""
+import base64
 import json
 
 import pytest
@@ -78,6 +79,32 @@ def test_a_different_protocol_is_refused_not_compared(recorded):
                      f"--report-dir={tmp / 'mismatch'}", "-n", "0")
     assert done.returncode == 1
     assert "protocol-mismatch" in done.stdout and "setting.samples: baseline 24, now 20" in done.stdout
+
+
+def test_a_moved_library_is_named_and_a_byte_drift_is_gated_against_the_committed_baseline(tmp_path, root):
+    """The committed baseline, with one corruption's recorded SciPy version faked and another's recorded bytes
+    (one image digest and the data hash) altered, as a baseline from another machine would differ."""
+    document = read_json(root / "baselines" / "synth-cnn.json")
+    moved = document["cases"]["synthetic/motion_blur-1"]
+    installed = moved["pixel_recipe"]["libraries"]["scipy"]
+    moved["pixel_recipe"]["libraries"]["scipy"] = "1.9.0"
+    drifted = document["cases"]["synthetic/motion_blur-2"]
+    digests = bytearray(base64.b64decode(drifted["image_digests"]["digests"]))
+    digests[0] ^= 0xFF
+    drifted["image_digests"]["digests"] = base64.b64encode(bytes(digests)).decode()
+    drifted["data_sha256"] = "0" * 64
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "baselines" / "synth-cnn.json").write_text(json.dumps(document))
+    done = run_suite("-k", "synth-cnn-motion_blur-1 or synth-cnn-motion_blur-2", f"--report-dir={tmp_path}",
+                     f"--baselines-dir={tmp_path / 'baselines'}", f"--cache-dir={tmp_path / 'cache'}", "-n", "0")
+    cases = {case["id"]: case for case in read_json(tmp_path / "latest.json")["cases"]}
+    assert done.returncode == 1
+    refused, gated = cases["synth-cnn-motion_blur-1"], cases["synth-cnn-motion_blur-2"]
+    assert refused["status"] == "protocol-mismatch"
+    assert f"library scipy: baseline 1.9.0, now {installed}" in refused["message"]
+    assert "make install" in refused["message"] and f"library scipy: baseline 1.9.0, now {installed}" in done.stdout
+    assert gated["status"] == "passed" and gated["pixel_drift"]["images_differing"] == 1
+    assert "pixel drift under the same recipe: at most 1 of 300 images" in done.stdout
 
 
 def test_unknown_model_is_a_usage_error_listing_known_ids(tmp_path):

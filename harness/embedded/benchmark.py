@@ -182,7 +182,7 @@ def _distinct_colour(rng: np.random.Generator, avoid: tuple[int, int, int], min_
     for _ in range(50):
         name = _COLOUR_NAMES[rng.integers(len(_COLOUR_NAMES))]
         colour = _jittered(rng, name)
-        if np.linalg.norm(np.subtract(colour, avoid, dtype=float)) >= min_dist:
+        if sum((int(a) - int(b)) ** 2 for a, b in zip(colour, avoid)) >= min_dist ** 2:
             return name, colour
     return ("white", _PALETTE["white"]) if sum(avoid) < 380 else ("black", _PALETTE["black"])
 
@@ -380,9 +380,10 @@ def _place(scene: _Scene, points: np.ndarray, rng: np.random.Generator | None = 
     p[:, 0] += scene.shear * p[:, 1]
     p[:, 1] *= scene.squash
     a = np.radians(scene.angle)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    q = (p @ rot.T) * scene.scale + np.array([scene.cx, scene.cy])
-    return [tuple(v) for v in q]
+    cos, sin = np.cos(a), np.sin(a)  # elementwise, not a matrix product: BLAS kernels differ by CPU
+    qx = (p[:, 0] * cos + p[:, 1] * -sin) * scene.scale + scene.cx
+    qy = (p[:, 0] * sin + p[:, 1] * cos) * scene.scale + scene.cy
+    return list(zip(qx.tolist(), qy.tolist()))
 
 
 def _draw_object(canvas: np.ndarray, scene: _Scene, rng: np.random.Generator) -> np.ndarray:

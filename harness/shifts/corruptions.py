@@ -3,17 +3,29 @@
 Most corruptions draw from NumPy's global RNG, which is re-seeded before every image; impulse_noise and
 glass_blur ignore it and take an explicit `seed`, which is passed. So the same (seed, corruption, severity,
 index) gives the same pixels, whichever worker computes them and in whatever order.
+
+Across machines the recipe, not the bytes, is the contract. imagecorruptions computes through NumPy, SciPy,
+scikit-image and OpenCV, whose kernels are chosen by the CPU at run time; on one machine NumPy's AVX-512 `exp`
+and `sin` move motion_blur and gaussian_blur by one grey level in up to 7% of values, and OpenCV's SIMD level moves
+defocus_blur and snow (README, "Portability"). The one such switch that can be thrown inside a running process is
+thrown here: Intel IPP, whose resize gave frost other bytes on every image, is off while a corruption is computed.
+A corruption's `recipe` (the clean data's hash, corruption, severity, seed and the version of every library that
+computes its pixels) is what a baseline compares; a byte drift under the same recipe is recorded and shown, and
+the paired test decides.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from functools import lru_cache
+from typing import Any, Iterator
 
+import cv2
 import numpy as np
 from imagecorruptions import corrupt, get_corruption_names
 
 from ..cache import ArrayCache
-from ..versions import package_version
+from ..versions import pixel_library_versions
 
 ALL_CORRUPTIONS = tuple(get_corruption_names("all"))
 
@@ -37,22 +49,40 @@ def _image_seed(seed: int, name: str, severity: int, index: int) -> int:
     return int(sequence.generate_state(1)[0])
 
 
+@contextlib.contextmanager
+def _without_ipp() -> Iterator[None]:
+    """OpenCV's own kernels instead of Intel IPP's, whose code path depends on the CPU's vendor and features."""
+    previous = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)
+    try:
+        yield
+    finally:
+        cv2.ipp.setUseIPP(previous)
+
+
 def corrupt_images(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
     """uint8 (N, H, W, 3) -> uint8 (N, H, W, 3); image i depends only on (seed, name, severity, i)."""
     check_corruption(name, severity)
     out = np.empty_like(images)
     extra = _takes_seed(name)
-    for index, image in enumerate(images):
-        image_seed = _image_seed(seed, name, severity, index)
-        np.random.seed(image_seed)
-        kwargs = {"seed": image_seed} if extra else {}
-        out[index] = corrupt(image, severity=severity, corruption_name=name, **kwargs)
+    with _without_ipp():
+        for index, image in enumerate(images):
+            image_seed = _image_seed(seed, name, severity, index)
+            np.random.seed(image_seed)
+            kwargs = {"seed": image_seed} if extra else {}
+            out[index] = corrupt(image, severity=severity, corruption_name=name, **kwargs)
     return out
+
+
+def recipe(images_sha256: str, name: str, severity: int, seed: int) -> dict[str, Any]:
+    """Everything the pixels of a library corruption are a function of, on any CPU."""
+    return {"clean_sha256": images_sha256, "corruption": name, "severity": severity, "seed": seed,
+            "libraries": pixel_library_versions()}
 
 
 def corrupted(images: np.ndarray, images_sha256: str, name: str, severity: int, seed: int,
               cache: ArrayCache) -> np.ndarray:
-    """`corrupt_images`, cached on disk under the content hash of the input and every parameter."""
-    key = {"kind": "corruption", "images": images_sha256, "name": name, "severity": severity, "seed": seed,
-           "imagecorruptions": package_version("imagecorruptions-imaug")}
+    """`corrupt_images`, cached on disk under its recipe."""
+    key = {"kind": "corruption", "images": images_sha256, "recipe": recipe(images_sha256, name, severity, seed),
+           "ipp": "off"}
     return cache.get_or_compute(key, lambda: {"images": corrupt_images(images, name, severity, seed)})["images"]

@@ -1,4 +1,9 @@
-"""Greyscale, a texture/style swap, and ImageNet-P-style perturbation sequences.
+"""Greyscale, a texture/style swap, and ImageNet-P-style perturbation sequences, in exact arithmetic.
+
+Every pixel here is computed with integers (fixed point where a weight is fractional) or with elementwise IEEE
+operations followed by an explicit rounding: no BLAS call, no SIMD-dispatched transcendental function and no
+library kernel whose summation order depends on the CPU touches a pixel. The same input and seed give the same
+bytes on any machine (tests/test_cpu_dispatch.py checks this under several CPU-dispatch settings).
 
 A perturbation sequence turns each image into `FRAMES` frames of a slowly growing or repeated perturbation
 (Hendrycks and Dietterich 2019, ImageNet-P). A model is scored by its flip probability: how often its top-1
@@ -8,19 +13,26 @@ All randomness comes from (seed, kind, sample index).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import torch
-from torchvision.transforms.v2 import functional as F
 
 FRAMES = 10
 SEQUENCES = ("gaussian_noise", "gaussian_blur", "translate", "rotate", "zoom", "brightness")
 _KIND_IDS = {name: i for i, name in enumerate(SEQUENCES + ("stylized",))}
+_FRACTION_BITS = 16  # fixed-point resolution of blur weights and of sampling positions
+_CHUNK = 16  # images per step of the integer kernels
+
+
+def _luma(images: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) -> uint8 (...): ITU-R 601 luma, (299 R + 587 G + 114 B) / 1000 rounded half up."""
+    rgb = images.astype(np.int32)
+    return ((299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2] + 500) // 1000).astype(np.uint8)
 
 
 def greyscale(images: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, 3) -> the same shape, each pixel replaced by its ITU-R 601 luma in all three channels."""
-    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.repeat(np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    return np.repeat(_luma(images)[..., None], 3, axis=-1)
 
 
 def _rng(seed: int, kind: str, index: int) -> np.random.Generator:
@@ -36,31 +48,82 @@ def stylized(images: np.ndarray, seed: int) -> np.ndarray:
     for index, image in enumerate(images):
         rng = _rng(seed, "stylized", index)
         levels = int(rng.integers(3, 6))
-        luma = greyscale(image[None])[0, ..., 0].astype(np.float32) / 255
-        bands = np.minimum((luma * levels).astype(np.int64), levels - 1)
-        palette = rng.integers(0, 256, size=(levels, 3)).astype(np.float32)
-        coarse = rng.normal(0, 1, size=(height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
-        texture = np.kron(coarse, np.ones((8, 8, 1), np.float32))[:height, :width]
-        painted = palette[bands] + 28 * texture
+        bands = np.minimum(_luma(image).astype(np.int64) * levels // 255, levels - 1)
+        palette = rng.integers(0, 256, size=(levels, 3)).astype(np.float64)
+        coarse = rng.normal(0, 1, size=(height // 8 + 1, width // 8 + 1, 3))
+        texture = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)[:height, :width]
+        painted = np.floor(palette[bands] + 28.0 * texture)
         out[index] = np.clip(painted, 0, 255).astype(np.uint8)
     return out
 
 
-def _frame(batch: torch.Tensor, kind: str, step: int) -> torch.Tensor:
-    """Frame `step` (0-based) of a deterministic sequence for a uint8 (N, 3, H, W) batch."""
+def _blur_weights(sigma: float, radius: int) -> np.ndarray:
+    """A Gaussian kernel of 2 * radius + 1 integer taps summing to 2**_FRACTION_BITS. Rounding to 1/65536 makes
+    the taps independent of the last bit of `exp`, whichever libm computes it."""
+    raw = [math.exp(-(i * i) / (2.0 * sigma * sigma)) for i in range(-radius, radius + 1)]
+    taps = np.array([round(w / sum(raw) * (1 << _FRACTION_BITS)) for w in raw], np.int64)
+    taps[radius] += (1 << _FRACTION_BITS) - int(taps.sum())
+    return taps
+
+
+def _gaussian_blur(images: np.ndarray, sigma: float, radius: int = 3) -> np.ndarray:
+    """Separable blur of uint8 (N, H, W, 3) with reflected borders (as torchvision's), in integers."""
+    taps = _blur_weights(sigma, radius)
+    padded = np.pad(images.astype(np.int64), ((0, 0), (radius, radius), (radius, radius), (0, 0)), mode="reflect")
+    height, width = images.shape[1:3]
+    rows = sum(int(t) * padded[:, :, i:i + width] for i, t in enumerate(taps))
+    total = sum(int(t) * rows[:, i:i + height] for i, t in enumerate(taps))
+    half = 1 << (2 * _FRACTION_BITS - 1)
+    return ((total + half) >> (2 * _FRACTION_BITS)).astype(np.uint8)
+
+
+def _affine(images: np.ndarray, degrees: float, scale: float) -> np.ndarray:
+    """Rotate uint8 (N, H, W, 3) counter-clockwise by `degrees` and zoom by `scale` about the image centre,
+    bilinear, outside filled with 0. Source positions are fixed point with 17 fractional bits; the matrix
+    entries are rounded to 1/65536 first, so the last bit of `cos` and `sin` cannot move a pixel."""
+    one = 1 << _FRACTION_BITS
+    theta = math.radians(degrees)
+    cos_q, sin_q = round(math.cos(theta) / scale * one), round(math.sin(theta) / scale * one)
+    height, width = images.shape[1:3]
+    y, x = np.mgrid[0:height, 0:width].astype(np.int64)
+    dx, dy = 2 * x - (width - 1), 2 * y - (height - 1)  # offsets from the centre, in half pixels
+    # Inverse map (y points down): source = R(theta)^-1 / scale * (destination - centre) + centre, in 2**-17 px.
+    src_x = cos_q * dx + sin_q * dy + (width - 1) * one
+    src_y = cos_q * dy - sin_q * dx + (height - 1) * one
+    unit = 2 * one
+    x0, y0 = src_x // unit, src_y // unit
+    fx, fy = src_x - x0 * unit, src_y - y0 * unit
+    padded = np.pad(images.astype(np.int64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+    def tap(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+        inside = (yy >= -1) & (yy <= height) & (xx >= -1) & (xx <= width)
+        return np.where(inside[..., None], padded[:, np.clip(yy + 1, 0, height + 1), np.clip(xx + 1, 0, width + 1)], 0)
+
+    total = ((unit - fx) * (unit - fy))[..., None] * tap(y0, x0) + (fx * (unit - fy))[..., None] * tap(y0, x0 + 1) \
+        + ((unit - fx) * fy)[..., None] * tap(y0 + 1, x0) + (fx * fy)[..., None] * tap(y0 + 1, x0 + 1)
+    shift = 2 * (_FRACTION_BITS + 1)
+    return ((total + (1 << (shift - 1))) >> shift).astype(np.uint8)
+
+
+def _translate(images: np.ndarray, pixels: int) -> np.ndarray:
+    """Shift right by `pixels`, the uncovered columns filled with 0."""
+    out = np.zeros_like(images)
+    out[:, :, pixels:] = images[:, :, :images.shape[2] - pixels]
+    return out
+
+
+def _frame(images: np.ndarray, kind: str, step: int) -> np.ndarray:
+    """Frame `step` (0-based) of a deterministic sequence for uint8 (N, H, W, 3) images."""
     if kind == "gaussian_blur":
-        sigma = 0.3 + 0.15 * step
-        return F.gaussian_blur(batch, kernel_size=[7, 7], sigma=[sigma, sigma])
+        return _gaussian_blur(images, sigma=0.3 + 0.15 * step)
     if kind == "translate":
-        return F.affine(batch, angle=0.0, translate=[step, 0], scale=1.0, shear=[0.0, 0.0])
+        return _translate(images, step)
     if kind == "rotate":
-        return F.affine(batch, angle=2.0 * step, translate=[0, 0], scale=1.0, shear=[0.0, 0.0],
-                        interpolation=F.InterpolationMode.BILINEAR)
+        return _affine(images, degrees=2.0 * step, scale=1.0)
     if kind == "zoom":
-        return F.affine(batch, angle=0.0, translate=[0, 0], scale=1.0 + 0.03 * step, shear=[0.0, 0.0],
-                        interpolation=F.InterpolationMode.BILINEAR)
-    if kind == "brightness":
-        return F.adjust_brightness(batch, 1.0 + 0.06 * step)
+        return _affine(images, degrees=0.0, scale=1.0 + 0.03 * step)
+    if kind == "brightness":  # x * (1 + 0.06 step), rounded half up, clipped
+        return np.minimum((images.astype(np.int64) * (100 + 6 * step) + 50) // 100, 255).astype(np.uint8)
     raise ValueError(f"unknown perturbation sequence {kind!r}; known: {', '.join(SEQUENCES)}")
 
 
@@ -70,11 +133,13 @@ def sequences(images: np.ndarray, kind: str, seed: int) -> np.ndarray:
         raise ValueError(f"unknown perturbation sequence {kind!r}; known: {', '.join(SEQUENCES)}")
     if kind == "gaussian_noise":
         noise = np.stack([_rng(seed, kind, index).normal(0, 0.04 * 255, size=(FRAMES, *images.shape[1:]))
-                          for index in range(len(images))]).astype(np.float32)
-        return np.clip(np.round(images[:, None].astype(np.float32) + noise), 0, 255).astype(np.uint8)
-    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    frames = [_frame(batch, kind, step).permute(0, 2, 3, 1) for step in range(FRAMES)]
-    return torch.stack(frames, dim=1).contiguous().numpy()
+                          for index in range(len(images))])
+        return np.clip(np.rint(images[:, None].astype(np.float64) + noise), 0, 255).astype(np.uint8)
+    out = np.empty((len(images), FRAMES, *images.shape[1:]), np.uint8)
+    for start in range(0, len(images), _CHUNK):  # bounds the int64 intermediates at ImageNet sizes
+        for step in range(FRAMES):
+            out[start:start + _CHUNK, step] = _frame(images[start:start + _CHUNK], kind, step)
+    return out
 
 
 TRANSFORMS = {"greyscale": lambda images, seed: greyscale(images), "stylized": stylized}
