@@ -4,12 +4,19 @@ The key is a JSON-able dict that must name everything the value depends on (code
 its sha256 names the file. The first worker computes and writes atomically; the others wait on the lock and read.
 Within a process, entries are also kept in memory (least recently used first out, at most MEMORY_BYTES), so the
 cases of one split share one read. Arrays come back read-only: they may be shared.
+
+Every entry is verified when it is read from disk: it stores its own key and a sha256 of its arrays, and is
+served only when both match. An entry that does not (truncated, a flipped byte, arrays rewritten by hand, a file
+copied in from another key) is reported as a CacheRepairWarning, removed, and computed again, once. This guards
+against accidents and copies; a forger who rewrites both the arrays and their checksum is not in its scope.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import warnings
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,12 +24,34 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from filelock import FileLock
 
+MEMORY_BYTES = 2 << 30
+_KEY, _CHECKSUM = "__cache_key__", "__cache_sha256__"
+
+
+class CacheRepairWarning(UserWarning):
+    """A cache entry failed verification and was removed; its value is computed again."""
+
+
+class CorruptEntry(ValueError):
+    """A cache file that cannot be served under the key it was asked for."""
+
+
+def _canonical(key: Mapping[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True, default=str)
+
 
 def cache_key(key: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_canonical(key).encode()).hexdigest()
 
 
-MEMORY_BYTES = 2 << 30
+def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of `arrays`, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 class ArrayCache:
@@ -38,17 +67,34 @@ class ArrayCache:
             return self._memory[digest]
         path = self.root / digest[:2] / f"{digest}.npz"
         if path.is_file():
-            return self._remember(digest, self._read(path))
+            served = self._verified(path, key)
+            if served is not None:
+                return self._remember(digest, served)
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
-                return self._remember(digest, self._read(path))
+                served = self._verified(path, key)
+                if served is not None:
+                    return self._remember(digest, served)
             arrays = compute()
+            if _KEY in arrays or _CHECKSUM in arrays:
+                raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+                np.savez(handle, **arrays, **{_KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
+                                              _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)})
             os.replace(tmp, path)
             return self._remember(digest, arrays)
+
+    def _verified(self, path: Path, key: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+        """The entry at `path` if it verifies under `key`; otherwise it is reported, removed and None returned."""
+        try:
+            return self._read(path, key)
+        except (CorruptEntry, OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+            warnings.warn(CacheRepairWarning(f"cache entry {path} failed verification ({error}); removed, the value "
+                                             f"is computed again"), stacklevel=3)
+            path.unlink(missing_ok=True)
+            return None
 
     def _remember(self, digest: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         for array in arrays.values():
@@ -61,6 +107,14 @@ class ArrayCache:
         return arrays
 
     @staticmethod
-    def _read(path: Path) -> dict[str, np.ndarray]:
-        with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
+    def _read(path: Path, key: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        stored_key, stored_sum = arrays.pop(_KEY, None), arrays.pop(_CHECKSUM, None)
+        if stored_key is None or stored_sum is None:
+            raise CorruptEntry("it holds no key or checksum (written by an older harness, or by hand)")
+        if stored_key.tobytes().decode(errors="replace") != _canonical(key):
+            raise CorruptEntry("it was written under another key")
+        if stored_sum.tobytes().decode(errors="replace") != arrays_sha256(arrays):
+            raise CorruptEntry("its arrays do not match their checksum")
+        return arrays

@@ -140,3 +140,51 @@ def test_remembered_content_hashes_hold_no_array_alive(images):
     again = images.copy()
     again.flags.writeable = False
     assert content_sha256(again) == expected
+
+
+def _entry_path(cache: ArrayCache, key) -> "Path":
+    from harness.cache import cache_key
+
+    digest = cache_key(key)
+    return cache.root / digest[:2] / f"{digest}.npz"
+
+
+def _counting(values):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"predictions": values.copy()}
+    return compute, calls
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip-byte", "rewritten-arrays", "swapped-key", "no-checksum"])
+def test_a_damaged_entry_is_reported_removed_and_recomputed_once(tmp_path, damage):
+    from harness.cache import CacheRepairWarning
+
+    good, bad = np.arange(100), np.arange(100)[::-1].copy()
+    key, other_key = {"kind": "predictions", "model": "good"}, {"kind": "predictions", "model": "bad"}
+    compute, calls = _counting(good)
+    ArrayCache(tmp_path).get_or_compute(key, compute)
+    path = _entry_path(ArrayCache(tmp_path), key)
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "flip-byte":
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        path.write_bytes(bytes(raw))
+    elif damage == "rewritten-arrays":  # 60 predictions altered, the stored key and checksum kept
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        arrays["predictions"][:60] = 7
+        np.savez(path, **arrays)
+    elif damage == "swapped-key":  # the bad model's entry copied over the good model's
+        ArrayCache(tmp_path).get_or_compute(other_key, lambda: {"predictions": bad})
+        path.write_bytes(_entry_path(ArrayCache(tmp_path), other_key).read_bytes())
+    else:
+        np.savez(path, predictions=bad)
+    with pytest.warns(CacheRepairWarning, match="failed verification"):
+        served = ArrayCache(tmp_path).get_or_compute(key, compute)
+    assert np.array_equal(served["predictions"], good) and calls == [1, 1]
+    again = ArrayCache(tmp_path).get_or_compute(key, compute)  # repaired on disk: no warning, no compute
+    assert np.array_equal(again["predictions"], good) and calls == [1, 1]
