@@ -82,10 +82,16 @@ def main(argv: list[str] | None = None) -> int:
             return _overlap(args)
         merged = merge([read_report(path) for path in args.reports])
         write_atomic(args.output, merged)
+        run = merged["run"]
         summary = ", ".join(f"{k} {v}" for k, v in merged["summary"].items() if v)
         print(f"wrote {args.output}: {len(merged['cases'])} cases from {len(args.reports)} reports ({summary}); "
-              f"complete: {merged['run']['complete']}")
-        return 0 if merged["run"]["complete"] else 1
+              f"complete: {run['complete']}; passed: {run['passed']}")
+        for label, items in (("missing pytest-split groups", run["missing_groups"]),
+                             ("planned cases with no result", run["missing_cases"]),
+                             ("failing cases", run["failing_cases"]), ("validity problems", run["validity_problems"])):
+            if items:
+                print(f"{label} ({len(items)}): " + ", ".join(map(str, items[:20])) + (" ..." if len(items) > 20 else ""))
+        return 0 if run["passed"] else 1
     except (ReportError, OverlapError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -119,13 +119,48 @@ def relative(a: Mapping[str, Any], b: Mapping[str, Any], models: Sequence[str] |
     return lines
 
 
+FAILING_STATUSES = ("regressed", "error", "protocol-mismatch", "no-baseline")
+
+
+def _planned(reports: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The case ids the whole run planned, which every shard records and all must agree on."""
+    plans = []
+    for report in reports:
+        planned = report["run"].get("planned_cases")
+        if planned is None:
+            raise ReportError(f"shard {report['run'].get('id')} records no planned case list (written by an older "
+                              f"harness?); rerun the shards with this one, so merge can tell a missing case")
+        plans.append(frozenset(planned))
+    if len(set(plans)) > 1:
+        raise ReportError("the shards planned different case lists, so they are not shards of one run; merge the "
+                          "reports of one run (same options, same models) only")
+    return set(plans[0])
+
+
+def _missing_groups(reports: Sequence[Mapping[str, Any]]) -> list[int]:
+    splits = [report["run"].get("split") for report in reports]
+    if not any(splits):
+        return []
+    counts = {split["splits"] for split in splits if split}
+    if len(counts) > 1 or None in splits:
+        raise ReportError("the shards were split differently (pytest-split --splits); merge the reports of one run")
+    groups = [split["group"] for split in splits]
+    if len(groups) != len(set(groups)):
+        raise ReportError(f"a pytest-split group appears twice among the shards: {sorted(groups)}")
+    return sorted(set(range(1, counts.pop() + 1)) - set(groups))
+
+
 def merge(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One report from the reports of CI shards; the result does not depend on their order.
 
-    A case measured in two shards must agree; `complete` holds only if every shard was complete.
+    Fails closed: a case measured in two shards must agree, and the merged run is `complete` only if every shard
+    was complete, every pytest-split group is there and every planned case has a result (the missing ones are
+    listed in `run.missing_cases`). `run.passed` is true only for a complete run with no failing case and no
+    validity problem in any shard. Each shard's own run record, provenance included, is kept in `run.shards`.
     """
     if not reports:
         raise ReportError("merge needs at least one report")
+    planned, missing_groups = _planned(reports), _missing_groups(reports)
     cases: dict[str, Mapping[str, Any]] = {}
     for report in reports:
         for case in report["cases"]:
@@ -140,9 +175,15 @@ def merge(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             models.setdefault(model, provenance)
     shards = sorted((dict(r["run"]) for r in reports), key=lambda run: run["id"])
     merged_cases = [cases[k] for k in sorted(cases)]
+    missing = sorted(planned - {case["id"] for case in merged_cases})
+    validity = [problem for shard in shards for problem in shard.get("validity_problems") or []]
+    complete = all(s["complete"] for s in shards) and not missing and not missing_groups
+    failing = [case["id"] for case in merged_cases if case["status"] in FAILING_STATUSES]
     run_id = hashlib.sha256(" ".join(s["id"] for s in shards).encode()).hexdigest()[:8]
     run = {"id": run_id, "started": min(s["started"] for s in shards),
-           "finished": max(s["finished"] for s in shards), "complete": all(s["complete"] for s in shards),
-           "shards": shards}
+           "finished": max(s["finished"] for s in shards), "complete": complete,
+           "passed": complete and not failing and not validity, "planned_cases": sorted(planned),
+           "missing_cases": missing, "missing_groups": missing_groups, "failing_cases": failing,
+           "validity_problems": validity, "shards": shards}
     return {"schema_version": REPORT_SCHEMA_VERSION, "run": run, "models": models, "cases": merged_cases,
             "metrics": model_metrics(merged_cases), "summary": summarize(merged_cases)}

@@ -19,17 +19,21 @@ def case(case_id, bits, model="embedded:synth-clip", status="passed"):
             "per_sample": encode_bits(bits), "data_sha256": "d", "seed": 0, "status": status}
 
 
-def report(run_id, cases, complete=True):
+def report(run_id, cases, complete=True, planned=None, split=None, validity=()):
+    """A shard's report; `planned` defaults to its own cases (an unsplit run)."""
     run = {"id": run_id, "started": f"2026-01-0{run_id[-1]}T00:00:00+00:00",
-           "finished": f"2026-01-0{run_id[-1]}T01:00:00+00:00", "complete": complete}
+           "finished": f"2026-01-0{run_id[-1]}T01:00:00+00:00", "complete": complete,
+           "planned_cases": sorted(planned if planned is not None else [c["id"] for c in cases]), "split": split,
+           "validity_problems": list(validity)}
     return build_report(run, [dict(c, model_provenance={"weights_sha256": c["model"]}) for c in cases])
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.permutations(range(4)), st.lists(st.booleans(), min_size=4, max_size=4))
 def test_merge_does_not_depend_on_order(order, completes):
-    shards = [report(f"shard{i}", [case(f"c{i}", [True, i % 2 == 0, False])], complete=completes[i])
-              for i in range(4)]
+    planned = [f"c{i}" for i in range(4)]
+    shards = [report(f"shard{i}", [case(f"c{i}", [True, i % 2 == 0, False])], complete=completes[i],
+                     planned=planned, split={"splits": 4, "group": i + 1}) for i in range(4)]
     merged = merge([shards[i] for i in order])
     assert merged == merge(shards)
     assert [c["id"] for c in merged["cases"]] == ["c0", "c1", "c2", "c3"]
@@ -39,7 +43,7 @@ def test_merge_does_not_depend_on_order(order, completes):
 
 def test_merge_refuses_conflicting_shards():
     a = report("run1", [case("c0", [True, True])])
-    b = report("run2", [case("c0", [True, False])])
+    b = report("run2", [case("c0", [True, False])], planned=["c0"])
     with pytest.raises(ReportError, match="appears in two shards"):
         merge([a, b])
 
@@ -53,9 +57,48 @@ def test_compare_uses_the_paired_test_on_the_same_samples():
     assert lines[-1].startswith("1 cases compared: 1 significantly worse")
 
 
+def _shards(n_shards, statuses=None):
+    planned = [f"c{i}" for i in range(n_shards)]
+    return [report(f"run{i + 1}", [case(f"c{i}", [True, True], status=(statuses or {}).get(i, "passed"))],
+                   planned=planned,
+                   split={"splits": n_shards, "group": i + 1}) for i in range(n_shards)]
+
+
+def test_merge_of_one_shard_of_two_is_incomplete_and_fails(tmp_path, capsys):
+    first, _ = _shards(2)
+    (tmp_path / "one.json").write_text(json.dumps(first))
+    assert main(["merge", str(tmp_path / "one.json"), "-o", str(tmp_path / "m.json")]) == 1
+    merged = json.loads((tmp_path / "m.json").read_text())["run"]
+    assert merged["complete"] is False and merged["passed"] is False
+    assert merged["missing_groups"] == [2] and merged["missing_cases"] == ["c1"]
+    out = capsys.readouterr().out
+    assert "complete: False" in out and "missing pytest-split groups (1): 2" in out and "c1" in out
+
+
+@pytest.mark.parametrize("failure", ["regressed", "error", "protocol-mismatch", "validity"])
+def test_merge_fails_on_a_failing_case_or_a_validity_problem_in_any_shard(failure):
+    shards = _shards(2, {1: failure} if failure != "validity" else None)
+    if failure == "validity":
+        shards[0]["run"]["validity_problems"] = ["accuracy rises with eps"]
+    merged = merge(shards)["run"]
+    assert merged["complete"] is True and merged["passed"] is False
+    assert merged["failing_cases"] == ([] if failure == "validity" else ["c1"])
+    assert [s["id"] for s in merged["shards"]] == ["run1", "run2"]  # each shard's provenance kept
+
+
+def test_merge_refuses_shards_of_different_runs_or_without_a_plan():
+    a, b = _shards(2)
+    b["run"]["planned_cases"] = ["c0", "c1", "c9"]
+    with pytest.raises(ReportError, match="planned different case lists"):
+        merge([a, b])
+    del b["run"]["planned_cases"]
+    with pytest.raises(ReportError, match="no planned case list"):
+        merge([a, b])
+
+
 def test_cli_merge_and_compare(tmp_path, capsys):
     for name, cases in (("a", [case("x", [True, False])]), ("b", [case("y", [True, True])])):
-        (tmp_path / f"{name}.json").write_text(json.dumps(report(f"run{len(name)}", cases)))
+        (tmp_path / f"{name}.json").write_text(json.dumps(report(f"run{len(name)}", cases, planned=["x", "y"])))
     assert main(["merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "-o", str(tmp_path / "m.json")]) == 0
     assert len(json.loads((tmp_path / "m.json").read_text())["cases"]) == 2
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "m.json")]) == 0
