@@ -15,18 +15,27 @@ harness.pixels): its protocol is the recipe, and the digests say which images dr
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from .config import ConfigError, GatePolicy, policy_from_table
 from .metrics import wilson_lower_one_sided
 
 SCHEMA_VERSION = 1
+MAX_BYTES = 64 << 20  # far above any real baseline (the embedded ones are 0.3 MB); a larger file is refused
+
+# Published figures a baseline may be seeded from (harness.seeding), and the model family each one covers.
+OPENCLIP_SOURCE = "OpenCLIP zero-shot results (mlfoundations/open_clip docs/openclip_results.csv @ 89fb801f)"
+TESTBED_SOURCE = "ImageNet testbed (modestyachts/imagenet-testbed robustness_top1s.csv @ 0170eec6)"
+PUBLISHED_SOURCES = {OPENCLIP_SOURCE: "openclip", TESTBED_SOURCE: "torchvision"}
+_MEASURED_ONLY = ("per_sample", "data_sha256", "n", "correct", "interval95", "pixel_recipe", "image_digests")
 
 
 class BaselineError(ValueError):
@@ -81,25 +90,61 @@ def _check_fields(where: str, entry: Mapping[str, Any], fields: Mapping[str, tup
                                 f"got {value!r:.60}")
 
 
-def _check_case(path: Path, key: str, entry: Any) -> None:
+_RERECORD = "restore the file from git, or re-record the case with --update-baselines"
+
+
+def _policy(where: str, entry: Mapping[str, Any]) -> GatePolicy:
+    try:
+        return policy_from_table(f"{where}['policy']", entry["policy"], GatePolicy())
+    except ConfigError as error:
+        raise BaselineError(f"{error}; {_RERECORD}") from None
+
+
+def _check_seeded(where: str, entry: Mapping[str, Any], document: Mapping[str, Any]) -> None:
+    """A seeded entry is a published figure: seeded from a source this harness knows, in a file whose provenance
+    names that source, for that source's model family, with no measured fields and its threshold recomputed."""
+    _check_fields(where, entry, _SEEDED_FIELDS)
+    family = PUBLISHED_SOURCES.get(entry["seeded_from"])
+    if family is None:
+        raise BaselineError(f"{where}['seeded_from'] names no published source this harness seeds from "
+                            f"({sorted(PUBLISHED_SOURCES)}); a measured case cannot be marked seeded by hand: "
+                            f"{_RERECORD}")
+    if document["provenance"].get("seeded_from") != entry["seeded_from"]:
+        raise BaselineError(f"{where} is seeded, but the file's provenance names no such source "
+                            f"('seeded_from', written with the seeded baseline): {_RERECORD}")
+    if not document["model"].startswith(f"{family}:"):
+        raise BaselineError(f"{where} is seeded from {entry['seeded_from']}, which has figures only for "
+                            f"{family}: models, not {document['model']}: {_RERECORD}")
+    present = [field for field in _MEASURED_ONLY if field in entry]
+    if present:
+        raise BaselineError(f"{where} is seeded but holds measured fields {present}: {_RERECORD}")
+    policy = _policy(where, entry)
+    if not 0 <= entry["accuracy"] <= 1:
+        raise BaselineError(f"{where}['accuracy'] must be in [0, 1], got {entry['accuracy']}")
+    expected = round(max(0.0, entry["accuracy"] - policy.margin), 6)
+    if abs(entry["threshold"] - expected) > 1e-6:
+        raise BaselineError(f"{where}['threshold'] is {entry['threshold']}, but its policy gives {expected} "
+                            f"(published accuracy minus margin): {_RERECORD}")
+
+
+def _check_case(path: Path, key: str, entry: Any, document: Mapping[str, Any]) -> None:
     where = f"{path}: cases[{key!r}]"
     if not isinstance(entry, dict):
         raise BaselineError(f"{where} must be an object, got {type(entry).__name__}")
     if is_seeded(entry):
-        _check_fields(where, entry, _SEEDED_FIELDS)
-        if not 0 <= entry["accuracy"] <= 1 or not 0 <= entry["threshold"] <= 1:
-            raise BaselineError(f"{where}: 'accuracy' and 'threshold' must be in [0, 1]")
+        _check_seeded(where, entry, document)
         return
     _check_fields(where, entry, _CASE_FIELDS)
     if not 0 <= entry["correct"] <= entry["n"] or entry["n"] < 1:
         raise BaselineError(f"{where}: needs 0 <= correct <= n and n >= 1, got correct={entry['correct']}, "
                             f"n={entry['n']}")
-    if not 0 <= entry["threshold"] <= 1:
-        raise BaselineError(f"{where}['threshold'] must be in [0, 1], got {entry['threshold']}")
-    try:
-        policy_from_table(f"{where}['policy']", entry["policy"], GatePolicy())
-    except ConfigError as error:
-        raise BaselineError(str(error)) from None
+    if abs(entry["accuracy"] - entry["correct"] / entry["n"]) > 1e-9:
+        raise BaselineError(f"{where}['accuracy'] is {entry['accuracy']}, but correct / n is "
+                            f"{entry['correct']}/{entry['n']} = {entry['correct'] / entry['n']:.6f}: {_RERECORD}")
+    expected = round(threshold_for(entry["correct"], entry["n"], _policy(where, entry)), 6)
+    if abs(entry["threshold"] - expected) > 1e-6:
+        raise BaselineError(f"{where}['threshold'] is {entry['threshold']}, but its recorded policy "
+                            f"{entry['policy']} gives {expected} for {entry['correct']}/{entry['n']}: {_RERECORD}")
     try:
         bits = decode_bits(entry["per_sample"], entry["n"])
     except ValueError as error:
@@ -138,11 +183,16 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     path = Path(path)
     if not path.is_file():
         return None
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise BaselineError(f"{path}: {size} bytes, more than any baseline holds ({MAX_BYTES}); restore it from "
+                            f"git, or delete it and record the line again with --update-baselines")
     try:
         document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BaselineError(f"{path}: not valid JSON ({error}); restore it from git or re-record it with "
-                            f"--update-baselines") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise BaselineError(f"{path}: not valid JSON ({detail}); restore it from git, or delete it and "
+                            f"record the line again with --update-baselines") from None
     if not isinstance(document, dict):
         raise BaselineError(f"{path}: the top level must be an object")
     for key, kind in (("schema_version", int), ("line", str), ("model", str), ("provenance", dict),
@@ -154,8 +204,11 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     if document["schema_version"] != SCHEMA_VERSION:
         raise BaselineError(f"{path}: schema_version {document['schema_version']} is not supported "
                             f"(this harness reads {SCHEMA_VERSION})")
+    if document["line"] != path.stem:
+        raise BaselineError(f"{path}: 'line' is {document['line']!r}, but the file is the baseline of line "
+                            f"{path.stem!r} (a baseline copied from another line?); restore it from git")
     for key, entry in document["cases"].items():
-        _check_case(path, key, entry)
+        _check_case(path, key, entry, document)
     overrides = document.get("gate", {})
     if not isinstance(overrides, dict):
         raise BaselineError(f"{path}: 'gate' must be an object of per-category policies")
@@ -169,29 +222,120 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     return document
 
 
+def check_model(document: Mapping[str, Any], path: Path, model: str, provenance: Mapping[str, Any]) -> None:
+    """A measured baseline gates only the architecture it was recorded for (a candidate's weights may differ);
+    BaselineError when the file was recorded for another one."""
+    then = document.get("provenance", {}).get("model", {}).get("architecture")
+    now = provenance.get("architecture")
+    if then is not None and now is not None and then != now:
+        raise BaselineError(f"{path}: recorded for {document.get('model')} ({then}), but {model} is {now}; a "
+                            f"baseline copied from another line? Restore it from git, or gate {model} against its "
+                            f"own line (`--model <line>={model}`)")
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions `path` has, or for a new file the usual ones (0666 less the umask), not mkstemp's 0600."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_file(path: Path, document: Mapping[str, Any], mode: int) -> None:
+    with open(path, "w") as handle:
+        json.dump(document, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, mode)
+
+
 def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Write JSON to `path` so that readers see the old file or the new one, never a partial one. The file keeps
-    its permissions; a new one gets the usual ones (0666 less the umask), not mkstemp's 0600."""
+    its permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        mode = path.stat().st_mode & 0o7777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        _write_file(Path(tmp), document, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+JOURNAL = ".commit.json"
+LOCK = ".baselines.lock"
+LOCK_TIMEOUT_S = 900.0
+_STAGED = ".staged"
+
+
+@contextlib.contextmanager
+def baselines_lock(directory: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the baselines folder's lock: one --update-baselines at a time reads, merges and commits there. A run
+    that cannot get it within `timeout` seconds raises BaselineError naming the lock file, and writes nothing."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / LOCK))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise BaselineError(f"{directory / LOCK}: another --update-baselines has held the baselines folder for "
+                            f"{timeout:.0f} s; wait for it and rerun (nothing was written)") from None
+    try:
+        roll_forward(directory)
+        yield
+    finally:
+        lock.release()
+
+
+def roll_forward(directory: Path) -> None:
+    """Finish a commit that was interrupted after its journal was written, or drop the files of one interrupted
+    before: a folder shows all of a commit's files or none of them. Call it holding the lock."""
+    directory = Path(directory)
+    journal = directory / JOURNAL
+    if journal.is_file():
+        for staged, target in json.loads(journal.read_text())["renames"]:
+            if (directory / staged).exists():
+                os.replace(directory / staged, directory / target)
+        _fsync_directory(directory)
+        journal.unlink()
+    for orphan in directory.glob(f".*{_STAGED}"):
+        orphan.unlink()
+
+
+def _fsync_directory(directory: Path) -> None:
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def commit_documents(directory: Path, documents: Mapping[Path, Mapping[str, Any]]) -> None:
+    """Write every document or none, whatever moment the process is killed at: each is staged beside its target
+    (fsynced, with the target's permissions), then a journal naming them is written atomically, then they are
+    renamed into place and the journal removed; `roll_forward` finishes or drops an interrupted commit. Call it
+    holding `baselines_lock(directory)`. A target that is a symbolic link is refused: replacing it would cut the
+    link."""
+    directory = Path(directory)
+    for path in documents:
+        if Path(path).parent.resolve() != directory.resolve():
+            raise ValueError(f"{path} is not in {directory}")
+        if Path(path).is_symlink():
+            raise BaselineError(f"{path} is a symbolic link; --update-baselines replaces files atomically and will "
+                                f"not cut the link: point --baselines-dir at the folder the link leads to, or "
+                                f"replace the link with its file")
+    renames = []
+    for path, document in documents.items():
+        staged = Path(path).with_name(f".{Path(path).name}.{os.getpid()}{_STAGED}")
+        _write_file(staged, document, _mode_for(Path(path)))
+        renames.append([staged.name, Path(path).name])
+    write_atomic(directory / JOURNAL, {"renames": renames})
+    roll_forward(directory)
 
 
 def baseline_entry(record: Mapping[str, Any], policy: GatePolicy) -> dict[str, Any]:

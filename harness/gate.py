@@ -21,6 +21,7 @@ import numpy as np
 from .baselines import decode_bits, is_seeded
 from .metrics import mcnemar_worse_p
 from .pixels import PixelDrift, pixel_drift
+from .sensitivity import detectable_drop
 
 PROTOCOL_FIELDS = ("setting", "data_sha256", "seed")
 RECIPE_PROTOCOL_FIELDS = ("setting", "seed")
@@ -35,6 +36,7 @@ class GateDecision:
     flips: dict[str, int] | None = None
     p_value: float | None = None
     pixel_drift: PixelDrift | None = None
+    detectable_drop: float | None = None  # smallest drop failing this case with 80% power (harness.sensitivity)
 
     @property
     def ok(self) -> bool:
@@ -100,10 +102,13 @@ def _decide_seeded(record: Mapping[str, Any], entry: Mapping[str, Any], max_flip
     lo, hi = record["interval95"]
     summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={record['n']}; baseline {entry['accuracy']:.4f} "
                f"seeded from {entry['seeded_from']} (published, not measured here), threshold {threshold:.4f}")
+    n = record["n"]
+    detectable = detectable_drop(n, round(entry["accuracy"] * n), threshold, 1.0, entry["policy"]["confidence"])
     if accuracy < threshold:
         return GateDecision("regressed", f"{record['id']}: REGRESSION (accuracy below threshold): {summary}",
-                            entry["accuracy"], threshold)
-    return GateDecision("passed", f"{record['id']}: {summary}", entry["accuracy"], threshold)
+                            entry["accuracy"], threshold, detectable_drop=detectable)
+    return GateDecision("passed", f"{record['id']}: {summary}", entry["accuracy"], threshold,
+                        detectable_drop=detectable)
 
 
 def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_file: str,
@@ -130,11 +135,15 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
     threshold, policy = entry["threshold"], entry["policy"]
     changed = flips(decode_bits(record["per_sample"], n), decode_bits(entry["per_sample"], entry["n"]))
     p_value = mcnemar_worse_p(changed["to_wrong"], changed["to_right"])
+    detectable = detectable_drop(entry["n"], entry["correct"], threshold, policy["margin"], policy["confidence"],
+                                 (changed["to_wrong"] + changed["to_right"]) / n)
     drop = entry["accuracy"] - accuracy
     lo, hi = record["interval95"]
     summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={n}; baseline {entry['accuracy']:.4f}, "
                f"threshold {threshold:.4f}, delta {-drop:+.4f}; flips {changed['to_wrong']} correct->wrong, "
                f"{changed['to_right']} wrong->correct, McNemar p={p_value:.3g}")
+    summary += (f"; detects a drop of {detectable:.4f} with 80% power at this discordance" if detectable is not None
+                else "; cannot detect any drop at this n (record more samples)")
     if drift is not None:
         summary += (f"; pixel drift under the same recipe: {drift.describe()} (CPU-dependent library kernels; "
                     f"the paired test decides)")
@@ -149,4 +158,4 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
         reasons.append(f"flip rate {flip_rate:.4f} > --max-flip-rate {max_flip_rate}")
     status = "regressed" if reasons else "passed"
     message = f"{record['id']}: " + (f"REGRESSION ({'; '.join(reasons)}): " if reasons else "") + summary
-    return GateDecision(status, message, entry["accuracy"], threshold, changed, p_value, drift)
+    return GateDecision(status, message, entry["accuracy"], threshold, changed, p_value, drift, detectable)

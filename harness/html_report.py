@@ -258,7 +258,8 @@ def _effective_table(effective: Mapping[str, Mapping[str, Any]], models: Sequenc
 def _case_rows(cases: Iterable[Mapping[str, Any]], with_model: bool = False) -> str:
     head = ("<tr>" + ("<th class=\"text\">model</th>" if with_model else "") +
             "<th class=\"text\">case</th><th>n</th><th>accuracy</th><th>95% CI</th><th>baseline</th><th>threshold</th>"
-            "<th>delta</th><th class=\"text\">status</th><th class=\"text\">message</th></tr>")
+            "<th>delta</th><th title=\"smallest drop the gate fails with 80% power\">detects</th>"
+            "<th class=\"text\">status</th><th class=\"text\">message</th></tr>")
     rows = [head]
     for c in cases:
         interval = f"[{c['interval95'][0]:.3f}, {c['interval95'][1]:.3f}]" if c.get("interval95") else "-"
@@ -270,6 +271,7 @@ def _case_rows(cases: Iterable[Mapping[str, Any]], with_model: bool = False) -> 
                     f"<td class=\"text\">{_e(c['id'])}</td><td>{_e(c.get('n') or '-')}</td>"
                     f"<td>{_fmt(c.get('accuracy'))}</td><td>{interval}</td><td>{_fmt(c.get('baseline'))}</td>"
                     f"<td>{_fmt(c.get('threshold'))}</td><td>{_fmt(c.get('delta'), '+.4f')}</td>"
+                    f"<td>{_fmt(c.get('detectable_drop'), '.3f')}</td>"
                     f"<td class=\"text\">{_e(c['status'])}</td><td class=\"text\">{_e(message[:300])}</td></tr>")
     return "<table>" + "\n".join(rows) + "</table>"
 

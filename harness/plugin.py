@@ -17,20 +17,23 @@ from typing import Any
 import pytest
 import torch
 
-from .baselines import BaselineError, baseline_entry, baseline_path, is_seeded, read_baseline, write_atomic
+from .baselines import (JOURNAL, BaselineError, baseline_entry, baseline_path, baselines_lock, check_model,
+                        commit_documents, is_seeded, read_baseline, threshold_for)
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases
 from .checks import dose_response_violations
 from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
-from .data import DataMissingError
+from .data import DataMissingError, get_benchmark
 from .evaluate import evaluate
 from .gate import GateDecision, decide
 from .models import LoadedModel, UnknownModelError, load_model
 from .progress import ProgressLog
 from .report import build_report, case_record, format_table, git_commit, new_run_id, utc_now, write_report
+from .sensitivity import detectable_drop
 from .versions import cpu, versions
 
 RECORD_PROPERTY = "robustness_record"
+PLANNED_OUTPUT = "robustness_planned_cases"
 _STATE = pytest.StashKey["RobustnessSession"]()
 
 
@@ -61,6 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-dir", default=None, metavar="DIR", help="where run reports are written")
     group.addoption("--html", action="store_true", default=False,
                     help="also write the report as a self-contained HTML page next to the JSON report")
+    group.addoption("--case-timeout", type=float, default=None, metavar="S",
+                    help="seconds any one case may run before it is an error (default: [tool.robustness.timeouts])")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
 
 
@@ -97,7 +102,7 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
             "batch_size": option.batch_size, "amp": option.amp, "update_baselines": option.update_baselines,
             "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
             "save_adversarials": option.save_adversarials, "data_root": option.data_root,
-            "strict_data": option.strict_data,
+            "strict_data": option.strict_data, "case_timeout": option.case_timeout,
             "report_dir": option.report_dir, "baselines_dir": option.baselines_dir, "cache_dir": option.cache_dir}
 
 
@@ -116,6 +121,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if _is_worker(config):
         workers = int(config.workerinput.get("workercount", 1))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    elif (suite.baselines_dir / JOURNAL).exists():  # a commit was interrupted: finish it before anyone reads
+        try:
+            with baselines_lock(suite.baselines_dir):
+                pass
+        except BaselineError as error:
+            raise pytest.UsageError(str(error)) from None
     state = RobustnessSession(config, suite, cases, device)
     config.stash[_STATE] = state
     config.pluginmanager.register(state, "robustness-session")
@@ -128,6 +139,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     hands each worker runs of consecutive items, so a worker loads few models while the work stays balanced."""
     position = {id(item): index for index, item in enumerate(items)}
     items.sort(key=lambda item: (schedule_key(item), position[id(item)]))
+    suite = config.stash[_STATE].suite
+    for item in items:  # pytest-timeout: a hung case is an error, and its run incomplete
+        case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+        category = case.setting.category if isinstance(case, Case) else next(
+            (c for c in CATEGORIES if item.get_closest_marker(c) is not None), None)
+        if category is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(suite.timeout_for(category)))
 
 
 def schedule_key(item: pytest.Item) -> str:
@@ -173,8 +191,9 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
 
     def run(case: Case) -> GateDecision:
         suite = state.suite
-        model = loaded_models.get(case.model)
         try:
+            get_benchmark(case.benchmark, suite.data_root).check(case.setting.split)  # before any model loads
+            model = loaded_models.get(case.model)
             result = evaluate(case, model, state.cache, suite.seed, suite.batch_size, state.device,
                               loaded_models.get, suite.save_adversarials, suite.data_root, suite.amp,
                               state.progress.for_case(case.id))
@@ -184,10 +203,17 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
             pytest.skip(f"not run: {missing}")
         record = case_record(result, model.provenance)
         path = baseline_path(suite.baselines_dir, case.line)
-        entry = state.baseline(path)["cases"].get(case.setting.key)
+        document = state.baseline(path)
+        check_model(document, path, case.model, model.provenance)
+        entry = document["cases"].get(case.setting.key)
         if suite.update_baselines:
+            policy = suite.policy_for(case.setting.category, document.get("gate"))
+            detectable = detectable_drop(record["n"], record["correct"],
+                                         threshold_for(record["correct"], record["n"], policy), policy.margin,
+                                         policy.confidence)
             decision = GateDecision("recorded", f"{case.id}: recorded accuracy {record['accuracy']:.4f}",
-                                    entry and entry["accuracy"], entry and entry["threshold"])
+                                    entry and entry["accuracy"], entry and entry["threshold"],
+                                    detectable_drop=detectable)
         else:
             command = f"pytest --model {case.model} --update-baselines"
             decision = decide(record, entry, _relative(path, state.root), command, suite.max_flip_rate)
@@ -195,6 +221,7 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
                       delta=None if decision.baseline is None else round(record["accuracy"] - decision.baseline, 6),
                       flips=decision.flips, mcnemar_p=decision.p_value, message=decision.message,
                       pixel_drift=None if decision.pixel_drift is None else decision.pixel_drift.as_dict(),
+                      detectable_drop=decision.detectable_drop,
                       worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), worker_peak_rss_mb=peak_rss_mb(),
                       worker_rss_mb=rss_mb())
         request.node.user_properties.append((RECORD_PROPERTY, json.loads(json.dumps(record))))
@@ -249,6 +276,9 @@ class _XdistCollection:
         for nodeid in ids:
             self.state.expect(nodeid)
 
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.state.planned |= set(getattr(node, "workeroutput", {}).get(PLANNED_OUTPUT, ()))
+
 
 class RobustnessSession:
     """Per-process state; in the controller (or a run without xdist) it also merges and reports."""
@@ -268,6 +298,8 @@ class RobustnessSession:
         self._case_ids = {case.id: case for case in cases}
         self._baselines: dict[Path, dict[str, Any]] = {}
         self.expected: dict[str, str] = {}
+        self.planned: set[str] = set()  # case ids of the whole run before pytest-split kept this shard's
+        self._deselected: list[list[str]] = []
         self.records: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, str] = {}
         self.report_path: Path | None = None
@@ -287,13 +319,26 @@ class RobustnessSession:
         return self._baselines[path]
 
     def expect(self, nodeid: str) -> None:
-        match = re.search(r"\[(.*)\]$", nodeid)
-        if match and match.group(1) in self._case_ids:
-            self.expected[nodeid] = match.group(1)
+        case_id = self._case_id(nodeid)
+        if case_id is not None:
+            self.expected[nodeid] = case_id
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self._deselected.append([item.nodeid for item in items])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:  # after -k/-m deselection; under xdist only workers collect
             self.expect(item.nodeid)
+        kept = [item.nodeid for item in session.items]
+        if _split(self.config) and self._deselected:  # pytest-split deselects last, in one batch
+            kept += self._deselected[-1]
+        self.planned = {case_id for case_id in map(self._case_id, kept) if case_id is not None}
+        if _is_worker(self.config):
+            self.config.workeroutput[PLANNED_OUTPUT] = sorted(self.planned)
+
+    def _case_id(self, nodeid: str) -> str | None:
+        match = re.search(r"\[(.*)\]$", nodeid)
+        return match.group(1) if match and match.group(1) in self._case_ids else None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if _is_worker(self.config):
@@ -312,15 +357,23 @@ class RobustnessSession:
         if _is_worker(self.config) or not self.expected or self.config.option.collectonly:
             return
         cases, complete = self._merged_cases()
+        measured = sum(case.get("accuracy") is not None for case in cases)
+        if not measured:
+            complete = False
+            reasons = sorted({case.get("message", "")[:200] for case in cases})
+            self.problems.append(f"run measured NOTHING: none of the {len(cases)} selected cases produced a "
+                                 f"result, so nothing was gated. Why: " + " | ".join(reasons))
         violations = dose_response_violations(cases)
         if violations:
             self.problems += ["INVALID: " + message for message in violations]
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         run = {"id": self.run_id, "started": self.started, "finished": utc_now(), "argv": sys.argv[1:],
-               "workers": _worker_count(self.config), "complete": complete, "device": str(self.device),
+               "workers": _worker_count(self.config), "complete": complete, "measured": measured,
+               "device": str(self.device),
                "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
                "git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
-               "validity_problems": violations}
+               "validity_problems": violations,
+               "planned_cases": sorted(self.planned or set(self.expected.values())), "split": _split(self.config)}
         report = build_report(run, cases)
         self.report_path = write_report(report, self.suite.report_dir)
         if self.config.option.html:
@@ -328,8 +381,9 @@ class RobustnessSession:
 
             self.html_path = write_html_beside(report, self.report_path)
         if not complete:
-            self.problems.append("run INCOMPLETE: some collected cases produced no result (see 'not-run' and "
-                                 "'error' rows); a crashed worker or an interrupted run never reads as a pass")
+            if measured:
+                self.problems.append("run INCOMPLETE: some collected cases produced no result (see 'not-run' and "
+                                     "'error' rows); a crashed worker or an interrupted run never reads as a pass")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.suite.update_baselines:
             if complete and all(c["status"] == "recorded" for c in cases):
@@ -358,6 +412,15 @@ class RobustnessSession:
         return cases, complete
 
     def _write_baselines(self, cases: list[dict[str, Any]]) -> None:
+        """Under the baselines folder's lock, merge this run's entries into the files as they are now and commit
+        them all or none (harness.baselines.commit_documents): a concurrent run waits, and loses nothing."""
+        try:
+            with baselines_lock(self.suite.baselines_dir):
+                self._merge_into_baselines(cases)
+        except BaselineError as error:
+            self.problems.append(f"baselines NOT updated: {error}")
+
+    def _merge_into_baselines(self, cases: list[dict[str, Any]]) -> None:
         """Write every touched baseline file, or none: a loosened threshold needs --allow-loosen."""
         run_provenance = {"git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
                           "seed": self.suite.seed,
@@ -390,9 +453,11 @@ class RobustnessSession:
                             f"(n={entry['n']}, {entry['accuracy'] - previous['accuracy']:+.4f}), threshold "
                             f"{previous['threshold']:.4f} -> {entry['threshold']:.4f}")
                 new_cases[case["key"]] = entry
+            provenance = {"model": line_cases[0]["model_provenance"], **run_provenance}
+            if any(is_seeded(entry) for entry in new_cases.values()):  # published figures not measured yet
+                provenance["seeded_from"] = old["provenance"]["seeded_from"]
             document = {"schema_version": 1, "line": line, "model": line_cases[0]["model"],
-                        "provenance": {"model": line_cases[0]["model_provenance"], **run_provenance},
-                        "cases": dict(sorted(new_cases.items()))}
+                        "provenance": provenance, "cases": dict(sorted(new_cases.items()))}
             if overrides is not None:
                 document["gate"] = overrides
             documents[path] = document
@@ -401,9 +466,9 @@ class RobustnessSession:
                                  "--allow-loosen if that is intended):")
             self.problems += [f"  {line}" for line in loosened]
             return
-        for path, document in documents.items():
-            write_atomic(path, document)
-            changes.append(f"wrote {_relative(path, self.root)} ({len(document['cases'])} cases)")
+        commit_documents(self.suite.baselines_dir, documents)
+        changes += [f"wrote {_relative(path, self.root)} ({len(document['cases'])} cases)"
+                    for path, document in documents.items()]
         self.baseline_changes += changes or ["baselines unchanged"]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -447,6 +512,12 @@ def _first_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("E ")]
     return (errors[0][2:].strip() if errors else lines[-1].strip() if lines else "")[:500]
+
+
+def _split(config: pytest.Config) -> dict[str, int] | None:
+    """pytest-split's shard of this run ({"splits": N, "group": g}), or None when it does not split."""
+    splits, group = getattr(config.option, "splits", None), getattr(config.option, "group", None)
+    return {"splits": int(splits), "group": int(group)} if splits and group else None
 
 
 def _worker_count(config: pytest.Config) -> int:

@@ -118,17 +118,21 @@ def format_table(cases: list[Mapping[str, Any]], notes: Mapping[str, str] | None
         if notes and model in notes:
             lines.append(f"  {notes[model]}")
         lines.append(f"  {'case':<34} {'accuracy':>8} {'95% CI':>17} {'baseline':>8} {'threshold':>9} "
-                     f"{'delta':>7}  status")
+                     f"{'delta':>7} {'detects':>7}  status")
         for c in rows:
             accuracy = f"{c['accuracy']:.4f}" if c.get("accuracy") is not None else "-"
             interval = f"[{c['interval95'][0]:.3f}, {c['interval95'][1]:.3f}]" if c.get("interval95") else "-"
             baseline = f"{c['baseline']:.4f}" if c.get("baseline") is not None else "-"
             threshold = f"{c['threshold']:.4f}" if c.get("threshold") is not None else "-"
             delta = f"{c['delta']:+.4f}" if c.get("delta") is not None else "-"
+            detects = f"{c['detectable_drop']:.3f}" if c.get("detectable_drop") is not None else "-"
             lines.append(f"  {c['id']:<34} {accuracy:>8} {interval:>17} {baseline:>8} {threshold:>9} {delta:>7}"
-                         f"  {c['status']}")
+                         f" {detects:>7}  {c['status']}")
             if c["status"] in ("not-run", "error", "protocol-mismatch") and c.get("message"):
                 lines.append(f"      {c['message'][:300]}")
             elif c.get("pixel_drift"):
                 lines.append(f"      {drift_note(c['pixel_drift'])}")
+    if lines:
+        lines.append("  detects: the smallest accuracy drop that fails the case with 80% power, at its n, confidence "
+                     "and discordance")
     return lines

@@ -13,11 +13,8 @@ import csv
 from pathlib import Path
 from typing import Any, Iterable
 
-from .baselines import SCHEMA_VERSION, baseline_path, write_atomic
+from .baselines import OPENCLIP_SOURCE, SCHEMA_VERSION, TESTBED_SOURCE, baseline_path, write_atomic
 from .models.base import ModelId
-
-OPENCLIP_SOURCE = "OpenCLIP zero-shot results (mlfoundations/open_clip docs/openclip_results.csv @ 89fb801f)"
-TESTBED_SOURCE = "ImageNet testbed (modestyachts/imagenet-testbed robustness_top1s.csv @ 0170eec6)"
 DEFAULT_MARGIN = 0.03
 
 # case key of the imagenet benchmark -> column of each source (fractions in open_clip's file, percent in the

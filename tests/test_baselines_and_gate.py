@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.baselines import (BaselineError, baseline_entry, decode_bits, encode_bits, read_baseline,
-                               threshold_for, write_atomic)
+from harness.baselines import (OPENCLIP_SOURCE, BaselineError, baseline_entry, check_model, decode_bits,
+                               encode_bits, read_baseline, threshold_for, write_atomic)
 from harness.config import GatePolicy
 from harness.gate import decide
 
@@ -88,7 +88,7 @@ def test_malformed_baseline_names_file_and_key(tmp_path, mutate, message):
 @pytest.mark.parametrize("field, value, message", [
     ("n", "10", r"\['n'\] must be int"),
     ("correct", 99, "0 <= correct <= n"),
-    ("threshold", 1.5, "must be in"),
+    ("threshold", 1.5, "its recorded policy"),
     ("per_sample", "!!", "not a valid encoding"),
 ])
 def test_malformed_case_entries_are_named(tmp_path, field, value, message):
@@ -141,7 +141,7 @@ def test_per_model_gate_overrides_are_validated(tmp_path):
     path = tmp_path / "synth-clip.json"
     write_atomic(path, {"schema_version": 1, "line": "synth-clip", "model": "embedded:synth-clip",
                         "provenance": {}, "cases": {}, "gate": {"adversarial": {"margin": 2}}})
-    with pytest.raises(BaselineError, match=r"gate\['adversarial'\]: 'margin' must be a number in \[0, 1\)"):
+    with pytest.raises(BaselineError, match=r"gate\['adversarial'\]: 'margin' must be a number in \[0, 0.1\]"):
         read_baseline(path)
 
 
@@ -214,3 +214,132 @@ def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def measured_document(entries, line="synth-cnn", model="embedded:synth-cnn"):
+    return {"schema_version": 1, "line": line, "model": model,
+            "provenance": {"model": {"architecture": "harness.embedded.cnn.SynthCNN"}}, "cases": entries}
+
+
+def _written(tmp_path, document, name="synth-cnn.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    # finding 3: a measured entry marked seeded, threshold 0
+    (lambda e: e.update(seeded_from="x", threshold=0), "names no published source"),
+    # ... with a real source's name: the embedded family has no published figures
+    (lambda e: e.update(seeded_from=OPENCLIP_SOURCE, threshold=0), "provenance names no such source"),
+    # finding 4: the margin widened until the paired test cannot fail
+    (lambda e: e.update(policy={"confidence": 0.99, "margin": 0.99}, threshold=0), r"'margin' must be a number"),
+    # an accuracy that correct / n contradicts
+    (lambda e: e.update(accuracy=0.1), "correct / n is 488/500"),
+    # a threshold lowered by hand under an unchanged policy
+    (lambda e: e.update(threshold=0.5), "its recorded policy"),
+])
+def test_hand_edits_that_would_switch_the_gate_off_are_refused(tmp_path, edit, message):
+    entry = baseline_entry(make_record([True] * 488 + [False] * 12), POLICY)
+    edit(entry)
+    path = _written(tmp_path, measured_document({"clean/test": entry}))
+    with pytest.raises(BaselineError, match=message) as error:
+        read_baseline(path)
+    assert str(path) in str(error.value) and "cases['clean/test']" in str(error.value)
+    assert "restore the file from git" in str(error.value)
+
+
+def test_a_seeded_figure_is_valid_only_for_a_family_with_published_figures(tmp_path):
+    from harness.seeding import seeded_entry
+
+    document = measured_document({"clean/val": seeded_entry("clean/val", 0.6, OPENCLIP_SOURCE, 0.03)})
+    document["provenance"]["seeded_from"] = OPENCLIP_SOURCE
+    with pytest.raises(BaselineError, match="figures only for openclip: models"):
+        read_baseline(_written(tmp_path, document))
+    document["model"] = "openclip:ViT-B-32@openai"
+    assert read_baseline(_written(tmp_path, document)) is not None
+
+
+def test_a_baseline_copied_from_another_line_is_refused(tmp_path):
+    entry = baseline_entry(make_record([True] * 9 + [False]), POLICY)
+    copied = measured_document({"clean/test": entry}, line="synth-clip", model="embedded:synth-clip")
+    with pytest.raises(BaselineError, match="baseline of line 'synth-cnn'"):
+        read_baseline(_written(tmp_path, copied))
+    copied["line"] = "synth-cnn"  # line edited to match: the architecture still tells
+    copied["provenance"]["model"]["architecture"] = "open_clip:synth-clip"
+    path = _written(tmp_path, copied)
+    with pytest.raises(BaselineError, match="recorded for embedded:synth-clip"):
+        check_model(read_baseline(path), path, "embedded:synth-cnn",
+                    {"architecture": "harness.embedded.cnn.SynthCNN"})
+
+
+def test_hostile_json_is_a_clear_error_naming_the_file(tmp_path, monkeypatch):
+    deep = tmp_path / "synth-cnn.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(BaselineError, match="nested too deeply") as error:
+        read_baseline(deep)
+    assert str(deep) in str(error.value) and "delete it and record the line again" in str(error.value)
+    monkeypatch.setattr("harness.baselines.MAX_BYTES", 1000)
+    deep.write_text(json.dumps({"cases": {}, "pad": "x" * 2000}))
+    with pytest.raises(BaselineError, match="more than any baseline holds"):
+        read_baseline(deep)
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from harness import baselines
+
+directory, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+calls = 0
+real_replace = os.replace
+
+def replace(src, dst):
+    global calls
+    calls += 1
+    if calls == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst)
+
+os.replace = replace
+with baselines.baselines_lock(directory):
+    baselines.commit_documents(directory, {directory / f"{name}.json": {"run": "new", "name": name}
+                                           for name in ("a", "b", "c")})
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 4])
+def test_a_commit_killed_at_any_rename_leaves_all_files_or_none(tmp_path, kill_at):
+    """os.replace runs once for the journal, then once per file: SIGKILL before each of them in turn."""
+    import subprocess
+    import sys
+
+    for name in ("a", "b", "c"):
+        write_atomic(tmp_path / f"{name}.json", {"run": "old", "name": name})
+    done = subprocess.run([sys.executable, "-c", KILLER, str(tmp_path), str(kill_at)], capture_output=True)
+    assert done.returncode == -9
+    from harness.baselines import baselines_lock
+
+    with baselines_lock(tmp_path):  # the next writer (or gating run) finishes or drops the commit first
+        runs = {json.loads((tmp_path / f"{name}.json").read_text())["run"] for name in ("a", "b", "c")}
+    assert runs == ({"old"} if kill_at == 1 else {"new"})
+    assert not list(tmp_path.glob(".*staged")) and not (tmp_path / ".commit.json").exists()
+
+
+def test_a_symlinked_baseline_is_refused_with_the_fix(tmp_path):
+    from harness.baselines import baselines_lock, commit_documents
+
+    (tmp_path / "real.json").write_text("{}")
+    (tmp_path / "a.json").symlink_to(tmp_path / "real.json")
+    with baselines_lock(tmp_path), pytest.raises(BaselineError, match="symbolic link.*point --baselines-dir"):
+        commit_documents(tmp_path, {tmp_path / "a.json": {"x": 1}})
+    assert (tmp_path / "a.json").is_symlink()
+
+
+def test_a_held_lock_fails_loudly_and_writes_nothing(tmp_path):
+    from harness.baselines import baselines_lock
+
+    with baselines_lock(tmp_path):
+        with pytest.raises(BaselineError, match="another --update-baselines"):
+            with baselines_lock(tmp_path, timeout=0.1):
+                pass

@@ -31,11 +31,12 @@ def test_seeded_entry_gates_unpaired_at_published_minus_margin():
 def test_seeded_entries_are_validated(tmp_path):
     path = tmp_path / "x.json"
     entry = seeded_entry("clean/val", 0.6, OPENCLIP_SOURCE, 0.03)
-    write_atomic(path, {"schema_version": 1, "line": "x", "model": "openclip:x@y", "provenance": {},
+    provenance = {"seeded_from": OPENCLIP_SOURCE, "measured": False}
+    write_atomic(path, {"schema_version": 1, "line": "x", "model": "openclip:x@y", "provenance": provenance,
                         "cases": {"clean/val": entry}})
     assert read_baseline(path)["cases"]["clean/val"] == entry
     entry["accuracy"] = 63.3  # a percent where a fraction belongs
-    write_atomic(path, {"schema_version": 1, "line": "x", "model": "openclip:x@y", "provenance": {},
+    write_atomic(path, {"schema_version": 1, "line": "x", "model": "openclip:x@y", "provenance": provenance,
                         "cases": {"clean/val": entry}})
     with pytest.raises(BaselineError, match="must be in"):
         read_baseline(path)

@@ -56,6 +56,7 @@ def test_gate_under_xdist_merges_one_complete_report(recorded):
     report = read_json(report_dir / "latest.json")
     assert report["run"]["complete"] is True and report["run"]["workers"] == 2
     assert {case["id"] for case in report["cases"]} == SELECTED
+    assert set(report["run"]["planned_cases"]) == SELECTED and report["run"]["split"] is None
     assert {case["status"] for case in report["cases"]} == {"passed"}
     assert {case["worker"] for case in report["cases"]} <= {"gw0", "gw1"}
     assert report["summary"]["passed"] == len(SELECTED)
@@ -187,10 +188,25 @@ def test_missing_real_data_is_reported_not_run_or_fails_with_strict_data(tmp_pat
     assert str(empty / "imagenet") in done.stdout
     if strict:
         assert done.returncode == 1 and set(statuses.values()) == {"error"}
-    else:
-        assert done.returncode == 0, done.stdout[-2000:]
-        assert set(statuses.values()) == {"not-run"} and report["run"]["complete"] is True
+    else:  # a run that measured nothing gated nothing: it fails, saying why
+        assert done.returncode == 1, done.stdout[-2000:]
+        assert set(statuses.values()) == {"not-run"} and report["run"]["complete"] is False
+        assert report["run"]["measured"] == 0 and "run measured NOTHING" in done.stdout
         assert all(str(empty) in c["message"] for c in report["cases"])
+
+
+def test_data_is_checked_before_the_model_loads_and_a_partial_run_lists_what_did_not_run(tmp_path):
+    """The real model's weights file is garbage: had it been loaded before its data was looked for, its case
+    would be an error, not "not run"; the embedded model's case is measured, so the run gates it and passes."""
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    done = run_suite("--model", f"torchvision:resnet18@{garbage}", "--model", "embedded:synth-cnn",
+                     "-k", "resnet18-val or synth-cnn-test", f"--report-dir={tmp_path / 'r'}", "-n", "0")
+    report = read_json(tmp_path / "r" / "latest.json")
+    statuses = {c["id"]: c["status"] for c in report["cases"]}
+    assert statuses == {"resnet18-val": "not-run", "synth-cnn-test": "passed"}, done.stdout[-2000:]
+    assert done.returncode == 0 and report["run"]["complete"] and report["run"]["measured"] == 1
+    assert "--data-root" in done.stdout
 
 
 def test_cases_of_one_model_are_collected_next_to_each_other():
@@ -200,3 +216,72 @@ def test_cases_of_one_model_are_collected_next_to_each_other():
     ids = [line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "::test_" in line]
     lines = [case_id.split("-", 2)[0] + "-" + case_id.split("-", 2)[1] for case_id in ids if case_id[:5] == "synth"]
     assert len(lines) >= 8 and lines == sorted(lines), ids
+
+
+def test_pytest_split_shards_merge_only_when_all_are_there(recorded):
+    """Two pytest-split shards of one selection: each records the whole run's plan, so merging one of them fails
+    closed, and merging both equals the unsharded run case by case."""
+    tmp, runs = recorded
+    shards = []
+    for group in (1, 2):
+        folder = tmp / f"shard{group}"
+        done = run_suite("-k", SELECTION, SAMPLES, f"--baselines-dir={tmp / 'baselines'}", f"--report-dir={folder}",
+                         "-n", "0", "--splits", "2", "--group", str(group))
+        assert done.returncode == 0, done.stdout[-2000:]
+        shards.append(folder / "latest.json")
+        assert set(read_json(shards[-1])["run"]["planned_cases"]) == SELECTED
+    from harness.__main__ import main
+
+    assert main(["merge", str(shards[0]), "-o", str(tmp / "one.json")]) == 1
+    assert read_json(tmp / "one.json")["run"]["missing_groups"] == [2]
+    assert main(["merge", *map(str, shards), "-o", str(tmp / "both.json")]) == 0
+    merged, unsharded = read_json(tmp / "both.json"), read_json(runs["gate0"][1] / "latest.json")
+    fields = ("id", "status", "per_sample", "accuracy", "data_sha256")
+    assert [{f: c[f] for f in fields} for c in merged["cases"]] == [{f: c[f] for f in fields}
+                                                                    for c in unsharded["cases"]]
+    assert merged["run"]["complete"] and merged["run"]["passed"]
+
+
+def test_concurrent_baseline_updates_wait_for_each_other_and_lose_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from suite_helpers import ROOT
+
+    from harness.baselines import baselines_lock
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    held = baselines_lock(tmp_path / "baselines")
+    held.__enter__()  # both runs measure, write their reports, then queue on the folder's lock
+    runs = [subprocess.Popen([sys.executable, "-m", "pytest", "robustness_tests", "-k", selection, "--samples=12",
+                              "--update-baselines", f"--baselines-dir={tmp_path / 'baselines'}",
+                              f"--report-dir={tmp_path / name}", "-n", "0", "-p", "no:randomly"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for name, selection in (("a", "synth-cnn-test or synth-cnn-v2"), ("b", "synth-cnn-sketch or synth-cnn-pose"))]
+    deadline = time.monotonic() + 600
+    while not all((tmp_path / name / "latest.json").exists() for name in "ab") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    assert all(run.poll() is None for run in runs), "a run finished without waiting for the lock"
+    held.__exit__(None, None, None)
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    recorded = read_json(tmp_path / "baselines" / "synth-cnn.json")["cases"]
+    assert set(recorded) == {"clean/test", "natural/v2", "natural/sketch", "natural/pose"}
+
+
+def test_a_hung_case_times_out_as_an_error_and_the_run_is_incomplete(tmp_path):
+    from suite_helpers import ROOT
+
+    done = run_suite("-p", "hang_plugin", "-k", "synth-cnn-test or synth-cnn-v2", "--samples=10",
+                     "--case-timeout=8", f"--report-dir={tmp_path}", f"--baselines-dir={tmp_path / 'none'}",
+                     "--update-baselines", "-n", "0", timeout=300,
+                     extra_env={"HANG_CASE": "synth-cnn-test", "PYTHONPATH": str(ROOT / "tests" / "fixtures")})
+    report = read_json(tmp_path / "latest.json")
+    statuses = {c["id"]: c["status"] for c in report["cases"]}
+    assert statuses == {"synth-cnn-test": "error", "synth-cnn-v2": "recorded"}, done.stdout[-2000:]
+    assert "Timeout" in next(c["message"] for c in report["cases"] if c["id"] == "synth-cnn-test")
+    assert done.returncode == 1 and report["run"]["complete"] is False
+    assert "baselines NOT updated" in done.stdout and not (tmp_path / "none" / "synth-cnn.json").exists()

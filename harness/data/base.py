@@ -101,6 +101,10 @@ class Benchmark(Protocol):
     clean_split: str
     natural_shifts: tuple[NaturalShift, ...]
 
+    def check(self, split: str) -> None:
+        """Raise DataMissingError when `split` is not on disk, without decoding anything: run before a model is
+        loaded, so that a run without its data stops in seconds, not after hours of loading and head building."""
+
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         """At most `n` samples of `split` (class-balanced, deterministic), decoded and preprocessed to uint8
         pixels at `preprocess.size`; raises DataMissingError when the data is not on disk."""

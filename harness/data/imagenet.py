@@ -516,15 +516,21 @@ class ImageNetBenchmark:
     def __init__(self, data_root: Path | None):
         self.data_root = None if data_root is None else Path(data_root)
 
-    def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
+    def _listing(self, split: str) -> "Listing":
         if split not in LOADERS:
             raise ValueError(f"unknown imagenet split {split!r}; known: {', '.join(LOADERS)}")
         if self.data_root is None:
             raise DataMissingError(f"the imagenet benchmark reads its data from --data-root, which is not set "
                                    f"(split {split!r}; see harness/data/imagenet.py for the layouts)")
+        return LOADERS[split](self.data_root)
+
+    def check(self, split: str) -> None:
+        check_complete(self._listing(split))
+
+    def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         if preprocess.resize < preprocess.size:
             raise ValueError(f"preprocess resize {preprocess.resize} is smaller than the crop {preprocess.size}")
-        return self._read(split, LOADERS[split](self.data_root), n, cache, preprocess,
+        return self._read(split, self._listing(split), n, cache, preprocess,
                           frames=split.startswith(("vid-", "ytbb-")))
 
     def load_perturbed(self, corruption: tuple[str, int] | None, transform: str | None, n: int, cache: ArrayCache,

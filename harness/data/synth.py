@@ -24,6 +24,9 @@ class SynthBenchmark:
         NaturalShift("ytbb-pm4", "ytbb", k=4),
     )
 
+    def check(self, split: str) -> None:
+        """Always there: the benchmark is rendered, not read."""
+
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         from ..embedded import benchmark as renderer
 
