@@ -251,6 +251,19 @@ def _write_file(path: Path, document: Mapping[str, Any], mode: int) -> None:
     os.chmod(path, mode)
 
 
+def check_policy(entry: Mapping[str, Any], path: Path, key: str, configured: GatePolicy) -> None:
+    """A measured entry is gated under the policy it was recorded with, which must be the one configured now
+    (pyproject's, then the file's `gate` block): a policy edited into one entry by hand is refused."""
+    if is_seeded(entry):
+        return
+    recorded = GatePolicy(float(entry["policy"]["confidence"]), float(entry["policy"]["margin"]))
+    if recorded != configured:
+        raise BaselineError(f"{path}: cases[{key!r}] was recorded under policy {entry['policy']}, but this run's "
+                            f"policy is {{'confidence': {configured.confidence}, 'margin': {configured.margin}}} "
+                            f"([tool.robustness.gate] and the file's 'gate' block); restore the file from git, or "
+                            f"re-record the case with --update-baselines after changing the policy on purpose")
+
+
 def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Write JSON to `path` so that readers see the old file or the new one, never a partial one. The file keeps
     its permissions."""

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from .baselines import (JOURNAL, BaselineError, baseline_entry, baseline_path, baselines_lock, check_model,
-                        commit_documents, is_seeded, read_baseline, threshold_for)
+                        check_policy, commit_documents, is_seeded, read_baseline, threshold_for)
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases
 from .checks import dose_response_violations
@@ -206,8 +206,10 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
         document = state.baseline(path)
         check_model(document, path, case.model, model.provenance)
         entry = document["cases"].get(case.setting.key)
+        policy = suite.policy_for(case.setting.category, document.get("gate"))
+        if entry is not None and not suite.update_baselines:
+            check_policy(entry, path, case.setting.key, policy)
         if suite.update_baselines:
-            policy = suite.policy_for(case.setting.category, document.get("gate"))
             detectable = detectable_drop(record["n"], record["correct"],
                                          threshold_for(record["correct"], record["n"], policy), policy.margin,
                                          policy.confidence)

@@ -343,3 +343,12 @@ def test_a_held_lock_fails_loudly_and_writes_nothing(tmp_path):
         with pytest.raises(BaselineError, match="another --update-baselines"):
             with baselines_lock(tmp_path, timeout=0.1):
                 pass
+
+
+def test_a_policy_edited_into_one_entry_is_refused():
+    from harness.baselines import check_policy
+
+    entry = baseline_entry(make_record([True] * 90 + [False] * 10), GatePolicy(0.99, 0.1))
+    check_policy(entry, "b.json", "clean/test", GatePolicy(0.99, 0.1))
+    with pytest.raises(BaselineError, match="recorded under policy.*restore the file from git"):
+        check_policy(entry, "b.json", "clean/test", POLICY)
