@@ -32,7 +32,7 @@ from harness.data import get_benchmark
 from harness.embedded.benchmark import render_split
 from harness.evaluate import evaluate, predict
 from harness.models import load_model
-from harness.shifts.corruptions import corrupted
+from harness.shifts.corruptions import corrupted, recipe
 
 
 def write_tree(root: Path, images: int) -> None:
@@ -136,7 +136,7 @@ def main() -> None:
         synchronized(device, bare_clean(pixels))
         corruption = Setting("synthetic", "gaussian_noise-3", "val", n, corruption="gaussian_noise", severity=3)
         cold_corruption_s = synchronized(device, harness_run(corruption))
-        noisy = corrupted(data.images, data.provenance["sha256"], "gaussian_noise", 3, 0, cache)
+        noisy = corrupted(data.images, recipe(data.provenance["sha256"], "gaussian_noise", 3, 0), cache)
         noisy_pixels = torch.from_numpy(noisy.copy()).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
         measured = [
             ("clean", harness_run(clean), bare_clean(pixels)),

@@ -188,10 +188,10 @@ def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch
         provenance["perturbed_sha256"] = on_disk.provenance["sha256"]
         provenance["perturbed_source"] = on_disk.provenance["dataset_path"]
     elif setting.corruption is not None:
-        images = corrupted(images, provenance["sha256"], setting.corruption, setting.severity, seed, cache)
+        provenance["pixel_recipe"] = recipe(provenance["sha256"], setting.corruption, setting.severity, seed)
+        images = corrupted(images, provenance["pixel_recipe"], cache)
         provenance["perturbed_sha256"] = content_sha256(images)
         provenance["perturbed_source"] = "in memory (imagecorruptions)"
-        provenance["pixel_recipe"] = recipe(provenance["sha256"], setting.corruption, setting.severity, seed)
         provenance["image_digests"] = image_digests(images)
     if setting.typographic is not None:
         images, written = overlay(images, labels, model.classnames, setting.typographic, seed)

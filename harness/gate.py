@@ -25,6 +25,7 @@ from .sensitivity import detectable_drop
 
 PROTOCOL_FIELDS = ("setting", "data_sha256", "seed")
 RECIPE_PROTOCOL_FIELDS = ("setting", "seed")
+_NO_PAIRED_TEST = 1.0  # a margin no drop exceeds: a seeded case fails on its threshold alone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +104,8 @@ def _decide_seeded(record: Mapping[str, Any], entry: Mapping[str, Any], max_flip
     summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={record['n']}; baseline {entry['accuracy']:.4f} "
                f"seeded from {entry['seeded_from']} (published, not measured here), threshold {threshold:.4f}")
     n = record["n"]
-    detectable = detectable_drop(n, round(entry["accuracy"] * n), threshold, 1.0, entry["policy"]["confidence"])
+    detectable = detectable_drop(n, round(entry["accuracy"] * n), threshold, _NO_PAIRED_TEST,
+                                 entry["policy"]["confidence"])
     if accuracy < threshold:
         return GateDecision("regressed", f"{record['id']}: REGRESSION (accuracy below threshold): {summary}",
                             entry["accuracy"], threshold, detectable_drop=detectable)

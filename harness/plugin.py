@@ -329,9 +329,9 @@ class RobustnessSession:
         self._deselected.append([item.nodeid for item in items])
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        for item in session.items:  # after -k/-m deselection; under xdist only workers collect
-            self.expect(item.nodeid)
-        kept = [item.nodeid for item in session.items]
+        kept = [item.nodeid for item in session.items]  # after -k/-m deselection; under xdist only workers collect
+        for nodeid in kept:
+            self.expect(nodeid)
         if _split(self.config) and self._deselected:  # pytest-split deselects last, in one batch
             kept += self._deselected[-1]
         self.planned = {case_id for case_id in map(self._case_id, kept) if case_id is not None}

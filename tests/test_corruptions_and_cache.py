@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness.cache import ArrayCache
-from harness.shifts.corruptions import ALL_CORRUPTIONS, corrupt_images, corrupted
+from harness.shifts.corruptions import ALL_CORRUPTIONS, corrupt_images, corrupted, recipe
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_cache_computes_once_and_returns_identical_arrays(tmp_path, images):
 
 def test_corrupted_is_cached_by_content(tmp_path, images):
     cache = ArrayCache(tmp_path)
-    out = corrupted(images, "sha-a", "fog", 2, 0, cache)
+    out = corrupted(images, recipe("sha-a", "fog", 2, 0), cache)
     assert np.array_equal(out, corrupt_images(images, "fog", 2, 0))
     assert len(list(tmp_path.rglob("*.npz"))) == 1
 

@@ -80,9 +80,8 @@ def recipe(images_sha256: str, name: str, severity: int, seed: int) -> dict[str,
             "libraries": pixel_library_versions()}
 
 
-def corrupted(images: np.ndarray, images_sha256: str, name: str, severity: int, seed: int,
-              cache: ArrayCache) -> np.ndarray:
-    """`corrupt_images`, cached on disk under its recipe."""
-    key = {"kind": "corruption", "images": images_sha256, "recipe": recipe(images_sha256, name, severity, seed),
-           "ipp": "off"}
+def corrupted(images: np.ndarray, pixel_recipe: dict[str, Any], cache: ArrayCache) -> np.ndarray:
+    """`corrupt_images` of `images` (whose hash is the recipe's `clean_sha256`), cached on disk under its recipe."""
+    key = {"kind": "corruption", "images": pixel_recipe["clean_sha256"], "recipe": pixel_recipe, "ipp": "off"}
+    name, severity, seed = pixel_recipe["corruption"], pixel_recipe["severity"], pixel_recipe["seed"]
     return cache.get_or_compute(key, lambda: {"images": corrupt_images(images, name, severity, seed)})["images"]
