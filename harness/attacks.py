@@ -20,6 +20,8 @@ import torch
 import torchattacks
 from torch import nn
 
+from .registry import Registry
+
 
 class AttackValidityError(AssertionError):
     """An attack broke its contract (budget, pixel range, eval mode, gradients): its accuracy would mean nothing."""
@@ -65,12 +67,15 @@ class AttackEntry:
     cost: str = ""  # what one image costs, in forward/backward passes, for the README and `--help`
 
 
-ATTACKS: dict[str, AttackEntry] = {}
+ATTACKS: Registry[AttackEntry] = Registry("attack")
 
 
 def register_attack(name: str, norms: tuple[str, ...], **options) -> Callable[[Builder], Builder]:
+    """Decorator: register the builder as attack `name` for `norms`, with the AttackEntry `options` (steps,
+    alpha_fraction, restarts, queries, minimum_norm, white_box), and return it unchanged; a name already registered
+    is refused (DuplicateNameError)."""
     def decorate(build: Builder) -> Builder:
-        ATTACKS[name] = AttackEntry(build, norms, **options)
+        ATTACKS.add(name, AttackEntry(build, norms, **options))
         return build
     return decorate
 
@@ -155,7 +160,7 @@ def _spsa(model, spec, n_classes, seed):
 
 
 def known_attacks() -> list[str]:
-    return [f"{name}-{norm}" for name, entry in sorted(ATTACKS.items()) for norm in entry.norms]
+    return [f"{name}-{norm}" for name, entry in ATTACKS.items() for norm in entry.norms]
 
 
 def parse_attack(text: str) -> AttackSpec:
@@ -164,9 +169,9 @@ def parse_attack(text: str) -> AttackSpec:
     if len(parts) != 3:
         raise ValueError(f"attack {text!r} is not of the form <attack>-<norm>-<eps>; known: {', '.join(known_attacks())}")
     attack, norm, eps_text = parts
-    entry = ATTACKS.get(attack)
-    if entry is None or norm not in entry.norms:
+    if attack not in ATTACKS or norm not in ATTACKS[attack].norms:
         raise ValueError(f"unknown attack {attack}-{norm} in {text!r}; known: {', '.join(known_attacks())}")
+    entry = ATTACKS[attack]
     try:
         numerator, _, denominator = eps_text.partition("/")
         eps = float(numerator) / float(denominator or 1)

@@ -65,14 +65,18 @@ def test_pgd_is_seeded_stays_in_budget_and_bites(batch):
     assert first.robust.sum() < first.clean_correct.sum()
 
 
-def test_only_correctly_classified_images_are_attacked(batch, monkeypatch):
+def test_only_correctly_classified_images_are_attacked(batch):
     model, images, labels = batch
     labels = labels.clone()
     labels[::4] = (labels[::4] + 1) % 4  # every fourth sample now misclassified clean
     seen = []
-    pgd = ATTACKS["pgd"]
-    monkeypatch.setitem(ATTACKS, "pgd", dataclasses.replace(pgd, build=lambda *a: _Recording(pgd.build(*a), seen)))
-    outcome = run_attack(model, images, labels, parse_attack("pgd-linf-16/255"), seed=0, n_classes=4)
+    pgd = ATTACKS.unregister("pgd")
+    ATTACKS.add("pgd", dataclasses.replace(pgd, build=lambda *a: _Recording(pgd.build(*a), seen)))
+    try:
+        outcome = run_attack(model, images, labels, parse_attack("pgd-linf-16/255"), seed=0, n_classes=4)
+    finally:
+        ATTACKS.unregister("pgd")
+        ATTACKS.add("pgd", pgd)
     assert seen == [12]
     assert torch.equal(outcome.clean_correct, torch.arange(16) % 4 != 0)
     assert torch.equal(outcome.adversarial[::4], images[::4]) and not outcome.norms[::4].any()
@@ -133,7 +137,7 @@ def broken_attack():
 
     yield make
     for name in created:
-        del ATTACKS[name]
+        ATTACKS.unregister(name)
 
 
 def test_a_wrapper_that_leaves_the_ball_fails(batch, broken_attack):

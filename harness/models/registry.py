@@ -7,6 +7,7 @@ from typing import Callable, Protocol
 import torch
 
 from ..cache import ArrayCache
+from ..registry import Registry
 from .base import LoadedModel, ModelId
 
 
@@ -29,18 +30,20 @@ class ModelFamily(Protocol):
         cache, where a family may keep what it derives from the weights (zero-shot heads); None derives afresh."""
 
 
-_FAMILIES: dict[str, ModelFamily] = {}
+FAMILIES: Registry[ModelFamily] = Registry("model family")  # prefix -> an instance of the decorated class
 
 
 def register_family(prefix: str) -> Callable[[type], type]:
+    """Class decorator: register an instance of the class as the family of `prefix` (the part of a model id before
+    the colon) and return the class unchanged; a prefix already registered is refused (DuplicateNameError)."""
     def decorate(cls: type) -> type:
-        _FAMILIES[prefix] = cls()
+        FAMILIES.add(prefix, cls())
         return cls
     return decorate
 
 
 def known_model_ids() -> list[str]:
-    return [f"{prefix}:{name}" for prefix, family in sorted(_FAMILIES.items()) for name in family.names()]
+    return [f"{prefix}:{name}" for prefix, family in FAMILIES.items() for name in family.names()]
 
 
 def resolve(text: str) -> tuple[ModelId, ModelFamily]:
@@ -50,10 +53,10 @@ def resolve(text: str) -> tuple[ModelId, ModelFamily]:
         model_id = ModelId.parse(text)
     except ValueError as error:
         raise UnknownModelError(f"{error}; known model ids: {known}") from None
-    family = _FAMILIES.get(model_id.family)
-    if family is None:
+    if model_id.family not in FAMILIES:
         raise UnknownModelError(
             f"unknown model family {model_id.family!r} in {text!r}; known model ids: {known}")
+    family = FAMILIES[model_id.family]
     family.validate(model_id)
     return model_id, family
 

@@ -14,14 +14,29 @@ All randomness comes from (seed, kind, sample index).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
+from ..registry import Registry
+
 FRAMES = 10
+# _KIND_IDS numbers each kind by its position in SEQUENCES + ("stylized",), and the number is in every random draw
+# here: reordering, inserting, or appending to SEQUENCES (which moves stylized) changes outputs; a new kind needs an
+# id after the existing ones.
 SEQUENCES = ("gaussian_noise", "gaussian_blur", "translate", "rotate", "zoom", "brightness")
 _KIND_IDS = {name: i for i, name in enumerate(SEQUENCES + ("stylized",))}
 _FRACTION_BITS = 16  # fixed-point resolution of blur weights and of sampling positions
 _CHUNK = 16  # images per step of the integer kernels
+
+Transform = Callable[[np.ndarray, int], np.ndarray]  # (uint8 (N, H, W, 3) images, seed) -> the same shape
+TRANSFORMS: Registry[Transform] = Registry("transform")  # the `synthetic.transforms` a config may name
+
+
+def register_transform(name: str) -> Callable[[Transform], Transform]:
+    """Decorator: register a whole-image shift `(images, seed) -> images` (uint8 (N, H, W, 3)) as transform `name`
+    and return it unchanged; a name already registered is refused (DuplicateNameError)."""
+    return TRANSFORMS.register(name)
 
 
 def _luma(images: np.ndarray) -> np.ndarray:
@@ -39,6 +54,12 @@ def _rng(seed: int, kind: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, 101, _KIND_IDS[kind], index])
 
 
+@register_transform("greyscale")
+def _greyscale(images: np.ndarray, seed: int) -> np.ndarray:
+    return greyscale(images)
+
+
+@register_transform("stylized")
 def stylized(images: np.ndarray, seed: int) -> np.ndarray:
     """A style swap that keeps shape and drops colour and texture cues, as Stylized-ImageNet does with paintings:
     each image's luminance is quantized to a few levels, painted with a random palette, and overlaid with a random
@@ -140,9 +161,6 @@ def sequences(images: np.ndarray, kind: str, seed: int) -> np.ndarray:
         for step in range(FRAMES):
             out[start:start + _CHUNK, step] = _frame(images[start:start + _CHUNK], kind, step)
     return out
-
-
-TRANSFORMS = {"greyscale": lambda images, seed: greyscale(images), "stylized": stylized}
 
 
 def flips(predictions: np.ndarray, kind: str) -> np.ndarray:
