@@ -155,6 +155,11 @@ def known_attacks() -> list[str]:
     return [f"{name}-{norm}" for name, entry in ATTACKS.items() for norm in entry.norms]
 
 
+# The largest eps parse_attack accepts per norm, in pixel units: an linf budget beyond 1 changes nothing on [0, 1]
+# images; the l2 limit is a sanity cap against a typo (a 3x224x224 image's whole range has l2 norm about 388).
+EPS_LIMITS = {"linf": 1.0, "l2": 100.0}
+
+
 def parse_attack(text: str) -> AttackSpec:
     """`pgd-linf-1/255` -> AttackSpec; ValueError naming the known attacks when it cannot be parsed."""
     parts = text.rsplit("-", 2)
@@ -169,8 +174,9 @@ def parse_attack(text: str) -> AttackSpec:
         eps = float(numerator) / float(denominator or 1)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"attack {text!r}: eps {eps_text!r} is not a number such as 4/255 or 0.5") from None
-    if not 0 < eps <= (1 if norm == "linf" else 100):
-        raise ValueError(f"attack {text!r}: eps must be in (0, 1] pixel units for linf, got {eps}")
+    limit = EPS_LIMITS[norm]
+    if not 0 < eps <= limit:
+        raise ValueError(f"attack {text!r}: eps must be in (0, {limit:g}] pixel units for {norm}, got {eps}")
     return AttackSpec(attack, norm, eps_text, eps, entry.steps, eps * entry.alpha_fraction, entry.restarts,
                       entry.queries, entry.minimum_norm, entry.white_box)
 

@@ -34,6 +34,16 @@ def test_bad_attack_specs_are_explained(text, message):
         parse_attack(text)
 
 
+def test_the_budget_range_named_is_the_one_of_the_norm():
+    assert parse_attack("pgd-l2-100").eps == 100 and parse_attack("pgd-linf-1").eps == 1
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 100\] pixel units for l2, got 100.5"):
+        parse_attack("pgd-l2-100.5")
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 1\] pixel units for linf, got 2.0"):
+        parse_attack("pgd-linf-2")
+    with pytest.raises(ValueError, match=r"\(0, 100\] pixel units for l2, got 0.0"):
+        parse_attack("cw-l2-0")
+
+
 class Linear(torch.nn.Module):
     def __init__(self, classes=4):
         super().__init__()
