@@ -13,8 +13,9 @@ Either way a sample counts as robust only if it was also classified correctly cl
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torchattacks
@@ -239,9 +240,20 @@ class AttackOutcome:
     norms: torch.Tensor
 
 
+@contextlib.contextmanager
+def _global_rng_restored() -> Iterator[None]:
+    """On exit torch's global generators are back where the caller left them, whatever the block seeded or drew:
+    the CPU generator, and every CUDA device's once CUDA is initialized (it is whenever the inputs are on CUDA).
+    torchattacks draws from the global generators, and some of its attacks re-seed them themselves."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        yield
+
+
 def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec, seed: int,
                n_classes: int, attack_model: nn.Module | None = None) -> AttackOutcome:
-    """Attack `images` (N, 3, H, W) in [0, 1] and score `model` on the result; random draws come from `seed`.
+    """Attack `images` (N, 3, H, W) in [0, 1] and score `model` on the result; random draws come from `seed`, and
+    the caller's global torch RNG state is left as it was.
 
     `attack_model` crafts the perturbation when it is not `model` (a transfer attack from a surrogate). Only the
     images `model` classifies correctly are attacked, as AutoAttack does: a misclassified image counts as not
@@ -255,9 +267,10 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spe
     adversarial, adversarial_correct = images.clone(), torch.zeros_like(clean_correct)
     attacked = clean_correct.nonzero().squeeze(1)
     if attacked.numel():
-        attack = ATTACKS[spec.attack].build(source, spec, n_classes, seed)
-        torch.manual_seed(seed)
-        adversarial[attacked] = attack(images[attacked], labels[attacked]).detach()
+        with _global_rng_restored():
+            attack = ATTACKS[spec.attack].build(source, spec, n_classes, seed)
+            torch.manual_seed(seed)
+            adversarial[attacked] = attack(images[attacked], labels[attacked]).detach()
         check_adversarial(images, adversarial, spec)
         with torch.no_grad():
             adversarial_correct[attacked] = model(adversarial[attacked]).argmax(dim=1) == labels[attacked]

@@ -75,6 +75,34 @@ def test_pgd_is_seeded_stays_in_budget_and_bites(batch):
     assert first.robust.sum() < first.clean_correct.sum()
 
 
+@pytest.mark.parametrize("name", ["pgd-linf-16/255", "square-linf-16/255", "apgd-ce-l2-0.5"])
+def test_the_callers_global_rng_is_left_as_it_was(batch, name):
+    """run_attack seeds torch's global generator for the attack (square and apgd re-seed it themselves too) and
+    puts the caller's state back afterwards."""
+    model, images, labels = batch
+    torch.manual_seed(2024)
+    torch.rand(3)
+    state = torch.get_rng_state()
+    run_attack(model, images, labels, parse_attack(name), seed=7, n_classes=4)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("name", ["pgd-linf-16/255", "pgd-l2-0.5", "square-linf-16/255", "dim-linf-16/255"])
+def test_the_adversarials_are_those_of_a_global_seed_whatever_the_callers_rng(batch, name):
+    """The attack's draws are exactly those it made when run_attack called torch.manual_seed(seed) and left the
+    global generator there: the same adversarial images as before the generator was forked, bit for bit."""
+    model, images, labels = batch  # every sample correct clean, so every one is attacked
+    spec = parse_attack(name)
+    attack = ATTACKS[spec.attack].build(model, spec, 4, 7)
+    torch.manual_seed(7)
+    expected = attack(images, labels).detach()
+    outcomes = []
+    for caller_seed in (1, 2):
+        torch.manual_seed(caller_seed)
+        outcomes.append(run_attack(model, images, labels, spec, seed=7, n_classes=4).adversarial)
+    assert torch.equal(outcomes[0], expected) and torch.equal(outcomes[1], expected)
+
+
 def test_only_correctly_classified_images_are_attacked(batch):
     model, images, labels = batch
     labels = labels.clone()
