@@ -1,8 +1,8 @@
 """`python -m harness.trends fit`: fit the effective-robustness trends and write them beside this module.
 
-- imagenet_testbed.json, from the ImageNet testbed's figures in `--reference` (../shared/reference by default,
-  read, never copied): per natural shift of the imagenet benchmark, a fit over the "Standard training" models on
-  ImageNet `val` accuracy (what a run report holds) and, where the shift covers a class subset, on
+- imagenet_testbed.json, from the ImageNet testbed's figures in `--reference DIR` (required for this fit; CI
+  keeps them beside the clone at ../shared/reference; read, never copied): per natural shift of the imagenet
+  benchmark, a fit over the "Standard training" models on ImageNet `val` accuracy (what a run report holds) and, where the shift covers a class subset, on
   `val-on-<shift>-classes` (Taori et al.'s definition);
 - synth_family.json, from harness/embedded/trend_family.json: per natural shift of the synth benchmark, a fit over
   the supervised SynthCNN family on `test` accuracy.
@@ -29,7 +29,6 @@ from ..embedded import EMBEDDED_DIR
 from ..seeding import TESTBED_COLUMNS
 from . import TREND_FILES, TRENDS_DIR, Trend, fit_logit_linear, trend_document
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 TESTBED_FILE, TYPES_FILE = "imagenet_testbed_top1s.csv", "imagenet_testbed_model_types.csv"
 STANDARD = "Standard training"
 # imagenet natural shift -> the testbed column of ImageNet accuracy restricted to the shift's classes
@@ -146,14 +145,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.trends", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     fit = commands.add_parser("fit", help="fit the trends and write their JSON files")
-    fit.add_argument("--reference", type=Path, default=REFERENCE, help="folder of the testbed CSVs and README.md")
+    fit.add_argument("--reference", type=Path, metavar="DIR",
+                     help="folder of the ImageNet testbed CSVs and README.md (needed to fit imagenet)")
     fit.add_argument("--family", type=Path, default=EMBEDDED_DIR / "trend_family.json",
                      help="the embedded trend family's JSON")
     fit.add_argument("--benchmark", choices=sorted(FITTERS), action="append",
                      help="fit only these (default: all)")
     fit.add_argument("--out", type=Path, default=TRENDS_DIR, help="folder to write the JSON files to")
     args = parser.parse_args(argv)
-    for benchmark in args.benchmark or sorted(FITTERS):
+    benchmarks = args.benchmark or sorted(FITTERS)
+    if "imagenet" in benchmarks and args.reference is None:
+        print("error: fitting imagenet needs --reference DIR, the folder of the ImageNet testbed CSVs and README.md "
+              "(CI keeps it beside the clone at ../shared/reference); or pass --benchmark synth", file=sys.stderr)
+        return 2
+    for benchmark in benchmarks:
         try:
             document = FITTERS[benchmark](args)
         except SourceError as error:
