@@ -17,7 +17,7 @@ import torch
 from harness.cache import ArrayCache
 from harness.cases import expand_cases
 from harness.config import build_config, read_pyproject_table
-from harness.evaluate import evaluate
+from harness.evaluate import RunContext, evaluate
 from harness.models import load_model
 from harness.plugin import rss_mb
 
@@ -40,7 +40,7 @@ def main() -> None:
     for number in range(1, args.passes + 1):
         started = time.perf_counter()
         for case in cases:
-            evaluate(case, model, cache, config.seed, config.batch_size, device)
+            evaluate(case, model, RunContext(device, cache, config.seed, config.batch_size))
         after_pass.append(rss_mb())
         print(f"pass {number}: {len(cases)} cases in {time.perf_counter() - started:.1f} s, "
               f"RSS {after_pass[-1]:.0f} MiB", flush=True)

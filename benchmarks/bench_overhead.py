@@ -19,11 +19,11 @@ from tempfile import TemporaryDirectory
 import torch
 import torchattacks
 
-from harness.attacks import parse_attack
+from harness.attacks import Attack, parse_attack
 from harness.cache import ArrayCache
 from harness.cases import Case, Setting
 from harness.data import get_benchmark
-from harness.evaluate import evaluate
+from harness.evaluate import RunContext, evaluate
 from harness.models import load_model
 from harness.models.zeroshot import zero_shot_head
 
@@ -65,7 +65,7 @@ def main() -> None:
         batch = 250
 
         clean = Case(args.model, model.model_id.line, "synth", Setting("clean", "test", "test", args.samples))
-        evaluate(clean, model, cache, 0, batch, device)  # warm: data cached, kernels loaded
+        evaluate(clean, model, RunContext(device, cache, 0, batch))  # warm: data cached, kernels loaded
 
         def bare_clean():
             with torch.no_grad():
@@ -73,15 +73,15 @@ def main() -> None:
                     model.classifier(pixels[start:start + batch]).argmax(1)
 
         rows.append(("(a) clean case", *best_of_alternating(
-            args.repeats, lambda: evaluate(clean, model, cache, 0, batch, device), bare_clean), 1.10))
+            args.repeats, lambda: evaluate(clean, model, RunContext(device, cache, 0, batch)), bare_clean), 1.10))
         warm = ArrayCache(Path(tmp))
-        evaluate(clean, model, warm, 0, batch, device)
+        evaluate(clean, model, RunContext(device, warm, 0, batch))
         rows.append(("(a') clean, cached", *best_of_alternating(
-            args.repeats, lambda: evaluate(clean, model, warm, 0, batch, device), bare_clean), 1.10))
+            args.repeats, lambda: evaluate(clean, model, RunContext(device, warm, 0, batch)), bare_clean), 1.10))
 
         spec = parse_attack("pgd-linf-1/255")
         attacked = Case(args.model, model.model_id.line, "synth",
-                        Setting("adversarial", spec.name, "test", args.attack_samples, attack=spec))
+                        Setting("adversarial", spec.name, "test", args.attack_samples, perturbation=Attack(spec)))
         few, few_labels = pixels[:args.attack_samples], labels[:args.attack_samples]
 
         def bare_pgd():
@@ -102,9 +102,10 @@ def main() -> None:
                     model.classifier(adversarial).argmax(1)
 
         rows.append(("(b) PGD-10 case", *best_of_alternating(
-            args.repeats, lambda: evaluate(attacked, model, cache, 0, batch, device), bare_pgd), 1.10))
+            args.repeats, lambda: evaluate(attacked, model, RunContext(device, cache, 0, batch)), bare_pgd), 1.10))
         rows.append(("(b') PGD-10, same work", *best_of_alternating(
-            args.repeats, lambda: evaluate(attacked, model, cache, 0, batch, device), bare_pgd_correct_only), 1.10))
+            args.repeats, lambda: evaluate(attacked, model, RunContext(device, cache, 0, batch)),
+            bare_pgd_correct_only), 1.10))
 
     if args.model == "embedded:synth-clip":
         import open_clip

@@ -25,14 +25,14 @@ import torchattacks
 from PIL import Image
 from safetensors.torch import save_file
 
-from harness.attacks import parse_attack
+from harness.attacks import Attack, parse_attack
 from harness.cache import ArrayCache
 from harness.cases import Case, Setting
 from harness.data import get_benchmark
 from harness.embedded.benchmark import render_split
-from harness.evaluate import evaluate, predict
+from harness.evaluate import RunContext, evaluate, predict
 from harness.models import load_model
-from harness.shifts.corruptions import corrupted, recipe
+from harness.shifts.corruptions import Corruption, corrupted, recipe
 
 
 def write_tree(root: Path, images: int) -> None:
@@ -103,7 +103,7 @@ def main() -> None:
         data_root = tmp_path / "data"
         data = get_benchmark("imagenet", data_root).load("val", n, ArrayCache(tmp_path / "unlabelled"),
                                                          model.preprocess)
-        relabel_to_predictions(data_root, data.labels, predict(model, data.images, batch, device))
+        relabel_to_predictions(data_root, data.labels, predict(model, data.images, RunContext(device, batch_size=batch)))
         cache = ArrayCache(tmp_path / "cache")
         data = get_benchmark("imagenet", data_root).load("val", n, cache, model.preprocess)
         pixels = torch.from_numpy(data.images.copy()).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
@@ -113,7 +113,7 @@ def main() -> None:
             return Case(str(model.model_id), model.model_id.line, "imagenet", setting)
 
         def harness_run(setting: Setting):
-            return lambda: evaluate(case(setting), model, cache, 0, batch, device, data_root=data_root)
+            return lambda: evaluate(case(setting), model, RunContext(device, cache, 0, batch, data_root=data_root))
 
         def bare_clean(inputs: torch.Tensor, autocast: bool = False):
             def run():
@@ -134,17 +134,17 @@ def main() -> None:
         clean = Setting("clean", "val", "val", n)
         synchronized(device, harness_run(clean))  # warm: kernels, cached decode
         synchronized(device, bare_clean(pixels))
-        corruption = Setting("synthetic", "gaussian_noise-3", "val", n, corruption="gaussian_noise", severity=3)
+        corruption = Setting("synthetic", "gaussian_noise-3", "val", n, perturbation=Corruption("gaussian_noise", 3))
         cold_corruption_s = synchronized(device, harness_run(corruption))
         noisy = corrupted(data.images, recipe(data.provenance["sha256"], "gaussian_noise", 3, 0), cache)
         noisy_pixels = torch.from_numpy(noisy.copy()).to(device).permute(0, 3, 1, 2).float().div(255).contiguous()
         measured = [
             ("clean", harness_run(clean), bare_clean(pixels)),
-            ("pgd-linf-1/255 (10 steps)", harness_run(Setting("adversarial", spec.name, "val", n, attack=spec)),
+            ("pgd-linf-1/255 (10 steps)", harness_run(Setting("adversarial", spec.name, "val", n, perturbation=Attack(spec))),
              bare_pgd),
             ("gaussian_noise-3 (cached)", harness_run(corruption), bare_clean(noisy_pixels)),
         ]
-        clean_accuracy = evaluate(case(clean), model, cache, 0, batch, device, data_root=data_root).accuracy
+        clean_accuracy = harness_run(clean)().accuracy
         for name, ours, bare in measured:
             ours_s = min(synchronized(device, ours) for _ in range(2))
             bare_s = min(synchronized(device, bare) for _ in range(2))

@@ -1,4 +1,4 @@
-"""`python -m harness compare A.json B.json`, `python -m harness relative-robustness A.json B.json`,
+"""`python -m harness compare A.json B.json`, `python -m harness diff A.json B.json`, `python -m harness relative-robustness A.json B.json`,
 `python -m harness merge SHARD.json ... -o OUT.json`, `python -m harness html REPORT.json`,
 `python -m harness overlap --eval BENCHMARK:SPLIT --corpus DIR_OR_SHARD ...` and `python -m harness seed-baselines`
 (baselines of real models from published figures)."""
@@ -8,11 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .baselines import write_atomic
-from .html_report import write_html
-from .overlap import OverlapError, analyse, format_analysis
-from .reports_cli import ReportError, compare, merge, read_report, relative
-from .seeding import DEFAULT_MARGIN, openclip_documents, testbed_documents, write_seeded
+from .files import write_json_atomic
+from .reports_cli import ReportError, compare, differences, merge, read_report, relative
+
+# The report commands (compare, relative-robustness, merge, html) import no torch: the commands that need the
+# model stack (overlap, seed-baselines) import it when they run.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     compare_cmd.add_argument("a", type=Path)
     compare_cmd.add_argument("b", type=Path)
     compare_cmd.add_argument("--alpha", type=float, default=0.01, help="significance level (two-sided)")
+    diff_cmd = commands.add_parser("diff", help="whether two runs measured the same: every per-sample bit, accuracy, "
+                                                "status and provenance (exit 1 when not), apart from times, memory and "
+                                                "the commit")
+    diff_cmd.add_argument("a", type=Path)
+    diff_cmd.add_argument("b", type=Path)
     relative_cmd = commands.add_parser("relative-robustness", help="per natural shift, shift accuracy of report "
                                        "B's models against report A's (relative robustness) and their effective "
                                        "robustness")
@@ -50,41 +55,53 @@ def main(argv: list[str] | None = None) -> int:
     merge_cmd = commands.add_parser("merge", help="join the reports of CI shards into one")
     merge_cmd.add_argument("reports", type=Path, nargs="+")
     merge_cmd.add_argument("-o", "--output", type=Path, required=True)
-    reference = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
     seed_cmd = commands.add_parser("seed-baselines", help="write baselines of real models from published figures "
                                                           "(never over an existing file)")
-    seed_cmd.add_argument("--openclip-results", type=Path, default=reference / "openclip_results.csv")
-    seed_cmd.add_argument("--testbed", type=Path, default=reference / "imagenet_testbed_top1s.csv")
-    seed_cmd.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="threshold = published - margin")
+    seed_cmd.add_argument("--openclip-results", type=Path, required=True, metavar="CSV",
+                          help="OpenCLIP's docs/openclip_results.csv")
+    seed_cmd.add_argument("--testbed", type=Path, required=True, metavar="CSV",
+                          help="the ImageNet testbed's robustness_top1s.csv")
+    seed_cmd.add_argument("--margin", type=float, default=None,
+                          help="threshold = published - margin (default: harness.seeding.DEFAULT_MARGIN)")
     seed_cmd.add_argument("--out", type=Path, default=Path("baselines"))
     args = parser.parse_args(argv)
     if args.command == "seed-baselines":
+        from .seeding import DEFAULT_MARGIN, openclip_documents, testbed_documents, write_seeded
+
+        margin = DEFAULT_MARGIN if args.margin is None else args.margin
         for source in (args.openclip_results, args.testbed):
             if not source.is_file():
                 print(f"error: {source} not found; pass its path (--openclip-results / --testbed)", file=sys.stderr)
                 return 2
-        written = write_seeded(openclip_documents(args.openclip_results, args.margin), args.out)
-        written += write_seeded(testbed_documents(args.testbed, args.margin), args.out)
+        written = write_seeded(openclip_documents(args.openclip_results, margin), args.out)
+        written += write_seeded(testbed_documents(args.testbed, margin), args.out)
         print(f"wrote {len(written)} seeded baselines to {args.out} (existing files kept)")
         return 0
     try:
         if args.command == "compare":
             print("\n".join(compare(read_report(args.a), read_report(args.b), args.alpha)))
             return 0
+        if args.command == "diff":
+            lines = differences(read_report(args.a), read_report(args.b))
+            print("\n".join(lines[:200] + [f"{len(lines)} difference(s)" if lines else "no difference: the runs "
+                                            "measured the same, apart from times, memory and the commit"]))
+            return 1 if lines else 0
         if args.command == "relative-robustness":
             print("\n".join(relative(read_report(args.a), read_report(args.b), args.models, args.alpha)))
             return 0
         if args.command == "html":
+            from .html_report import write_html  # matplotlib
+
             output = write_html(read_report(args.report), args.output or args.report.with_suffix(".html"))
             print(f"wrote {output}")
             return 0
         if args.command == "overlap":
             return _overlap(args)
         merged = merge([read_report(path) for path in args.reports])
-        write_atomic(args.output, merged)
-        run = merged["run"]
-        summary = ", ".join(f"{k} {v}" for k, v in merged["summary"].items() if v)
-        print(f"wrote {args.output}: {len(merged['cases'])} cases from {len(args.reports)} reports ({summary}); "
+        write_json_atomic(args.output, merged.to_json())
+        run = merged.run
+        summary = ", ".join(f"{k} {v}" for k, v in merged.summary.items() if v)
+        print(f"wrote {args.output}: {len(merged.cases)} cases from {len(args.reports)} reports ({summary}); "
               f"complete: {run['complete']}; passed: {run['passed']}")
         for label, items in (("missing pytest-split groups", run["missing_groups"]),
                              ("planned cases with no result", run["missing_cases"]),
@@ -92,18 +109,24 @@ def main(argv: list[str] | None = None) -> int:
             if items:
                 print(f"{label} ({len(items)}): " + ", ".join(map(str, items[:20])) + (" ..." if len(items) > 20 else ""))
         return 0 if run["passed"] else 1
-    except (ReportError, OverlapError) as error:
+    except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def _overlap(args: argparse.Namespace) -> int:
-    report = read_report(args.report) if args.report else None
-    result = analyse(args.eval, args.corpus, report, args.model, args.threshold, args.samples, args.cache_dir,
-                     args.data_root)
+    from .overlap import OverlapError, OverlapRequest, analyse, format_analysis  # torch
+
+    try:
+        report = read_report(args.report) if args.report else None
+        result = analyse(OverlapRequest(args.eval, args.corpus, report, args.model, args.threshold, args.samples,
+                                        args.cache_dir, args.data_root))
+    except OverlapError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print("\n".join(format_analysis(result)))
     if args.output:
-        write_atomic(args.output, result)
+        write_json_atomic(args.output, result)
         print(f"wrote {args.output}")
     return 0
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torchattacks
 from torch import nn
 
 from .registry import Registry
+from .shifts.base import Inputs, Perturbation, Scored, Scorer
 
 
 class AttackValidityError(AssertionError):
@@ -251,7 +252,7 @@ def _global_rng_restored() -> Iterator[None]:
 
 
 def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec, seed: int,
-               n_classes: int, attack_model: nn.Module | None = None) -> AttackOutcome:
+               attack_model: nn.Module | None = None) -> AttackOutcome:
     """Attack `images` (N, 3, H, W) in [0, 1] and score `model` on the result; random draws come from `seed`, and
     the caller's global torch RNG state is left as it was.
 
@@ -263,7 +264,8 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spe
     source = attack_model if attack_model is not None else model
     check_attackable(source, images, labels, spec)
     with torch.no_grad():
-        clean_correct = model(images).argmax(dim=1) == labels
+        logits = model(images)
+    clean_correct, n_classes = logits.argmax(dim=1) == labels, logits.shape[1]
     adversarial, adversarial_correct = images.clone(), torch.zeros_like(clean_correct)
     attacked = clean_correct.nonzero().squeeze(1)
     if attacked.numel():
@@ -280,3 +282,23 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spe
         raise AttackValidityError(f"{spec.name}: the attack returned every correctly classified input unchanged")
     survived = adversarial_correct | (norms > spec.eps + 1e-6) if spec.minimum_norm else adversarial_correct
     return AttackOutcome(adversarial, clean_correct, clean_correct & survived, norms)
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack(Perturbation):
+    """An adversarial attack `spec` on the model under test, or, with `surrogate` (a model id), crafted on that
+    model and transferred. Always scored in float32, never under autocast, so budgets and gradients mean what
+    they say."""
+
+    spec: AttackSpec
+    surrogate: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {"attack": self.spec.as_dict()} | ({} if self.surrogate is None else {"surrogate": self.surrogate})
+
+    def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
+        return scorer.attack(inputs, self.spec, self.surrogate)
+
+    @property
+    def autocast(self) -> bool:
+        return False

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import numpy as np
 from filelock import FileLock, Timeout
 
 from .config import ConfigError, GatePolicy, policy_from_table
+from .files import json_bytes, write_json_atomic, write_staged
 from .metrics import wilson_lower_one_sided
+from .records import CaseRecord, decode_bits
 
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 << 20  # far above any real baseline (the embedded ones are 0.3 MB); a larger file is refused
@@ -40,17 +41,6 @@ _MEASURED_ONLY = ("per_sample", "data_sha256", "n", "correct", "interval95", "pi
 
 class BaselineError(ValueError):
     """A baseline file is unreadable or malformed; the message names the file and the key."""
-
-
-def encode_bits(values: np.ndarray) -> str:
-    return base64.b64encode(np.packbits(values.astype(bool)).tobytes()).decode("ascii")
-
-
-def decode_bits(text: str, n: int) -> np.ndarray:
-    packed = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
-    if packed.size != (n + 7) // 8:
-        raise ValueError(f"{packed.size} bytes encode {packed.size * 8} samples, expected n={n}")
-    return np.unpackbits(packed)[:n].astype(bool)
 
 
 def threshold_for(correct: int, n: int, policy: GatePolicy) -> float:
@@ -233,24 +223,6 @@ def check_model(document: Mapping[str, Any], path: Path, model: str, provenance:
                             f"own line (`--model <line>={model}`)")
 
 
-def _mode_for(path: Path) -> int:
-    """The permissions `path` has, or for a new file the usual ones (0666 less the umask), not mkstemp's 0600."""
-    if path.exists():
-        return path.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _write_file(path: Path, document: Mapping[str, Any], mode: int) -> None:
-    with open(path, "w") as handle:
-        json.dump(document, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(path, mode)
-
-
 def check_policy(entry: Mapping[str, Any], path: Path, key: str, configured: GatePolicy) -> None:
     """A measured entry is gated under the policy it was recorded with, which must be the one configured now
     (pyproject's, then the file's `gate` block): a policy edited into one entry by hand is refused."""
@@ -262,22 +234,6 @@ def check_policy(entry: Mapping[str, Any], path: Path, key: str, configured: Gat
                             f"policy is {{'confidence': {configured.confidence}, 'margin': {configured.margin}}} "
                             f"([tool.robustness.gate] and the file's 'gate' block); restore the file from git, or "
                             f"re-record the case with --update-baselines after changing the policy on purpose")
-
-
-def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
-    """Write JSON to `path` so that readers see the old file or the new one, never a partial one. The file keeps
-    its permissions."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        _write_file(Path(tmp), document, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 JOURNAL = ".commit.json"
@@ -345,18 +301,78 @@ def commit_documents(directory: Path, documents: Mapping[Path, Mapping[str, Any]
     renames = []
     for path, document in documents.items():
         staged = Path(path).with_name(f".{Path(path).name}.{os.getpid()}{_STAGED}")
-        _write_file(staged, document, _mode_for(Path(path)))
+        data = json_bytes(document)
+        write_staged(staged, lambda handle: handle.write(data), Path(path))
         renames.append([staged.name, Path(path).name])
-    write_atomic(directory / JOURNAL, {"renames": renames})
+    write_json_atomic(directory / JOURNAL, {"renames": renames})
     roll_forward(directory)
 
 
-def baseline_entry(record: Mapping[str, Any], policy: GatePolicy) -> dict[str, Any]:
-    """The baseline entry of one measured case record (see harness.report.case_record)."""
+def baseline_entry(record: CaseRecord, policy: GatePolicy) -> dict[str, Any]:
+    """The baseline entry of one measured case record."""
     return {
-        "setting": record["setting"], "data_sha256": record["data_sha256"], "seed": record["seed"],
-        "n": record["n"], "correct": record["correct"], "accuracy": record["accuracy"],
-        "interval95": record["interval95"], "per_sample": record["per_sample"],
-        "threshold": round(threshold_for(record["correct"], record["n"], policy), 6),
+        "setting": dict(record.setting), "data_sha256": record.data_sha256, "seed": record.seed,
+        "n": record.n, "correct": record.correct, "accuracy": record.accuracy,
+        "interval95": list(record.interval95), "per_sample": record.per_sample,
+        "threshold": round(threshold_for(record.correct, record.n, policy), 6),
         "policy": {"confidence": policy.confidence, "margin": policy.margin},
-    } | {key: record["data"][key] for key in ("pixel_recipe", "image_digests") if key in record.get("data", {})}
+    } | {key: record.data[key] for key in ("pixel_recipe", "image_digests") if key in (record.data or {})}
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineUpdate:
+    """What recording a run changes: the documents to commit (all or none), a line per changed entry, and the
+    entries whose threshold would drop below the recorded one (committed only with --allow-loosen)."""
+
+    documents: dict[Path, dict[str, Any]]
+    changes: list[str]
+    loosened: list[str]
+
+
+def _change(case: CaseRecord, entry: Mapping[str, Any], previous: Mapping[str, Any] | None) -> str | None:
+    lo, hi = case.interval95
+    where = f"{case.line} {case.key}"
+    if previous is None:
+        return f"{where}: new, accuracy {case.accuracy:.4f} [{lo:.4f}, {hi:.4f}], threshold {entry['threshold']:.4f}"
+    if is_seeded(previous):
+        return (f"{where}: seeded {previous['accuracy']:.4f} -> measured {entry['accuracy']:.4f}, threshold "
+                f"{entry['threshold']:.4f}")
+    if previous["accuracy"] == entry["accuracy"] and previous["n"] == entry["n"]:
+        return None
+    return (f"{where}: {previous['accuracy']:.4f} (n={previous['n']}) -> {entry['accuracy']:.4f} [{lo:.4f}, "
+            f"{hi:.4f}] (n={entry['n']}, {entry['accuracy'] - previous['accuracy']:+.4f}), threshold "
+            f"{previous['threshold']:.4f} -> {entry['threshold']:.4f}")
+
+
+def updated_documents(cases: Sequence[CaseRecord], old: Mapping[str, Mapping[str, Any] | None], directory: Path,
+                      policy_for: Callable[[str, Mapping[str, Any] | None], GatePolicy],
+                      run_provenance: Mapping[str, Any]) -> BaselineUpdate:
+    """The baseline files of `directory` after recording the measured `cases` into them: `old` holds each
+    line's document as it is now (None when absent), `policy_for(category, the file's gate overrides)` the policy
+    an entry is recorded under, `run_provenance` what the run adds to each file's provenance (git, versions,
+    CPU, seed, time). Pure: reads and writes nothing."""
+    documents, changes, loosened = {}, [], []
+    for line in sorted({case.line for case in cases}):
+        previous_document = old.get(line) or {"cases": {}}
+        overrides = previous_document.get("gate")
+        line_cases = [case for case in cases if case.line == line]
+        entries = dict(previous_document["cases"])
+        for case in line_cases:
+            entry = baseline_entry(case, policy_for(case.category, overrides))
+            previous = previous_document["cases"].get(case.key)
+            change = _change(case, entry, previous)
+            if change is not None:
+                changes.append(change)
+            if previous is not None and not is_seeded(previous) and entry["threshold"] < previous["threshold"] - 1e-9:
+                loosened.append(f"{line} {case.key}: threshold {previous['threshold']:.4f} -> "
+                                f"{entry['threshold']:.4f}")
+            entries[case.key] = entry
+        provenance = {"model": dict(line_cases[0].model_provenance), **run_provenance}
+        if any(is_seeded(entry) for entry in entries.values()):  # published figures not measured yet
+            provenance["seeded_from"] = previous_document["provenance"]["seeded_from"]
+        document = {"schema_version": SCHEMA_VERSION, "line": line, "model": line_cases[0].model,
+                    "provenance": provenance, "cases": dict(sorted(entries.items()))}
+        if overrides is not None:
+            document["gate"] = overrides
+        documents[baseline_path(directory, line)] = document
+    return BaselineUpdate(documents, changes, loosened)

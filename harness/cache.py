@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -23,6 +22,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 from filelock import FileLock
+
+from .files import write_atomic
 
 MEMORY_BYTES = 2 << 30
 _KEY, _CHECKSUM = "__cache_key__", "__cache_sha256__"
@@ -79,11 +80,9 @@ class ArrayCache:
             arrays = compute()
             if _KEY in arrays or _CHECKSUM in arrays:
                 raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays, **{_KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
-                                              _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)})
-            os.replace(tmp, path)
+            stored = {**arrays, _KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
+                      _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)}
+            write_atomic(path, lambda handle: np.savez(handle, **stored), durable=False)
             return self._remember(digest, arrays)
 
     def _verified(self, path: Path, key: Mapping[str, Any]) -> dict[str, np.ndarray] | None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .attacks import AttackSpec, parse_attack
+from .attacks import Attack, parse_attack
 from .config import ConfigError, SuiteConfig
 from .data import get_benchmark
 from .models import ModelId, resolve
-from .shifts.corruptions import check_corruption
-from .shifts.perturbations import FRAMES, SEQUENCES, TRANSFORMS
-from .shifts.typographic import TypographicSpec
+from .records import CATEGORIES
+from .shifts.base import Perturbation
+from .shifts.corruptions import Corruption
+from .shifts.perturbations import SEQUENCES, TRANSFORMS, FrameSequence, Transform
+from .shifts.typographic import Typographic, TypographicSpec
 
-CATEGORIES = ("clean", "natural", "synthetic", "adversarial")
+__all__ = ["CATEGORIES", "Case", "Setting", "expand_cases", "settings_for"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,13 +29,7 @@ class Setting:
     split: str
     samples: int
     k: int | None = None
-    corruption: str | None = None
-    severity: int | None = None
-    attack: AttackSpec | None = None
-    surrogate: str | None = None
-    typographic: TypographicSpec | None = None
-    transform: str | None = None  # a whole-image shift without severity: greyscale, stylized
-    sequence: str | None = None  # an ImageNet-P-style perturbation sequence, scored by stability
+    perturbation: Perturbation | None = None
 
     @property
     def key(self) -> str:
@@ -42,7 +38,7 @@ class Setting:
 
     @property
     def metric(self) -> str:
-        if self.sequence is not None:
+        if isinstance(self.perturbation, FrameSequence):
             return "stability"
         return "top1" if self.k is None else f"pm-{self.k}"
 
@@ -50,19 +46,7 @@ class Setting:
         """Everything that defines the measurement protocol (compared against a baseline's)."""
         out: dict[str, Any] = {"category": self.category, "name": self.name, "split": self.split,
                                "metric": self.metric, "samples": self.samples}
-        if self.corruption is not None:
-            out["corruption"] = {"name": self.corruption, "severity": self.severity}
-        if self.attack is not None:
-            out["attack"] = self.attack.as_dict()
-        if self.surrogate is not None:
-            out["surrogate"] = self.surrogate
-        if self.typographic is not None:
-            out["typographic"] = self.typographic.as_dict()
-        if self.transform is not None:
-            out["transform"] = self.transform
-        if self.sequence is not None:
-            out["sequence"] = {"kind": self.sequence, "frames": FRAMES}
-        return out
+        return out | ({} if self.perturbation is None else self.perturbation.record())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,27 +83,29 @@ def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[S
     for corruption in config.corruptions:
         for severity in config.severities:
             try:
-                check_corruption(corruption, severity)
+                perturbation = Corruption(corruption, severity)
             except ValueError as error:
                 raise _config_error("synthetic", error) from None
             settings.append(Setting("synthetic", f"{corruption}-{severity}", clean,
-                                    config.samples_for("synthetic"), corruption=corruption, severity=severity))
+                                    config.samples_for("synthetic"), perturbation=perturbation))
     for name in config.transforms:
         if name not in TRANSFORMS:
             raise ConfigError(f"[tool.robustness.synthetic]: unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
-        settings.append(Setting("synthetic", name, clean, config.samples_for("synthetic"), transform=name))
+        settings.append(Setting("synthetic", name, clean, config.samples_for("synthetic"),
+                                perturbation=Transform(name)))
     for kind in config.sequences:
         if kind not in SEQUENCES:
             raise ConfigError(f"[tool.robustness.synthetic]: unknown perturbation sequence {kind!r}; known: "
                               f"{', '.join(SEQUENCES)}")
-        settings.append(Setting("synthetic", f"p-{kind}", clean, config.samples_for("synthetic"), sequence=kind))
+        settings.append(Setting("synthetic", f"p-{kind}", clean, config.samples_for("synthetic"),
+                                perturbation=FrameSequence(kind)))
     for text in config.attacks:
         try:
             spec = parse_attack(text)
         except ValueError as error:
             raise _config_error("adversarial", error) from None
         settings.append(Setting("adversarial", spec.name, clean, config.samples_for("adversarial", spec.attack),
-                                attack=spec))
+                                perturbation=Attack(spec)))
     surrogate = _surrogate(model, benchmark_name, config)
     for text in config.transfer_attacks if surrogate else ():
         try:
@@ -128,14 +114,14 @@ def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[S
             raise _config_error("adversarial.transfer", error) from None
         name = f"transfer-{spec.name}-from-{ModelId.parse(surrogate).line}"
         settings.append(Setting("adversarial", name, clean, config.samples_for("adversarial", spec.attack),
-                                attack=spec, surrogate=surrogate))
+                                perturbation=Attack(spec, surrogate)))
     for text in config.typographic:
         try:
             spec = TypographicSpec.parse(text)
         except ValueError as error:
             raise _config_error("adversarial.typographic", error) from None
         settings.append(Setting("adversarial", spec.name, clean, config.samples_for("adversarial", "typographic"),
-                                typographic=spec))
+                                perturbation=Typographic(spec)))
     return settings
 
 

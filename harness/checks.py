@@ -7,7 +7,9 @@ Corruptions whose severity levels are not one growing dose (NOT_A_DOSE) are not 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from typing import Iterable
+
+from .records import CaseRecord
 
 
 # ImageNet-C severities that are not one dose of one perturbation (Hendrycks & Dietterich 2019, imagecorruptions):
@@ -15,30 +17,30 @@ from typing import Any, Iterable, Mapping
 NOT_A_DOSE = frozenset({"saturate", "spatter"})
 
 
-def _dose(case: Mapping[str, Any]) -> tuple[tuple, float] | None:
-    setting = case["setting"]
+def _dose(case: CaseRecord) -> tuple[tuple, float] | None:
+    setting = case.setting
     if "attack" in setting:
         attack = setting["attack"]
-        return (case["model"], "attack", attack["attack"], attack["norm"], setting.get("surrogate")), attack["eps"]
+        return (case.model, "attack", attack["attack"], attack["norm"], setting.get("surrogate")), attack["eps"]
     if "corruption" in setting and setting["corruption"]["name"] not in NOT_A_DOSE:
         corruption = setting["corruption"]
-        return (case["model"], "corruption", corruption["name"]), corruption["severity"]
+        return (case.model, "corruption", corruption["name"]), corruption["severity"]
     return None
 
 
-def dose_response_violations(cases: Iterable[Mapping[str, Any]]) -> list[str]:
+def dose_response_violations(cases: Iterable[CaseRecord]) -> list[str]:
     """Messages naming each (weaker, stronger) pair whose stronger member scores above the weaker's interval."""
-    ladders: dict[tuple, list[tuple[float, Mapping[str, Any]]]] = defaultdict(list)
+    ladders: dict[tuple, list[tuple[float, CaseRecord]]] = defaultdict(list)
     for case in cases:
         dose = _dose(case)
-        if dose is not None and case.get("accuracy") is not None and case.get("interval95"):
+        if dose is not None and case.accuracy is not None and case.interval95:
             ladders[dose[0]].append((dose[1], case))
     problems = []
     for ladder in ladders.values():
         ladder.sort(key=lambda item: item[0])
         for (_, weaker), (_, stronger) in zip(ladder, ladder[1:]):
-            if stronger["accuracy"] > weaker["interval95"][1]:
-                problems.append(f"{stronger['id']}: accuracy {stronger['accuracy']:.4f} is above the 95% interval of "
-                                f"the weaker {weaker['id']} ({weaker['interval95'][0]:.4f}, "
-                                f"{weaker['interval95'][1]:.4f}): accuracy must not rise with the dose")
+            if stronger.accuracy > weaker.interval95[1]:
+                problems.append(f"{stronger.id}: accuracy {stronger.accuracy:.4f} is above the 95% interval of "
+                                f"the weaker {weaker.id} ({weaker.interval95[0]:.4f}, "
+                                f"{weaker.interval95[1]:.4f}): accuracy must not rise with the dose")
     return problems

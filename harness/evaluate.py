@@ -1,16 +1,20 @@
-"""case -> CaseResult: load the setting's data, perturb it, classify, score per sample."""
+"""case -> CaseResult: load the setting's data, perturb it, classify, score per sample.
+
+`evaluate(case, model, run)` loads the case's split, lets the setting's perturbation (harness.shifts.base) make
+its inputs (or reads them pre-rendered from the benchmark) and score them through a `CaseScorer`, which classifies
+and attacks in batches that fit the device.
+"""
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import functools
 import hashlib
-import os
 import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -18,15 +22,39 @@ import torch
 from .attacks import AttackSpec, run_attack
 from .cache import ArrayCache
 from .cases import Case
-from .data import EvalData, get_benchmark
+from .config import SuiteConfig
+from .data import get_benchmark
 from .data.base import content_sha256
+from .files import write_atomic
 from .metrics import pm_k_correct, wilson_interval
 from .models import LoadedModel
-from .pixels import image_digests
 from .progress import Progress
-from .shifts.corruptions import corrupted, recipe
-from .shifts.perturbations import TRANSFORMS, flips, sequences
-from .shifts.typographic import overlay
+from .records import CaseRecord, encode_bits
+from .shifts.base import Inputs, Perturbation, Scored
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What a case is measured with, fixed for the run: the device, the content-addressed cache (None: nothing
+    cached), the seed of every perturbation, images per forward pass, autocast ("off", "bf16", "fp16") of
+    non-adversarial forward passes, the --data-root folder, the folder adversarial images are saved to (None:
+    not saved), `models(id)` to load another model (transfer surrogates) and `progress(done, total)`."""
+
+    device: torch.device
+    cache: ArrayCache | None = None
+    seed: int = 0
+    batch_size: int = 250
+    amp: str = "off"
+    data_root: Path | None = None
+    save_adversarials: Path | None = None
+    models: Callable[[str], LoadedModel] | None = None
+    progress: Progress | None = None
+
+    @classmethod
+    def of_suite(cls, suite: SuiteConfig, device: torch.device, cache: ArrayCache,
+                 models: Callable[[str], LoadedModel]) -> "RunContext":
+        return cls(device, cache, suite.seed, suite.batch_size, suite.amp, suite.data_root, suite.save_adversarials,
+                   models)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +83,17 @@ class CaseResult:
 
     def interval(self, confidence: float = 0.95) -> tuple[float, float]:
         return wilson_interval(self.correct, self.n, confidence)
+
+    def record(self, model_provenance: Mapping[str, Any]) -> CaseRecord:
+        """This result as a case record, not yet judged (`status` None until `CaseRecord.judged`)."""
+        case, lo_hi = self.case, self.interval(0.95)
+        return CaseRecord(
+            id=case.id, key=case.setting.key, model=case.model, line=case.line, benchmark=case.benchmark,
+            category=case.setting.category, setting=case.setting.as_dict(),
+            data=self.data, data_sha256=self.data.get("perturbed_sha256", self.data["sha256"]), seed=self.seed,
+            batch_size=self.batch_size, n=self.n, correct=self.correct, accuracy=self.accuracy,
+            interval95=(round(lo_hi[0], 6), round(lo_hi[1], 6)), per_sample=encode_bits(self.per_sample),
+            metrics=dict(self.extra), duration_s=round(self.duration_s, 3), model_provenance=dict(model_provenance))
 
 
 def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -102,134 +141,136 @@ def predictions_key(model: LoadedModel, images: np.ndarray, batch_size: int, dev
             "torch": torch.__version__, "harness_code": harness_code_sha256()}
 
 
-def predict(model: LoadedModel, images: np.ndarray, batch_size: int, device: torch.device,
-            class_subset: np.ndarray | None = None, amp: str = "off", progress: Progress | None = None,
-            cache: ArrayCache | None = None) -> np.ndarray:
-    """Predicted class indices (N,) of uint8 images (N, H, W, 3), chosen among `class_subset` when given; under
-    autocast to `amp` ("bf16", "fp16") unless it is "off". With `cache`, predictions are kept under
-    `predictions_key`, so a warm run does not recompute them."""
-    if cache is not None:
-        key = predictions_key(model, images, batch_size, device, class_subset, amp)
-        return cache.get_or_compute(key, lambda: {"predictions": predict(
-            model, images, batch_size, device, class_subset, amp, progress)})["predictions"]
+def predict(model: LoadedModel, images: np.ndarray, run: RunContext,
+            class_subset: np.ndarray | None = None) -> np.ndarray:
+    """Predicted class indices (N,) of uint8 images (N, H, W, 3) in batches of `run.batch_size` on `run.device`,
+    chosen among `class_subset` when given, under autocast to `run.amp` unless it is "off". With `run.cache`,
+    predictions are kept under `predictions_key`, so a warm run does not recompute them."""
+    if run.cache is not None:
+        key = predictions_key(model, images, run.batch_size, run.device, class_subset, run.amp)
+        uncached = dataclasses.replace(run, cache=None)
+        return run.cache.get_or_compute(key, lambda: {"predictions": predict(model, images, uncached,
+                                                                             class_subset)})["predictions"]
     predictions = []
+    device, batch_size = run.device, run.batch_size
     subset = None if class_subset is None else torch.as_tensor(class_subset, device=device)
-    autocast = contextlib.nullcontext() if amp == "off" else torch.autocast(device.type, AUTOCAST_DTYPES[amp])
+    autocast = (contextlib.nullcontext() if run.amp == "off"
+                else torch.autocast(device.type, AUTOCAST_DTYPES[run.amp]))
     with torch.no_grad(), autocast:
         for start in range(0, len(images), batch_size):
             logits = model.classifier(_to_pixels(images[start:start + batch_size], device))
             if subset is not None:
                 logits = torch.full_like(logits, float("-inf")).index_copy_(1, subset, logits[:, subset])
             predictions.append(logits.argmax(dim=1).cpu().numpy())
-            if progress is not None:
-                progress(min(start + batch_size, len(images)), len(images))
+            if run.progress is not None:
+                run.progress(min(start + batch_size, len(images)), len(images))
     return np.concatenate(predictions)
 
 
-def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, seed: int,
-           batch_size: int, device: torch.device, surrogate: LoadedModel | None = None,
-           save_to: Path | None = None, progress: Progress | None = None) -> tuple[np.ndarray, dict]:
-    """Robust correctness (N,) under `spec` (crafted on `surrogate` when given) and summary statistics.
+@dataclasses.dataclass(frozen=True)
+class Attacked:
+    """Per sample (N,): `robust` (correct on the adversarial image), `clean_correct`; `stats` the clean accuracy and
+    the median perturbation norm of clean-correct samples; `adversarial` uint8 (N, H, W, 3) when asked for."""
 
-    With `save_to`, the adversarial images are written there as an .npz for inspection: uint8 pixels (rounded,
-    so a re-evaluation of the saved file can differ slightly from the float images that were scored), with
-    labels, clean correctness and robustness per sample.
-    """
+    robust: np.ndarray
+    clean_correct: np.ndarray
+    stats: dict[str, Any]
+    adversarial: np.ndarray | None = None
+
+
+def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, run: RunContext,
+           surrogate: LoadedModel | None = None) -> Attacked:
+    """Robust correctness under `spec` (crafted on `surrogate` when given), in float32 whatever `run.amp` says.
+    With `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded, so a re-evaluation of
+    them can differ slightly from the float images that were scored)."""
     robust, clean, norms, adversarial = [], [], [], []
-    for start in range(0, len(images), batch_size):
-        pixels = _to_pixels(images[start:start + batch_size], device)
-        targets = torch.from_numpy(labels[start:start + batch_size]).to(device)
-        outcome = run_attack(model.classifier, pixels, targets, spec, seed=seed * 1_000_003 + start,
-                             n_classes=len(model.classnames),
+    for start in range(0, len(images), run.batch_size):
+        pixels = _to_pixels(images[start:start + run.batch_size], run.device)
+        targets = torch.from_numpy(labels[start:start + run.batch_size]).to(run.device)
+        outcome = run_attack(model.classifier, pixels, targets, spec, seed=run.seed * 1_000_003 + start,
                              attack_model=surrogate.classifier if surrogate is not None else None)
         robust.append(outcome.robust.cpu().numpy())
         clean.append(outcome.clean_correct.cpu().numpy())
         norms.append(outcome.norms.cpu().numpy())
-        if save_to is not None:
+        if run.save_adversarials is not None:
             adversarial.append((outcome.adversarial.permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy())
-        if progress is not None:
-            progress(min(start + batch_size, len(images)), len(images))
-    if save_to is not None:
-        save_to.parent.mkdir(parents=True, exist_ok=True)
-        tmp = save_to.with_name(save_to.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, images=np.concatenate(adversarial), labels=labels,
-                                clean_correct=np.concatenate(clean), robust=np.concatenate(robust))
-        os.replace(tmp, save_to)
+        if run.progress is not None:
+            run.progress(min(start + run.batch_size, len(images)), len(images))
     clean_correct, all_norms = np.concatenate(clean), np.concatenate(norms)
     stats = {"clean_accuracy": float(clean_correct.mean()),
              "median_perturbation_norm": float(np.median(all_norms[clean_correct])) if clean_correct.any() else None}
-    return np.concatenate(robust), stats
+    return Attacked(np.concatenate(robust), clean_correct, stats,
+                    np.concatenate(adversarial) if adversarial else None)
 
 
-def evaluate(case: Case, model: LoadedModel, cache: ArrayCache, seed: int, batch_size: int,
-             device: torch.device, models: Callable[[str], LoadedModel] | None = None,
-             save_adversarials: Path | None = None, data_root: Path | None = None, amp: str = "off",
-             progress: Progress | None = None) -> CaseResult:
-    """Measure `case` on `model`; `models` loads a surrogate for transfer attacks; adversarial images are saved
-    under `save_adversarials/<line>/<setting>.npz` when it is given. `amp` ("off", "bf16", "fp16") autocasts
-    the forward passes of non-adversarial cases; attacks always run in float32, so budgets and gradients mean
-    what they say. A case run under autocast says so in its metrics (`autocast`). `progress(done, total)` is
-    called after each batch (images, or frames for sequences). A batch that does not fit in GPU memory is
-    halved until it does (`fitted`); the result records the batch size used."""
-    started = time.perf_counter()
+def save_adversarials(path: Path, attacked: Attacked, labels: np.ndarray) -> None:
+    """An .npz of the adversarial images with labels, clean correctness and robustness per sample, for inspection."""
+    write_atomic(path, lambda handle: np.savez_compressed(handle, images=attacked.adversarial, labels=labels,
+                                                          clean_correct=attacked.clean_correct,
+                                                          robust=attacked.robust))
+
+
+class CaseScorer:
+    """The `Scorer` of one case (harness.shifts.base): classifies and attacks with `model` under `run`, halving
+    the batch on CUDA out-of-memory (`fitted`); `batch_size` is the one used last."""
+
+    def __init__(self, case: Case, model: LoadedModel, run: RunContext):
+        self.case, self.model, self.run = case, model, run
+        self.batch_size = run.batch_size
+
+    def predictions(self, inputs: Inputs) -> np.ndarray:
+        images = inputs.images
+        flat = images.reshape(-1, *images.shape[-3:]) if images.ndim == 5 else images
+        predictions, self.batch_size = fitted(lambda b: predict(
+            self.model, flat, dataclasses.replace(self.run, batch_size=b), inputs.data.class_subset),
+            self.run.batch_size)
+        return predictions.reshape(images.shape[:-3])
+
+    def correct(self, inputs: Inputs, k: int | None) -> Scored:
+        predictions = self.predictions(inputs)
+        correct = inputs.data.correct(predictions)
+        return Scored(pm_k_correct(correct, k) if inputs.images.ndim == 5 else correct)
+
+    def attack(self, inputs: Inputs, spec: AttackSpec, surrogate: str | None) -> Scored:
+        source = self.run.models(surrogate) if surrogate is not None else None
+        labels = inputs.data.labels
+        attacked, self.batch_size = fitted(lambda b: attack(
+            self.model, inputs.images, labels, spec, dataclasses.replace(self.run, batch_size=b), source),
+            self.run.batch_size)
+        if attacked.adversarial is not None:
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", self.case.setting.name) + ".npz"
+            save_adversarials(Path(self.run.save_adversarials) / self.case.line / name, attacked, labels)
+        return Scored(attacked.robust, attacked.stats)
+
+
+def _inputs(case: Case, model: LoadedModel, run: RunContext) -> Inputs:
+    """The case's inputs: its split, perturbed by the setting's perturbation or read pre-rendered from the
+    benchmark when it has that perturbation on disk (ImageNet-C, Stylized-ImageNet)."""
     setting = case.setting
-    benchmark = get_benchmark(case.benchmark, data_root)
-    data: EvalData = benchmark.load(setting.split, setting.samples, cache, model.preprocess)
-    images, labels = data.images, data.labels
-    provenance = dict(data.provenance)
-    extra: dict[str, Any] = {}
-    on_disk = None
-    if hasattr(benchmark, "load_perturbed"):
-        corruption = None if setting.corruption is None else (setting.corruption, setting.severity)
-        on_disk = benchmark.load_perturbed(corruption, setting.transform, setting.samples, cache, model.preprocess)
-    if on_disk is not None:
-        data, images, labels = on_disk, on_disk.images, on_disk.labels
-        provenance["perturbed_sha256"] = on_disk.provenance["sha256"]
-        provenance["perturbed_source"] = on_disk.provenance["dataset_path"]
-    elif setting.corruption is not None:
-        provenance["pixel_recipe"] = recipe(provenance["sha256"], setting.corruption, setting.severity, seed)
-        images = corrupted(images, provenance["pixel_recipe"], cache)
-        provenance["perturbed_sha256"] = content_sha256(images)
-        provenance["perturbed_source"] = "in memory (imagecorruptions)"
-        provenance["image_digests"] = image_digests(images)
-    if setting.typographic is not None:
-        images, written = overlay(images, labels, model.classnames, setting.typographic, seed)
-        provenance["perturbed_sha256"] = content_sha256(images)
-    if setting.transform is not None and on_disk is None:
-        images = TRANSFORMS[setting.transform](images, seed)
-        provenance["perturbed_sha256"] = content_sha256(images)
-    if setting.sequence is not None:
-        images = sequences(images, setting.sequence, seed)
-        provenance["perturbed_sha256"] = content_sha256(images)
+    benchmark = get_benchmark(case.benchmark, run.data_root)
+    data = benchmark.load(setting.split, setting.samples, run.cache, model.preprocess)
+    inputs = Inputs(data, data.images, dict(data.provenance))
+    if setting.perturbation is None:
+        return inputs
+    on_disk = benchmark.load_perturbed(setting.perturbation.record(), setting.samples, run.cache, model.preprocess)
+    if on_disk is None:
+        return setting.perturbation.perturb(inputs, model, run)
+    return Inputs(on_disk, on_disk.images, {**inputs.provenance, "perturbed_sha256": on_disk.provenance["sha256"],
+                                            "perturbed_source": on_disk.provenance["dataset_path"]})
 
-    if images.ndim == 5:
-        n, frames = images.shape[:2]
-        flat = images.reshape(n * frames, *images.shape[2:])
-        predictions, batch_size = fitted(lambda b: predict(model, flat, b, device, data.class_subset, amp,
-                                                           progress, cache), batch_size)
-        predictions = predictions.reshape(n, frames)
-        if setting.sequence is not None:
-            flipped = flips(predictions, setting.sequence)
-            per_sample = flipped == 0
-            extra = {"flip_probability": float(flipped.sum() / (n * (frames - 1))),
-                     "accuracy_first_frame": float((predictions[:, 0] == labels).mean())}
-        else:
-            per_sample = pm_k_correct(data.correct(predictions), setting.k)
-    elif setting.attack is not None:
-        surrogate = models(setting.surrogate) if setting.surrogate is not None else None
-        save_to = None
-        if save_adversarials is not None:
-            save_to = Path(save_adversarials) / case.line / (re.sub(r"[^A-Za-z0-9._-]", "_", setting.name) + ".npz")
-        (per_sample, extra), batch_size = fitted(lambda b: attack(
-            model, images, labels, setting.attack, seed, b, device, surrogate, save_to, progress), batch_size)
-    else:
-        predictions, batch_size = fitted(lambda b: predict(model, images, b, device, data.class_subset, amp,
-                                                           progress, cache), batch_size)
-        per_sample = data.correct(predictions)
-        if setting.typographic is not None:
-            extra["attack_success_rate"] = float((predictions == written).mean())
-    if amp != "off" and setting.attack is None:
-        extra["autocast"] = amp
-    return CaseResult(case, per_sample.astype(bool), provenance, seed, batch_size,
+
+def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
+    """Measure `case` on `model` under `run`. Attacks always run in float32; other forward passes autocast to
+    `run.amp`, and a case run under autocast says so in its metrics (`autocast`). `run.progress(done, total)` is
+    called after each batch (images, or frames for sequences). A batch that does not fit in GPU memory is halved
+    until it does (`fitted`); the result records the batch size used."""
+    started = time.perf_counter()
+    inputs = _inputs(case, model, run)
+    perturbation = case.setting.perturbation or Perturbation()
+    scorer = CaseScorer(case, model, run)
+    scored = perturbation.score(inputs, scorer, case.setting.k)
+    extra = dict(scored.metrics)
+    if run.amp != "off" and perturbation.autocast:
+        extra["autocast"] = run.amp
+    return CaseResult(case, scored.per_sample.astype(bool), dict(inputs.provenance), run.seed, scorer.batch_size,
                       time.perf_counter() - started, extra)

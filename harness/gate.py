@@ -18,9 +18,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .baselines import decode_bits, is_seeded
+from .baselines import is_seeded, threshold_for
+from .config import GatePolicy
 from .metrics import mcnemar_worse_p
 from .pixels import PixelDrift, pixel_drift
+from .records import CaseRecord, Status, decode_bits
 from .sensitivity import detectable_drop
 
 PROTOCOL_FIELDS = ("setting", "data_sha256", "seed")
@@ -30,7 +32,7 @@ _NO_PAIRED_TEST = 1.0  # a margin no drop exceeds: a seeded case fails on its th
 
 @dataclasses.dataclass(frozen=True)
 class GateDecision:
-    status: str  # passed | regressed | no-baseline | protocol-mismatch | recorded
+    status: Status
     message: str
     baseline: float | None = None
     threshold: float | None = None
@@ -41,11 +43,11 @@ class GateDecision:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("passed", "recorded")
+        return self.status.ok
 
 
-def _recipe(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    return record.get("data", {}).get("pixel_recipe")
+def _recipe(record: CaseRecord) -> Mapping[str, Any] | None:
+    return (record.data or {}).get("pixel_recipe")
 
 
 def _recipe_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
@@ -61,7 +63,7 @@ def _recipe_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> l
     return differ
 
 
-def protocol_differences(record: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+def protocol_differences(record: CaseRecord, entry: Mapping[str, Any]) -> list[str]:
     """What differs between the protocol of a measured record and its baseline entry ([] when comparable).
 
     Pixels the project computes are compared by their hash (`data_sha256`): they are the same bytes on every
@@ -69,7 +71,7 @@ def protocol_differences(record: Mapping[str, Any], entry: Mapping[str, Any]) ->
     by_recipe = _recipe(record) is not None and "pixel_recipe" in entry
     differ = []
     for field in RECIPE_PROTOCOL_FIELDS if by_recipe else PROTOCOL_FIELDS:
-        ours, theirs = record[field], entry[field]
+        ours, theirs = getattr(record, field), entry[field]
         if isinstance(ours, dict) and isinstance(theirs, dict):
             differ += [f"{field}.{key}: baseline {theirs.get(key)!r}, now {ours.get(key)!r}"
                        for key in sorted(set(ours) | set(theirs)) if ours.get(key) != theirs.get(key)]
@@ -97,50 +99,72 @@ def flips(now: np.ndarray, before: np.ndarray) -> dict[str, int]:
     return {"to_wrong": int((before & ~now).sum()), "to_right": int((~before & now).sum())}
 
 
-def _decide_seeded(record: Mapping[str, Any], entry: Mapping[str, Any], max_flip_rate: float | None) -> GateDecision:
-    """Unpaired: a published figure has neither per-sample outcomes nor a data hash to guard the protocol."""
-    accuracy, threshold = record["accuracy"], entry["threshold"]
-    lo, hi = record["interval95"]
-    summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={record['n']}; baseline {entry['accuracy']:.4f} "
+def _decide_seeded(record: CaseRecord, entry: Mapping[str, Any], max_flip_rate: float | None) -> GateDecision:
+    """Unpaired: a published figure has neither per-sample outcomes nor a data hash to guard the protocol, so a
+    flip-rate limit cannot be checked against it and the case is not comparable under one."""
+    accuracy, threshold, n = record.accuracy, entry["threshold"], record.n
+    lo, hi = record.interval95
+    summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={n}; baseline {entry['accuracy']:.4f} "
                f"seeded from {entry['seeded_from']} (published, not measured here), threshold {threshold:.4f}")
-    n = record["n"]
-    detectable = detectable_drop(n, round(entry["accuracy"] * n), threshold, _NO_PAIRED_TEST,
-                                 entry["policy"]["confidence"])
+    if max_flip_rate is not None:
+        return GateDecision(Status.PROTOCOL_MISMATCH, (
+            f"{record.id}: --max-flip-rate {max_flip_rate} needs per-sample outcomes, and this baseline is a "
+            f"published figure without them: {summary}. Record a measured baseline with --update-baselines, or run "
+            f"without --max-flip-rate"), entry["accuracy"], threshold)
+    detectable = detectable_drop(n, round(entry["accuracy"] * n), threshold,
+                                 GatePolicy(entry["policy"]["confidence"], _NO_PAIRED_TEST))
     if accuracy < threshold:
-        return GateDecision("regressed", f"{record['id']}: REGRESSION (accuracy below threshold): {summary}",
+        return GateDecision(Status.REGRESSED, f"{record.id}: REGRESSION (accuracy below threshold): {summary}",
                             entry["accuracy"], threshold, detectable_drop=detectable)
-    return GateDecision("passed", f"{record['id']}: {summary}", entry["accuracy"], threshold,
+    return GateDecision(Status.PASSED, f"{record.id}: {summary}", entry["accuracy"], threshold,
                         detectable_drop=detectable)
 
 
-def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_file: str,
+def record_decision(record: CaseRecord, entry: Mapping[str, Any] | None, policy: GatePolicy) -> GateDecision:
+    """The decision of a case measured to (re)write its baseline: `recorded`, with the drop its new entry detects."""
+    detectable = detectable_drop(record.n, record.correct, threshold_for(record.correct, record.n, policy), policy)
+    return GateDecision(Status.RECORDED, f"{record.id}: recorded accuracy {record.accuracy:.4f}",
+                        entry and entry["accuracy"], entry and entry["threshold"], detectable_drop=detectable)
+
+
+def judged(record: CaseRecord, decision: GateDecision, **where: Any) -> CaseRecord:
+    """`record` with `decision`'s verdict; `where` adds worker fields (worker, worker_peak_rss_mb, worker_rss_mb)."""
+    return dataclasses.replace(
+        record, status=decision.status, baseline=decision.baseline, threshold=decision.threshold,
+        delta=None if decision.baseline is None else round(record.accuracy - decision.baseline, 6),
+        flips=decision.flips, mcnemar_p=decision.p_value, message=decision.message,
+        pixel_drift=None if decision.pixel_drift is None else decision.pixel_drift.as_dict(),
+        detectable_drop=decision.detectable_drop, **where)
+
+
+def decide(record: CaseRecord, entry: Mapping[str, Any] | None, baseline_file: str,
            record_command: str, max_flip_rate: float | None = None) -> GateDecision:
     """Gate a measured case record against its baseline `entry` (None when the baseline has no such case)."""
-    accuracy, n = record["accuracy"], record["n"]
+    accuracy, n = record.accuracy, record.n
     if entry is None:
-        return GateDecision("no-baseline", (
-            f"{record['id']}: no baseline for case {record['key']!r} in {baseline_file} "
+        return GateDecision(Status.NO_BASELINE, (
+            f"{record.id}: no baseline for case {record.key!r} in {baseline_file} "
             f"(measured accuracy {accuracy:.4f}, n={n}). Record one with `{record_command}`, "
             f"review the diff and commit {baseline_file}."))
     if is_seeded(entry):
         return _decide_seeded(record, entry, max_flip_rate)
     differ = protocol_differences(record, entry)
     if differ:
-        return GateDecision("protocol-mismatch", (
-            f"{record['id']}: measured under another protocol than its baseline in {baseline_file}, so the "
+        return GateDecision(Status.PROTOCOL_MISMATCH, (
+            f"{record.id}: measured under another protocol than its baseline in {baseline_file}, so the "
             f"numbers are not comparable: " + "; ".join(differ) + f". {_mismatch_fix(differ, record_command)}."),
             baseline=entry["accuracy"], threshold=entry["threshold"])
     drift = None
-    if record["data_sha256"] != entry["data_sha256"]:  # only reachable under an unchanged pixel recipe
-        drift = pixel_drift(record["data"]["image_digests"], entry["image_digests"])
+    if record.data_sha256 != entry["data_sha256"]:  # only reachable under an unchanged pixel recipe
+        drift = pixel_drift(record.data["image_digests"], entry["image_digests"])
 
     threshold, policy = entry["threshold"], entry["policy"]
-    changed = flips(decode_bits(record["per_sample"], n), decode_bits(entry["per_sample"], entry["n"]))
+    changed = flips(record.bits(), decode_bits(entry["per_sample"], entry["n"]))
     p_value = mcnemar_worse_p(changed["to_wrong"], changed["to_right"])
-    detectable = detectable_drop(entry["n"], entry["correct"], threshold, policy["margin"], policy["confidence"],
+    detectable = detectable_drop(entry["n"], entry["correct"], threshold, GatePolicy(**policy),
                                  (changed["to_wrong"] + changed["to_right"]) / n)
     drop = entry["accuracy"] - accuracy
-    lo, hi = record["interval95"]
+    lo, hi = record.interval95
     summary = (f"accuracy {accuracy:.4f} [95% CI {lo:.4f}, {hi:.4f}], n={n}; baseline {entry['accuracy']:.4f}, "
                f"threshold {threshold:.4f}, delta {-drop:+.4f}; flips {changed['to_wrong']} correct->wrong, "
                f"{changed['to_right']} wrong->correct, McNemar p={p_value:.3g}")
@@ -158,6 +182,6 @@ def decide(record: Mapping[str, Any], entry: Mapping[str, Any] | None, baseline_
     flip_rate = (changed["to_wrong"] + changed["to_right"]) / n
     if max_flip_rate is not None and flip_rate > max_flip_rate:
         reasons.append(f"flip rate {flip_rate:.4f} > --max-flip-rate {max_flip_rate}")
-    status = "regressed" if reasons else "passed"
-    message = f"{record['id']}: " + (f"REGRESSION ({'; '.join(reasons)}): " if reasons else "") + summary
+    status = Status.REGRESSED if reasons else Status.PASSED
+    message = f"{record.id}: " + (f"REGRESSION ({'; '.join(reasons)}): " if reasons else "") + summary
     return GateDecision(status, message, entry["accuracy"], threshold, changed, p_value, drift, detectable)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -22,13 +20,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patheffects import withStroke
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from .cases import CATEGORIES
 from .effective_robustness import effective_robustness
+from .files import write_text_atomic
 from .pixels import drift_note
+from .records import CATEGORIES, PROBLEMS_FIRST, CaseRecord, Report, Status
 from .trends import load_trends, logit, sigmoid
 
-STATUS_ORDER = ("regressed", "error", "protocol-mismatch", "no-baseline", "not-run", "recorded", "passed")
-PROBLEMS = ("error", "protocol-mismatch", "no-baseline")
+PROBLEMS = (Status.ERROR, Status.PROTOCOL_MISMATCH, Status.NO_BASELINE)
 COLUMNS = 4  # subplots per row
 DPI = 100
 
@@ -83,16 +81,16 @@ def _colours(models: Sequence[str]) -> dict[str, str]:
     return {model: palette[i % len(palette)] for i, model in enumerate(models)}
 
 
-def _curves(axes: Any, points: Mapping[str, list[Mapping[str, Any]]], x_of: Any, colours: Mapping[str, str]) -> None:
+def _curves(axes: Any, points: Mapping[str, list[CaseRecord]], x_of: Any, colours: Mapping[str, str]) -> None:
     """Accuracy (solid) and baseline (dashed) per model against x; regressed points as red crosses."""
     for model, cases in sorted(points.items()):
         cases = sorted(cases, key=x_of)
         xs = [x_of(c) for c in cases]
-        axes.plot(xs, [c["accuracy"] for c in cases], "o-", color=colours[model], label=model, markersize=4)
-        baselines = [(x, c["baseline"]) for x, c in zip(xs, cases) if c.get("baseline") is not None]
+        axes.plot(xs, [c.accuracy for c in cases], "o-", color=colours[model], label=model, markersize=4)
+        baselines = [(x, c.baseline) for x, c in zip(xs, cases) if c.baseline is not None]
         if baselines:
             axes.plot(*zip(*baselines), "--", color=colours[model], alpha=0.6, linewidth=1)
-        regressed = [(x, c["accuracy"]) for x, c in zip(xs, cases) if c["status"] == "regressed"]
+        regressed = [(x, c.accuracy) for x, c in zip(xs, cases) if c.status is Status.REGRESSED]
         if regressed:
             axes.plot(*zip(*regressed), "x", color="#d9372b", markersize=10, markeredgewidth=2.5)
     axes.set_ylim(-0.02, 1.02)
@@ -107,15 +105,15 @@ def _legend(figure: Figure, models: Sequence[str], colours: Mapping[str, str]) -
     figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=11, frameon=False)
 
 
-def _panels(cases: Iterable[Mapping[str, Any]], panel_of: Callable[[Mapping[str, Any]], str | None],
+def _panels(cases: Iterable[CaseRecord], panel_of: Callable[[CaseRecord], str | None],
             draw: Callable[[Any, str, Mapping[str, list], Mapping[str, str]], None], empty: str, alt: str) -> str:
     """One panel per `panel_of(case)` (cases where it is None, or without accuracy, are left out), drawn by
     `draw(ax, panel name, {model: cases}, colours)`, with one legend of the models; `empty` when no case is left."""
     by_panel: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for case in cases:
         panel = panel_of(case)
-        if panel and case.get("accuracy") is not None:
-            by_panel[panel][case["model"]].append(case)
+        if panel and case.accuracy is not None:
+            by_panel[panel][case.model].append(case)
     if not by_panel:
         return f'<p class="note">{empty}</p>'
     models = sorted({m for per_model in by_panel.values() for m in per_model})
@@ -127,16 +125,16 @@ def _panels(cases: Iterable[Mapping[str, Any]], panel_of: Callable[[Mapping[str,
     return _img(figure, alt)
 
 
-def severity_curves(cases: Iterable[Mapping[str, Any]]) -> str:
+def severity_curves(cases: Iterable[CaseRecord]) -> str:
     """Accuracy against corruption severity, one panel per corruption, a line per model."""
     def draw(ax: Any, name: str, per_model: Mapping[str, list], colours: Mapping[str, str]) -> None:
-        _curves(ax, per_model, lambda c: c["setting"]["corruption"]["severity"], colours)
+        _curves(ax, per_model, lambda c: c.setting["corruption"]["severity"], colours)
         ax.set_title(name, fontsize=12)
         ax.set_xticks([1, 2, 3, 4, 5])
         ax.set_xlabel("severity", fontsize=10)
         ax.set_ylabel("accuracy", fontsize=10)
 
-    return _panels(cases, lambda c: (c["setting"].get("corruption") or {}).get("name"), draw,
+    return _panels(cases, lambda c: (c.setting.get("corruption") or {}).get("name"), draw,
                    "No corruption cases were measured in this run.", "accuracy against corruption severity")
 
 
@@ -148,20 +146,20 @@ def _attack_group(setting: Mapping[str, Any]) -> str | None:
     return f"{group} (transfer from {setting['surrogate']})" if setting.get("surrogate") else group
 
 
-def eps_curves(cases: Iterable[Mapping[str, Any]]) -> str:
+def eps_curves(cases: Iterable[CaseRecord]) -> str:
     """Robust accuracy against the attack budget eps, one panel per attack and norm, a line per model."""
     def draw(ax: Any, name: str, per_model: Mapping[str, list], colours: Mapping[str, str]) -> None:
         linf = name.split(" ")[0].endswith("linf")
         scale = 255 if linf else 1
-        _curves(ax, per_model, lambda c: c["setting"]["attack"]["eps"] * scale, colours)
-        epsilons = sorted({c["setting"]["attack"]["eps"] * scale for cs in per_model.values() for c in cs})
+        _curves(ax, per_model, lambda c: c.setting["attack"]["eps"] * scale, colours)
+        epsilons = sorted({c.setting["attack"]["eps"] * scale for cs in per_model.values() for c in cs})
         ax.set_xticks(epsilons)
         ax.set_xlim(min(epsilons) - 0.25 * max(epsilons), 1.25 * max(epsilons))
         ax.set_title(name, fontsize=12)
         ax.set_xlabel("eps (x 1/255)" if linf else "eps (L2, pixels in [0, 1])", fontsize=10)
         ax.set_ylabel("robust accuracy", fontsize=10)
 
-    return _panels(cases, lambda c: _attack_group(c["setting"]), draw,
+    return _panels(cases, lambda c: _attack_group(c.setting), draw,
                    "No attack cases were measured in this run.", "robust accuracy against attack budget")
 
 
@@ -189,7 +187,7 @@ def _logit_axis(ax: Any, which: str, low: float, high: float) -> None:
     axis.set_minor_locator(NullLocator())
 
 
-def effective_robustness_scatter(cases: Sequence[Mapping[str, Any]]) -> str:
+def effective_robustness_scatter(cases: Sequence[CaseRecord]) -> str:
     """Per benchmark, one panel per natural shift: shift accuracy against clean accuracy on logit axes, the
     trend line of the reference family, the y = x line, and each model as a point labelled with its effective
     robustness in points (ringed in red when the shift's case regressed). Computed from the cases with the
@@ -197,9 +195,9 @@ def effective_robustness_scatter(cases: Sequence[Mapping[str, Any]]) -> str:
     effective = effective_robustness(cases)
     if not effective:
         return '<p class="note">No model has both a clean case and natural-shift cases with a trend.</p>'
-    benchmarks = {c["model"]: c["benchmark"] for c in cases}
-    regressed = {(c["model"], c["setting"]["name"]) for c in cases
-                 if c["category"] == "natural" and c["status"] == "regressed"}
+    benchmarks = {c.model: c.benchmark for c in cases}
+    regressed = {(c.model, c.setting["name"]) for c in cases
+                 if c.category == "natural" and c.status is Status.REGRESSED}
     parts = []
     for benchmark in sorted({benchmarks[m] for m in effective}):
         trends = load_trends(benchmark)
@@ -255,33 +253,33 @@ def _effective_table(effective: Mapping[str, Mapping[str, Any]], models: Sequenc
     return "\n".join(rows) + "</table>"
 
 
-def _case_rows(cases: Iterable[Mapping[str, Any]], with_model: bool = False) -> str:
+def _case_rows(cases: Iterable[CaseRecord], with_model: bool = False) -> str:
     head = ("<tr>" + ("<th class=\"text\">model</th>" if with_model else "") +
             "<th class=\"text\">case</th><th>n</th><th>accuracy</th><th>95% CI</th><th>baseline</th><th>threshold</th>"
             "<th>delta</th><th title=\"smallest drop the gate fails with 80% power\">detects</th>"
             "<th class=\"text\">status</th><th class=\"text\">message</th></tr>")
     rows = [head]
     for c in cases:
-        interval = f"[{c['interval95'][0]:.3f}, {c['interval95'][1]:.3f}]" if c.get("interval95") else "-"
-        message = (c.get("message") or "") if c["status"] != "passed" else ""
-        if c.get("pixel_drift"):
-            message = " ".join(filter(None, (drift_note(c["pixel_drift"]) + ".", message)))
-        rows.append(f"<tr class=\"{_e(c['status'])}\">" + (f"<td class=\"text\">{_e(c['model'])}</td>" if with_model
+        interval = f"[{c.interval95[0]:.3f}, {c.interval95[1]:.3f}]" if c.interval95 else "-"
+        message = (c.message or "") if c.status is not Status.PASSED else ""
+        if c.pixel_drift:
+            message = " ".join(filter(None, (drift_note(c.pixel_drift) + ".", message)))
+        rows.append(f"<tr class=\"{_e(c.status.value)}\">" + (f"<td class=\"text\">{_e(c.model)}</td>" if with_model
                                                           else "") +
-                    f"<td class=\"text\">{_e(c['id'])}</td><td>{_e(c.get('n') or '-')}</td>"
-                    f"<td>{_fmt(c.get('accuracy'))}</td><td>{interval}</td><td>{_fmt(c.get('baseline'))}</td>"
-                    f"<td>{_fmt(c.get('threshold'))}</td><td>{_fmt(c.get('delta'), '+.4f')}</td>"
-                    f"<td>{_fmt(c.get('detectable_drop'), '.3f')}</td>"
-                    f"<td class=\"text\">{_e(c['status'])}</td><td class=\"text\">{_e(message[:300])}</td></tr>")
+                    f"<td class=\"text\">{_e(c.id)}</td><td>{_e(c.n or '-')}</td>"
+                    f"<td>{_fmt(c.accuracy)}</td><td>{interval}</td><td>{_fmt(c.baseline)}</td>"
+                    f"<td>{_fmt(c.threshold)}</td><td>{_fmt(c.delta, '+.4f')}</td>"
+                    f"<td>{_fmt(c.detectable_drop, '.3f')}</td>"
+                    f"<td class=\"text\">{_e(c.status.value)}</td><td class=\"text\">{_e(message[:300])}</td></tr>")
     return "<table>" + "\n".join(rows) + "</table>"
 
 
-def _ordered(cases: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return sorted(cases, key=lambda c: (STATUS_ORDER.index(c["status"]), c["id"]))
+def _ordered(cases: Iterable[CaseRecord]) -> list[CaseRecord]:
+    return sorted(cases, key=lambda c: (PROBLEMS_FIRST.index(c.status), c.id))
 
 
-def _summary(report: Mapping[str, Any]) -> str:
-    run = report["run"]
+def _summary(report: Report) -> str:
+    run = report.run
     git = run.get("git") or {}
     facts = [("run", run.get("id")), ("started", run.get("started")), ("finished", run.get("finished")),
              ("complete", run.get("complete")), ("device", run.get("device")), ("seed", run.get("seed")),
@@ -291,20 +289,20 @@ def _summary(report: Mapping[str, Any]) -> str:
     rows = "".join(f"<tr><th class=\"text\">{_e(k)}</th><td class=\"text\">{_e(v)}</td></tr>"
                    for k, v in facts if v is not None)
     badges = "".join(f"<span class=\"badge {_e(status)}\">{_e(status)}: {count}</span>"
-                     for status, count in report["summary"].items() if count)
+                     for status, count in report.summary.items() if count)
     problems = ["run incomplete: some collected cases produced no result"] if run.get("complete") is False else []
     problems += [f"validity: {p}" for p in run.get("validity_problems") or []]
     notes = "".join(f"<p class=\"alert\">{_e(p)}</p>" for p in problems)
     return f"<h2>Summary</h2><table>{rows}</table><p>{badges}</p>{notes}"
 
 
-def _regressions(cases: Sequence[Mapping[str, Any]]) -> str:
-    regressed = [c for c in cases if c["status"] == "regressed"]
-    problems = [c for c in cases if c["status"] in PROBLEMS]
+def _regressions(cases: Sequence[CaseRecord]) -> str:
+    regressed = [c for c in cases if c.status is Status.REGRESSED]
+    problems = [c for c in cases if c.status in PROBLEMS]
     parts = ["<h2>Regressions against the baseline</h2>"]
     if regressed:
         parts.append(f"<p class=\"alert\">{len(regressed)} case(s) regressed.</p>")
-        parts.append(_case_rows(sorted(regressed, key=lambda c: (c.get("delta") or 0, c["id"])), with_model=True))
+        parts.append(_case_rows(sorted(regressed, key=lambda c: (c.delta or 0, c.id)), with_model=True))
     else:
         parts.append("<p class=\"ok\">No case regressed against its baseline.</p>")
     if problems:
@@ -313,14 +311,14 @@ def _regressions(cases: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def _model_section(model: str, provenance: Mapping[str, Any], cases: Sequence[Mapping[str, Any]],
+def _model_section(model: str, provenance: Mapping[str, Any], cases: Sequence[CaseRecord],
                    metrics: Mapping[str, Any]) -> str:
     counts = defaultdict(int)
     for c in cases:
-        counts[c["status"]] += 1
+        counts[c.status] += 1
     parts = [f"<h2 id=\"model-{_e(model)}\">{_e(model)}</h2>",
-             "<p>" + ", ".join(f"{_e(k)}: {v}" for k, v in sorted(counts.items(), key=lambda kv:
-                                                                   STATUS_ORDER.index(kv[0]))) + "</p>"]
+             "<p>" + ", ".join(f"{_e(status.value)}: {counts[status]}" for status in PROBLEMS_FIRST if counts[status])
+             + "</p>"]
     details = [(k, provenance.get(k)) for k in ("architecture", "weights", "weights_sha256", "n_classes")]
     if any(v is not None for _, v in details):
         parts.append("<p class=\"note\">" + "; ".join(f"{_e(k)}: {_e(v)}" for k, v in details if v is not None)
@@ -330,54 +328,41 @@ def _model_section(model: str, provenance: Mapping[str, Any], cases: Sequence[Ma
         summary = {k: corruptions.get(k) for k in ("mce_unnormalized", "mce", "relative_mce")}
         parts.append("<p>" + "; ".join(f"{_e(k)}: {_fmt(v)}" for k, v in summary.items() if v is not None) + "</p>")
     for category in CATEGORIES:
-        rows = [c for c in cases if c["category"] == category]
+        rows = [c for c in cases if c.category == category]
         if rows:
             parts.append(f"<h3>{_e(category)} ({len(rows)})</h3>")
             parts.append(_case_rows(_ordered(rows)))
     return "\n".join(parts)
 
 
-def render_html(report: Mapping[str, Any]) -> str:
-    """The page of a report (schema_version 1) as one string; it references no external resource."""
-    cases = list(report["cases"])
+def render_html(report: Report) -> str:
+    """The page of a report as one string; it references no external resource."""
+    cases = list(report.cases)
     by_model: dict[str, list] = defaultdict(list)
     for case in cases:
-        by_model[case["model"]].append(case)
-    metrics = report.get("metrics") or {}
+        by_model[case.model].append(case)
+    metrics = report.metrics
     sections = [_summary(report), _regressions(cases),
                 "<h2>Severity curves (synthetic corruptions)</h2>", severity_curves(cases),
                 "<h2>Eps curves (adversarial attacks)</h2>", eps_curves(cases),
                 "<h2>Effective robustness (natural shifts)</h2>", effective_robustness_scatter(cases)]
-    sections += [_model_section(model, report["models"].get(model, {}), model_cases, metrics.get(model, {}))
+    sections += [_model_section(model, report.models.get(model, {}), model_cases, metrics.get(model, {}))
                  for model, model_cases in sorted(by_model.items())]
-    title = f"robustness-gate report {report['run'].get('id', '')}"
+    title = f"robustness-gate report {report.run.get('id', '')}"
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>\n" + "\n".join(sections) + "\n</body></html>\n")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_html(report: Mapping[str, Any], path: Path) -> Path:
+def write_html(report: Report, path: Path) -> Path:
     """Write the page of `report` to `path` atomically (readers see the old file or the new one)."""
-    _write_text_atomic(Path(path), render_html(report))
-    return Path(path)
+    return write_text_atomic(Path(path), render_html(report))
 
 
-def write_html_beside(report: Mapping[str, Any], report_path: Path) -> Path:
+def write_html_beside(report: Report, report_path: Path) -> Path:
     """The page of a report just written to `report_path` (run-<...>.json): `run-<...>.html` and `latest.html`
     in the same folder, as the JSON report and `latest.json`; returns the first."""
     page = render_html(report)
     path = Path(report_path).with_suffix(".html")
-    _write_text_atomic(path, page)
-    _write_text_atomic(path.with_name("latest.html"), page)
+    write_text_atomic(path, page)
+    write_text_atomic(path.with_name("latest.html"), page)
     return path

@@ -28,10 +28,10 @@ from PIL import Image
 from scipy.stats import binomtest
 
 from . import neardup
-from .baselines import decode_bits
 from .cache import ArrayCache
 from .data import DataMissingError, get_benchmark
 from .data.base import Preprocess
+from .records import CaseRecord, Report
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -119,41 +119,56 @@ def preprocess_of(recorded: Mapping[str, Any] | None, benchmark: str) -> Preproc
     return DEFAULT_PREPROCESS[benchmark]
 
 
-def split_cases(report: Mapping[str, Any], benchmark: str, split: str,
-                models: Sequence[str] | None) -> list[Mapping[str, Any]]:
+def split_cases(report: Report, benchmark: str, split: str, models: Sequence[str] | None) -> list[CaseRecord]:
     """The report's measured cases on `split` of `benchmark` without perturbation, of `models` when given."""
-    cases = [c for c in report["cases"] if c.get("per_sample") and c["benchmark"] == benchmark
-             and c.get("data", {}).get("split") == split and "perturbed_sha256" not in c.get("data", {})
-             and (not models or c["model"] in models)]
+    cases = [c for c in report.cases if c.per_sample and c.benchmark == benchmark
+             and (c.data or {}).get("split") == split and "perturbed_sha256" not in (c.data or {})
+             and (not models or c.model in models)]
     if not cases:
         raise OverlapError(f"the report holds no measured, unperturbed case on {benchmark}:{split}"
                            + (f" for {', '.join(models)}" if models else ""))
     return cases
 
 
-def accuracy_rows(cases: Sequence[Mapping[str, Any]], overlap: np.ndarray) -> list[dict[str, Any]]:
+def accuracy_rows(cases: Sequence[CaseRecord], overlap: np.ndarray) -> list[dict[str, Any]]:
     """Per case: accuracy on all its samples, on the clean ones and on the overlapping ones, and the one-sided
     binomial p-value of the overlap accuracy against the clean accuracy. `overlap` is bool over the split's
     first samples, at least as many as each case measured."""
     rows = []
     for case in cases:
-        n = case["n"]
-        correct, mask = decode_bits(case["per_sample"], n), overlap[:n]
+        n = case.n
+        correct, mask = case.bits(), overlap[:n]
         clean = float(correct[~mask].mean()) if (~mask).any() else None
         on_overlap = float(correct[mask].mean()) if mask.any() else None
         p = (float(binomtest(int(correct[mask].sum()), int(mask.sum()), clean, alternative="greater").pvalue)
              if mask.any() and clean is not None else None)
-        rows.append({"model": case["model"], "case": case["id"], "n": n, "n_overlap": int(mask.sum()),
+        rows.append({"model": case.model, "case": case.id, "n": n, "n_overlap": int(mask.sum()),
                      "accuracy_all": float(correct.mean()), "accuracy_clean": clean, "accuracy_overlap": on_overlap,
                      "all_minus_clean": None if clean is None else float(correct.mean()) - clean, "p_value": p})
     return rows
 
 
-def analyse(eval_spec: str, sources: Sequence[Path], report: Mapping[str, Any] | None = None,
-            models: Sequence[str] | None = None, threshold: float | None = None, samples: int | None = None,
-            cache_dir: Path = Path(".cache/robustness-gate"), data_root: Path | None = None) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class OverlapRequest:
+    """An overlap analysis: split `eval_spec` (`<benchmark>:<split>`) against the corpus `sources` (image folders
+    and webdataset shards); with `report`, accuracy on all versus clean for its cases (of `models` when given).
+    `threshold` defaults to the benchmark's; without a report, the split's first `samples` are read."""
+
+    eval_spec: str
+    sources: Sequence[Path]
+    report: Report | None = None
+    models: Sequence[str] | None = None
+    threshold: float | None = None
+    samples: int | None = None
+    cache_dir: Path = Path(".cache/robustness-gate")
+    data_root: Path | None = None
+
+
+def analyse(request: OverlapRequest) -> dict[str, Any]:
     """The overlap analysis as a JSON-able document: the overlapping evaluation samples with their best corpus
     match, and, given a report, accuracy on all versus clean per case."""
+    eval_spec, sources, report, models = request.eval_spec, request.sources, request.report, request.models
+    threshold, samples, cache_dir, data_root = request.threshold, request.samples, request.cache_dir, request.data_root
     benchmark_name, split = parse_eval(eval_spec)
     if benchmark_name not in THRESHOLDS:
         raise OverlapError(f"--eval {eval_spec!r}: unknown benchmark; known: {', '.join(sorted(THRESHOLDS))}")
@@ -161,12 +176,12 @@ def analyse(eval_spec: str, sources: Sequence[Path], report: Mapping[str, Any] |
     benchmark = get_benchmark(benchmark_name, data_root)
     cache = ArrayCache(cache_dir)
     cases = split_cases(report, benchmark_name, split, models) if report is not None else []
-    preprocesses = {preprocess_of(report["models"].get(c["model"], {}).get("preprocess"), benchmark_name)
+    preprocesses = {preprocess_of(report.models.get(c.model, {}).get("preprocess"), benchmark_name)
                     for c in cases} or {DEFAULT_PREPROCESS[benchmark_name]}
     if len(preprocesses) > 1:
         raise OverlapError("the report's models preprocess the split differently; pick models with --model")
     preprocess = preprocesses.pop()
-    n = max([c["n"] for c in cases], default=samples or 10 ** 9)
+    n = max([c.n for c in cases], default=samples or 10 ** 9)
     try:
         data = benchmark.load(split, n, cache, preprocess)
     except DataMissingError as missing:
@@ -175,8 +190,8 @@ def analyse(eval_spec: str, sources: Sequence[Path], report: Mapping[str, Any] |
         raise OverlapError(f"--eval {eval_spec!r}: cannot load split {split!r} "
                            f"({type(error).__name__}: {error})") from None
     for case in cases:
-        if benchmark.load(split, case["n"], cache, preprocess).provenance["sha256"] != case["data"]["sha256"]:
-            raise OverlapError(f"case {case['id']} of {case['model']} was measured on other data than "
+        if benchmark.load(split, case.n, cache, preprocess).provenance["sha256"] != case.data["sha256"]:
+            raise OverlapError(f"case {case.id} of {case.model} was measured on other data than "
                                f"{eval_spec} loads now (its data hash differs): rerun the case or the analysis "
                                f"on matching data")
     images = data.images if data.images.ndim == 4 else data.images[:, data.images.shape[1] // 2]

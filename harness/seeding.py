@@ -13,7 +13,8 @@ import csv
 from pathlib import Path
 from typing import Any, Iterable
 
-from .baselines import OPENCLIP_SOURCE, SCHEMA_VERSION, TESTBED_SOURCE, baseline_path, write_atomic
+from .baselines import OPENCLIP_SOURCE, SCHEMA_VERSION, TESTBED_SOURCE, baseline_path
+from .files import write_json_atomic
 from .models.base import ModelId
 DEFAULT_MARGIN = 0.03
 
@@ -74,6 +75,6 @@ def write_seeded(documents: Iterable[dict[str, Any]], directory: Path) -> list[P
         path = baseline_path(directory, document["line"])
         if path.exists():
             continue
-        write_atomic(path, document)
+        write_json_atomic(path, document)
         written.append(path)
     return written

@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binom
 
+from .config import GatePolicy
+
 POWER = 0.8
 _TAIL = 1e-9
 
 
-def gate_power(drop: float, n: int, correct: int, threshold: float, margin: float, confidence: float,
-               discordance: float) -> float:
+def gate_power(drop: float, n: int, correct: int, threshold: float, policy: GatePolicy, discordance: float) -> float:
     """P(the gate fails the case) for a candidate worse by `drop` (accuracy units) at `discordance`."""
     accuracy = correct / n
     churn = max(discordance, drop)
@@ -30,21 +31,21 @@ def gate_power(drop: float, n: int, correct: int, threshold: float, margin: floa
     probability = binom.pmf(b, n, to_wrong) * (
         binom.pmf(c, remaining, to_right / (1 - to_wrong)) if to_right > 0 else (c == 0))
     below_threshold = (correct - b + c) / n < threshold
-    worse = ((b - c) / n > margin) & (binom.sf(b - 1, b + c, 0.5) < 1 - confidence)
+    worse = ((b - c) / n > policy.margin) & (binom.sf(b - 1, b + c, 0.5) < 1 - policy.confidence)
     return float((probability * (below_threshold | worse)).sum())
 
 
-def detectable_drop(n: int, correct: int, threshold: float, margin: float, confidence: float,
-                    discordance: float = 0.0, power: float = POWER) -> float | None:
+def detectable_drop(n: int, correct: int, threshold: float, policy: GatePolicy, discordance: float = 0.0,
+                    power: float = POWER) -> float | None:
     """The smallest drop (accuracy units, to 1e-4) that fails the case with `power`, or None when even a drop
     to zero accuracy would not (too few samples, or a baseline already near zero)."""
     accuracy = correct / n
-    if accuracy == 0 or gate_power(accuracy, n, correct, threshold, margin, confidence, discordance) < power:
+    if accuracy == 0 or gate_power(accuracy, n, correct, threshold, policy, discordance) < power:
         return None
     low, high = 0.0, accuracy
     while high - low > 1e-4:
         middle = (low + high) / 2
-        if gate_power(middle, n, correct, threshold, margin, confidence, discordance) >= power:
+        if gate_power(middle, n, correct, threshold, policy, discordance) >= power:
             high = middle
         else:
             low = middle

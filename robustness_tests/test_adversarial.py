@@ -36,9 +36,8 @@ def test_canary_undefended_model_breaks(model_id, robustness_session, loaded_mod
     model = loaded_models.get(model_id)
     benchmark = get_benchmark(family.benchmark(parsed))
     data = benchmark.load(benchmark.clean_split, CANARY_SAMPLES, robustness_session.cache, model.preprocess)
-    robust, stats = attack(model, data.images, data.labels, spec, suite.seed,
-                           suite.batch_size, robustness_session.device)
-    accuracy = float(np.mean(robust))
+    attacked = attack(model, data.images, data.labels, spec, robustness_session.run(loaded_models.get))
+    accuracy, stats = float(np.mean(attacked.robust)), attacked.stats
     assert stats["clean_accuracy"] > 0.5, f"canary: {model_id} clean accuracy {stats['clean_accuracy']:.3f}"
     assert accuracy <= ceiling, (f"canary: {model_id} keeps {accuracy:.3f} accuracy under {spec.name} "
                                  f"(ceiling {ceiling}): the attack pipeline does not bite")

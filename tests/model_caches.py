@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.models.base import sha256_file
+from harness.files import sha256_file
 
 
 def hf_cache_file(cache: Path, repo: str, filename: str, source: Path) -> Path:

@@ -66,9 +66,9 @@ def batch():
 def test_pgd_is_seeded_stays_in_budget_and_bites(batch):
     model, images, labels = batch
     spec = parse_attack("pgd-linf-16/255")
-    first = run_attack(model, images, labels, spec, seed=7, n_classes=4)
-    again = run_attack(model, images, labels, spec, seed=7, n_classes=4)
-    other = run_attack(model, images, labels, spec, seed=8, n_classes=4)
+    first = run_attack(model, images, labels, spec, seed=7)
+    again = run_attack(model, images, labels, spec, seed=7)
+    other = run_attack(model, images, labels, spec, seed=8)
     assert torch.equal(first.adversarial, again.adversarial)
     assert not torch.equal(first.adversarial, other.adversarial)
     assert first.norms.max() <= spec.eps + 1e-6
@@ -83,7 +83,7 @@ def test_the_callers_global_rng_is_left_as_it_was(batch, name):
     torch.manual_seed(2024)
     torch.rand(3)
     state = torch.get_rng_state()
-    run_attack(model, images, labels, parse_attack(name), seed=7, n_classes=4)
+    run_attack(model, images, labels, parse_attack(name), seed=7)
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -99,7 +99,7 @@ def test_the_adversarials_are_those_of_a_global_seed_whatever_the_callers_rng(ba
     outcomes = []
     for caller_seed in (1, 2):
         torch.manual_seed(caller_seed)
-        outcomes.append(run_attack(model, images, labels, spec, seed=7, n_classes=4).adversarial)
+        outcomes.append(run_attack(model, images, labels, spec, seed=7).adversarial)
     assert torch.equal(outcomes[0], expected) and torch.equal(outcomes[1], expected)
 
 
@@ -111,7 +111,7 @@ def test_only_correctly_classified_images_are_attacked(batch):
     pgd = ATTACKS.unregister("pgd")
     ATTACKS.add("pgd", dataclasses.replace(pgd, build=lambda *a: _Recording(pgd.build(*a), seen)))
     try:
-        outcome = run_attack(model, images, labels, parse_attack("pgd-linf-16/255"), seed=0, n_classes=4)
+        outcome = run_attack(model, images, labels, parse_attack("pgd-linf-16/255"), seed=0)
     finally:
         ATTACKS.unregister("pgd")
         ATTACKS.add("pgd", pgd)
@@ -138,7 +138,7 @@ class _Recording:
                                   "spsa-linf-8/255", "cw-l2-1", "deepfool-l2-1", "fab-linf-8/255"])
 def test_every_attack_runs_within_its_contract(batch, name):
     model, images, labels = batch
-    outcome = run_attack(model, images, labels, parse_attack(name), seed=0, n_classes=4)
+    outcome = run_attack(model, images, labels, parse_attack(name), seed=0)
     assert outcome.robust.shape == (16,) and outcome.robust.dtype == torch.bool
     assert outcome.robust.sum() <= outcome.clean_correct.sum()
     assert 0 <= outcome.adversarial.min() and outcome.adversarial.max() <= 1
@@ -181,26 +181,26 @@ def broken_attack():
 def test_a_wrapper_that_leaves_the_ball_fails(batch, broken_attack):
     model, images, labels = batch
     with pytest.raises(AttackValidityError, match="exceeds eps"):
-        run_attack(model, images, labels, broken_attack("outside"), seed=0, n_classes=4)
+        run_attack(model, images, labels, broken_attack("outside"), seed=0)
 
 
 def test_an_attack_returning_its_input_fails(batch, broken_attack):
     model, images, labels = batch
     with pytest.raises(AttackValidityError, match="unchanged"):
-        run_attack(model, images, labels, broken_attack("identity"), seed=0, n_classes=4)
+        run_attack(model, images, labels, broken_attack("identity"), seed=0)
 
 
 def test_a_model_left_in_train_mode_fails(batch):
     model, images, labels = batch
     with pytest.raises(AttackValidityError, match="train mode"):
-        run_attack(model.train(), images, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)
+        run_attack(model.train(), images, labels, parse_attack("pgd-linf-1/255"), seed=0)
 
 
 def test_normalization_before_the_attack_fails(batch):
     model, images, labels = batch
     normalized = (images - 0.5) / 0.25
     with pytest.raises(AttackValidityError, match="normalization applied before the attack"):
-        run_attack(model, normalized, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)
+        run_attack(model, normalized, labels, parse_attack("pgd-linf-1/255"), seed=0)
 
 
 def test_a_model_without_input_gradient_fails(batch):
@@ -215,14 +215,14 @@ def test_a_model_without_input_gradient_fails(batch):
             return self.inner(x.detach()) + 0 * x.sum()
 
     with pytest.raises(AttackValidityError, match="gradient of the loss is zero"):
-        run_attack(Detached().eval(), images, labels, parse_attack("pgd-linf-1/255"), seed=0, n_classes=4)
+        run_attack(Detached().eval(), images, labels, parse_attack("pgd-linf-1/255"), seed=0)
 
 
 def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
     import numpy as np
 
     from harness.data import Preprocess
-    from harness.evaluate import attack
+    from harness.evaluate import Attacked, RunContext, attack, save_adversarials
     from harness.models import LoadedModel, ModelId, PixelClassifier
 
     linear, images, labels = batch
@@ -232,8 +232,11 @@ def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
     with torch.no_grad():
         targets = classifier(torch.from_numpy(uint8).permute(0, 3, 1, 2).float() / 255).argmax(1)
     target = tmp_path / "line" / "pgd.npz"
-    robust, stats = attack(model, uint8, targets.numpy(), parse_attack("pgd-linf-16/255"), 0, 8,
-                           torch.device("cpu"), save_to=target)
+    attacked = attack(model, uint8, targets.numpy(), parse_attack("pgd-linf-16/255"),
+                      RunContext(torch.device("cpu"), batch_size=8, save_adversarials=tmp_path))
+    assert isinstance(attacked, Attacked)
+    save_adversarials(target, attacked, targets.numpy())
+    robust, stats = attacked.robust, attacked.stats
     saved = np.load(target)
     assert saved["images"].shape == uint8.shape and saved["images"].dtype == np.uint8
     assert np.array_equal(saved["robust"], robust) and np.abs(saved["images"].astype(int) - uint8).max() <= 17

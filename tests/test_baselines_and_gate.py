@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -5,10 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.baselines import (OPENCLIP_SOURCE, BaselineError, baseline_entry, check_model, decode_bits,
-                               encode_bits, read_baseline, threshold_for, write_atomic)
+from case_records import case_record
+from harness.baselines import OPENCLIP_SOURCE, BaselineError, baseline_entry, check_model, read_baseline, threshold_for
 from harness.config import GatePolicy
+from harness.files import write_json_atomic as write_atomic
 from harness.gate import decide
+from harness.records import decode_bits, encode_bits
 
 POLICY = GatePolicy(confidence=0.99, margin=0.01)
 
@@ -19,7 +22,7 @@ def make_record(correct_bits, **overrides):
               "data_sha256": "abc", "seed": 0, "n": int(bits.size), "correct": int(bits.sum()),
               "accuracy": float(bits.mean()), "interval95": [0.0, 1.0], "per_sample": encode_bits(bits)}
     record.update(overrides)
-    return record
+    return case_record(**record)
 
 
 def write_baseline(path, entries):
@@ -124,7 +127,7 @@ def test_paired_gate_tolerates_churn_but_catches_a_consistent_small_drop():
     drop = base.copy()
     drop[:25] = False           # 25 correct -> wrong, none back: 2.5 points, above the Wilson threshold
     worse = decide(make_record(drop), baseline, "b.json", "cmd")
-    assert make_record(drop)["accuracy"] > baseline["threshold"]
+    assert make_record(drop).accuracy > baseline["threshold"]
     assert worse.status == "regressed" and "significant" in worse.message and worse.p_value < 1e-6
 
 
@@ -352,3 +355,25 @@ def test_a_policy_edited_into_one_entry_is_refused():
     check_policy(entry, "b.json", "clean/test", GatePolicy(0.99, 0.1))
     with pytest.raises(BaselineError, match="recorded under policy.*restore the file from git"):
         check_policy(entry, "b.json", "clean/test", POLICY)
+
+
+def test_updated_documents_is_pure_and_reports_new_changed_and_loosened_entries(tmp_path):
+    from harness.baselines import updated_documents
+    from harness.config import build_config
+
+    def recorded(bits, key="clean/test"):
+        return dataclasses.replace(make_record(bits, key=key, line="synth-clip", model="embedded:synth-clip",
+                                               category="clean"), model_provenance={"weights_sha256": "w"})
+
+    policy_for = build_config(tmp_path, {}, {}).policy_for
+    first = updated_documents([recorded([True] * 90 + [False] * 10)], {}, tmp_path, policy_for, {"seed": 0})
+    [(path, document)] = first.documents.items()
+    assert path == tmp_path / "synth-clip.json" and not path.exists()  # nothing written
+    assert document["schema_version"] == 1 and document["provenance"] == {"model": {"weights_sha256": "w"}, "seed": 0}
+    assert first.changes[0].startswith("synth-clip clean/test: new, accuracy 0.9000") and not first.loosened
+    worse = updated_documents([recorded([True] * 80 + [False] * 20)], {"synth-clip": document}, tmp_path,
+                              policy_for, {"seed": 0})
+    assert worse.loosened and worse.changes[0].startswith("synth-clip clean/test: 0.9000 (n=100) -> 0.8000")
+    same = updated_documents([recorded([True] * 90 + [False] * 10)], {"synth-clip": document}, tmp_path,
+                             policy_for, {"seed": 0})
+    assert same.changes == [] and same.loosened == []

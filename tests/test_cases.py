@@ -1,5 +1,6 @@
 import pytest
 
+from harness.attacks import Attack
 from harness.cases import expand_cases
 from harness.config import ConfigError, build_config, read_pyproject_table
 
@@ -20,7 +21,7 @@ def test_default_cases_cover_every_category_for_both_models(config):
         assert f"{line}-typographic-1x14px-white-random" in ids
     assert "synth-clip-transfer-pgd-linf-4/255-from-synth-cnn" in ids
     assert "synth-cnn-transfer-pgd-linf-4/255-from-synth-clip" in ids
-    attack_types = {c.setting.attack.attack for c in cases if c.setting.attack is not None}
+    attack_types = {c.setting.perturbation.spec.attack for c in cases if isinstance(c.setting.perturbation, Attack)}
     assert len(attack_types) >= 11
     assert not any("adversarial" in c.setting.name for c in cases if c.setting.category != "adversarial")
 

@@ -1,9 +1,10 @@
+from case_records import case_record
 from harness.checks import dose_response_violations
 
 
 def attack_case(case_id, eps, accuracy, interval, model="embedded:synth-clip", attack="pgd"):
-    return {"id": case_id, "model": model, "accuracy": accuracy, "interval95": interval,
-            "setting": {"attack": {"attack": attack, "norm": "linf", "eps": eps}}}
+    return case_record(id=case_id, model=model, accuracy=accuracy, interval95=interval,
+                       setting={"attack": {"attack": attack, "norm": "linf", "eps": eps}})
 
 
 def test_accuracy_rising_with_eps_beyond_the_interval_is_flagged():
@@ -15,22 +16,22 @@ def test_accuracy_rising_with_eps_beyond_the_interval_is_flagged():
 def test_noise_within_the_interval_and_other_ladders_pass():
     cases = [attack_case("a-1", 1 / 255, 0.40, [0.33, 0.47]), attack_case("a-2", 2 / 255, 0.45, [0.38, 0.52]),
              attack_case("b-2", 2 / 255, 0.90, [0.85, 0.94], attack="fgsm"),
-             {"id": "s-1", "model": "m", "accuracy": 0.5, "interval95": [0.4, 0.6],
-              "setting": {"corruption": {"name": "fog", "severity": 1}}},
-             {"id": "s-2", "model": "m", "accuracy": 0.3, "interval95": [0.2, 0.4],
-              "setting": {"corruption": {"name": "fog", "severity": 2}}}]
+             case_record(id="s-1", model="m", accuracy=0.5, interval95=[0.4, 0.6],
+                         setting={"corruption": {"name": "fog", "severity": 1}}),
+             case_record(id="s-2", model="m", accuracy=0.3, interval95=[0.2, 0.4],
+                         setting={"corruption": {"name": "fog", "severity": 2}})]
     assert dose_response_violations(cases) == []
 
 
 def test_severity_ladder_is_checked():
-    cases = [{"id": f"s-{s}", "model": "m", "accuracy": a, "interval95": [a - 0.05, a + 0.05],
-              "setting": {"corruption": {"name": "fog", "severity": s}}} for s, a in ((1, 0.5), (2, 0.7))]
+    cases = [case_record(id=f"s-{s}", model="m", accuracy=a, interval95=[a - 0.05, a + 0.05],
+                         setting={"corruption": {"name": "fog", "severity": s}}) for s, a in ((1, 0.5), (2, 0.7))]
     assert len(dose_response_violations(cases)) == 1
 
 
 def test_corruptions_whose_severities_are_not_one_dose_are_not_checked():
     def ladder(name):
-        return [{"id": f"m-{name}-{s}", "model": "m", "accuracy": a, "interval95": [a - 0.05, a + 0.05],
-                 "setting": {"corruption": {"name": name, "severity": s}}} for s, a in ((2, 0.5), (3, 0.8))]
+        return [case_record(id=f"m-{name}-{s}", model="m", accuracy=a, interval95=[a - 0.05, a + 0.05],
+                            setting={"corruption": {"name": name, "severity": s}}) for s, a in ((2, 0.5), (3, 0.8))]
     assert dose_response_violations(ladder("saturate") + ladder("spatter")) == []
     assert len(dose_response_violations(ladder("contrast"))) == 1

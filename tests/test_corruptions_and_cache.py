@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_predictions_are_cached_by_model_inputs_and_numerics(tmp_path, images):
     import torch
 
     from harness.data import Preprocess
-    from harness.evaluate import predict
+    from harness.evaluate import RunContext, predict
     from harness.models.base import LoadedModel, ModelId, PixelClassifier
 
     calls = []
@@ -96,13 +97,13 @@ def test_predictions_are_cached_by_model_inputs_and_numerics(tmp_path, images):
 
     model = LoadedModel(ModelId("test", "mean"), PixelClassifier(Counting(), (0.5,) * 3, (0.25,) * 3).eval(),
                         ("r", "g", "b"), Preprocess(images.shape[1], images.shape[1]), {"weights_sha256": "a"})
-    cache, cpu = ArrayCache(tmp_path), torch.device("cpu")
-    first = predict(model, images, 2, cpu, cache=cache)
-    assert np.array_equal(predict(model, images, 2, cpu, cache=ArrayCache(tmp_path)), first)  # from disk
+    run = RunContext(torch.device("cpu"), ArrayCache(tmp_path), batch_size=2)
+    first = predict(model, images, run)
+    assert np.array_equal(predict(model, images, dataclasses.replace(run, cache=ArrayCache(tmp_path))), first)  # disk
     assert len(calls) == -(-len(images) // 2)
-    predict(model, images, 3, cpu, cache=cache)  # another batch size: recomputed
+    predict(model, images, dataclasses.replace(run, batch_size=3))  # another batch size: recomputed
     other = dataclasses.replace(model, provenance={"weights_sha256": "b"})
-    predict(other, images, 2, cpu, cache=cache)  # other weights: recomputed
+    predict(other, images, run)  # other weights: recomputed
     assert len(calls) == -(-len(images) // 2) + -(-len(images) // 3) + -(-len(images) // 2)
 
 
@@ -142,7 +143,7 @@ def test_remembered_content_hashes_hold_no_array_alive(images):
     assert content_sha256(again) == expected
 
 
-def _entry_path(cache: ArrayCache, key) -> "Path":
+def _entry_path(cache: ArrayCache, key) -> Path:
     from harness.cache import cache_key
 
     digest = cache_key(key)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.__main__ import main
-from harness.baselines import encode_bits
+from harness.records import CaseRecord, Status, encode_bits
 from harness.report import build_report
 from harness.trends import TRENDS_DIR, fit_logit_linear, load_trends
 from harness.trends.__main__ import main as trends_main
@@ -109,11 +109,11 @@ def test_fit_logit_linear_recovers_a_known_line_and_refuses_infinite_logits():
 
 def record(model, category, name, accuracy, n=200, benchmark="synth", status="passed"):
     bits = np.arange(n) < round(accuracy * n)
-    return {"id": f"{model.split(':')[1]}-{name}", "key": f"{category}/{name}", "model": model,
-            "line": model.split(":")[1], "benchmark": benchmark, "category": category,
-            "setting": {"category": category, "name": name}, "n": n, "correct": int(bits.sum()),
-            "accuracy": float(bits.mean()), "per_sample": encode_bits(bits), "data_sha256": f"{benchmark}-{name}",
-            "seed": 0, "status": status, "model_provenance": {}}
+    return CaseRecord(id=f"{model.split(':')[1]}-{name}", key=f"{category}/{name}", model=model,
+                      line=model.split(":")[1], benchmark=benchmark, category=category,
+                      setting={"category": category, "name": name}, n=n, correct=int(bits.sum()),
+                      accuracy=float(bits.mean()), per_sample=encode_bits(bits), data_sha256=f"{benchmark}-{name}",
+                      seed=0, status=Status(status), model_provenance={})
 
 
 def report(cases, run_id="run1"):
@@ -132,7 +132,7 @@ def test_the_report_holds_effective_robustness_of_every_model_on_every_natural_s
              record("embedded:synth-cnn", "natural", "v2", 0.9),  # no clean case: no effective robustness
              record("openclip:ViT-B-32@openai", "clean", "val", 0.63, benchmark="imagenet"),
              record("openclip:ViT-B-32@openai", "natural", "rendition", 0.69, benchmark="imagenet")]
-    metrics = report(cases)["metrics"]
+    metrics = report(cases).metrics
     synth = metrics["embedded:synth-clip"]["effective_robustness"]
     assert set(synth) == {"v2", "sketch"}
     assert synth["sketch"]["effective_robustness"] == pytest.approx(
@@ -151,8 +151,8 @@ def test_relative_robustness_between_two_reports(tmp_path, capsys):
               record(model, "natural", "sketch", 0.20)]
     after = [record(model, "clean", "test", 0.85), record(model, "natural", "v2", 0.80),
              record(model, "natural", "sketch", 0.45)]
-    (tmp_path / "a.json").write_text(json.dumps(report(before)))
-    (tmp_path / "b.json").write_text(json.dumps(report(after, "run2")))
+    (tmp_path / "a.json").write_text(json.dumps(report(before).to_json()))
+    (tmp_path / "b.json").write_text(json.dumps(report(after, "run2").to_json()))
     assert main(["relative-robustness", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     sketch = next(line.split() for line in out.splitlines() if line.strip().startswith("sketch"))

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from harness.__main__ import main
-from harness.baselines import encode_bits
+from harness.records import CaseRecord, Status, encode_bits
 from harness.report import build_report, write_report
 from suite_helpers import read_json, run_suite
 
@@ -21,13 +21,13 @@ HOSTILE = '<script>alert("x")</script>'
 def record(model, category, name, accuracy, status="passed", n=100, **setting):
     bits = np.arange(n) < round(accuracy * n)
     line = model.split(":")[1]
-    return {"id": f"{line}-{name}", "key": f"{category}/{name}", "model": model, "line": line, "benchmark": "synth",
-            "category": category, "setting": {"category": category, "name": name, **setting}, "n": n,
-            "correct": int(bits.sum()), "accuracy": float(bits.mean()), "interval95": [0.0, 1.0],
-            "per_sample": encode_bits(bits), "data_sha256": "d", "seed": 0, "status": status,
-            "baseline": min(1.0, accuracy + 0.01), "threshold": accuracy - 0.05, "delta": -0.01,
-            "message": HOSTILE if status == "error" else f"{line}-{name}: {status}",
-            "model_provenance": {"architecture": "test", "weights_sha256": line}}
+    return CaseRecord(id=f"{line}-{name}", key=f"{category}/{name}", model=model, line=line, benchmark="synth",
+                      category=category, setting={"category": category, "name": name, **setting}, n=n,
+                      correct=int(bits.sum()), accuracy=float(bits.mean()), interval95=(0.0, 1.0),
+                      per_sample=encode_bits(bits), data_sha256="d", seed=0, status=Status(status),
+                      baseline=min(1.0, accuracy + 0.01), threshold=accuracy - 0.05, delta=-0.01,
+                      message=HOSTILE if status == "error" else f"{line}-{name}: {status}",
+                      model_provenance={"architecture": "test", "weights_sha256": line})
 
 
 def attack(eps, norm="linf"):

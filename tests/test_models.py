@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from harness.models import UnknownModelError, known_model_ids, load_model, resolve
-from harness.models.base import sha256_file
+from harness.files import sha256_file
 from harness.models.embedded import CHECKPOINTS
 
 

@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 
 from harness.cache import ArrayCache, cache_key
 from harness.data import get_benchmark
-from harness.models.base import sha256_file
+from harness.files import sha256_file
 from harness.models.openclip import head_cache_key, imagenet_prompts
 from harness.models.zeroshot import prompts_sha256
 from imagenet_trees import natural_shift_trees

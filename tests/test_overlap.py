@@ -1,5 +1,6 @@
 """Data-overlap analysis: planted near-duplicates of the embedded benchmark are found (recall, precision), corpora
 are read from folders and webdataset shards, and accuracy on all versus clean comes from a report's bits."""
+import dataclasses
 import io
 import json
 import tarfile
@@ -9,11 +10,13 @@ import pytest
 from PIL import Image
 
 from harness.__main__ import main
-from harness.baselines import encode_bits
+from case_records import IDENTITY, case_record
+from harness.records import encode_bits
 from harness.cache import ArrayCache
 from harness.data.synth import SynthBenchmark
 from harness.embedded.benchmark import render_split
-from harness.overlap import DEFAULT_PREPROCESS, OverlapError, accuracy_rows, analyse, corpus_images
+from harness.overlap import (DEFAULT_PREPROCESS, OverlapError, OverlapRequest, accuracy_rows, analyse,
+                             corpus_images)
 
 KINDS = ("exact", "resized", "recompressed", "cropped")
 PER_KIND = 50
@@ -61,7 +64,7 @@ def planted_corpus(tmp_path_factory):
 
 def test_planted_duplicates_are_found_with_high_recall_and_few_false_positives(planted_corpus, tmp_path):
     folder, truth = planted_corpus
-    result = analyse("synth:test", [folder], cache_dir=tmp_path / "cache")
+    result = analyse(OverlapRequest("synth:test", [folder], cache_dir=tmp_path / "cache"))
     assert result["n"] == 1000 and result["corpus"]["images"] == DISTINCT + len(truth)
     found = {entry["index"]: entry["match"] for entry in result["overlap"]}
     true_positives = {i for i in found if i in truth}
@@ -107,8 +110,8 @@ def test_webdataset_shards_and_unreadable_files(tmp_path):
     names = [name for name, _ in corpus_images([tmp_path / "shard-000.tar", tmp_path / "shard-001.tar.gz"])]
     assert len(names) == 33 and not any(name.endswith(".txt") for name in names)
     assert names[-1] == f"{tmp_path / 'shard-001.tar.gz'}:x/dup-000033.png"
-    result = analyse("synth:test", [tmp_path / "shard-000.tar", tmp_path / "shard-001.tar.gz"], samples=40,
-                     cache_dir=tmp_path / "cache")
+    result = analyse(OverlapRequest("synth:test", [tmp_path / "shard-000.tar", tmp_path / "shard-001.tar.gz"],
+                                    samples=40, cache_dir=tmp_path / "cache"))
     assert result["corpus"]["unreadable"] == [f"{tmp_path / 'shard-000.tar'}:dup-000021.jpg"]
     assert [(e["index"], e["match"].split(":")[-1]) for e in result["overlap"]] == [(7, "dup-000007.png"),
                                                                                   (33, "x/dup-000033.png")]
@@ -120,14 +123,14 @@ def test_accuracy_on_all_versus_clean_with_a_one_sided_binomial_test():
     overlap = np.zeros(120, bool)
     overlap[:20] = True
     correct = np.r_[np.ones(20, bool), np.arange(100) % 2 == 0]  # overlap all right, clean half right
-    case = {"model": "m", "id": "m-test", "n": 100, "per_sample": encode_bits(correct[:100])}
+    case = case_record(model="m", id="m-test", n=100, per_sample=encode_bits(correct[:100]))
     row = accuracy_rows([case], overlap)[0]
     assert (row["n"], row["n_overlap"]) == (100, 20)
     assert row["accuracy_all"] == pytest.approx(60 / 100)
     assert row["accuracy_clean"] == pytest.approx(40 / 80)
     assert row["all_minus_clean"] == pytest.approx(0.1)
     assert row["p_value"] == pytest.approx(0.5 ** 20)  # P(20 of 20 right | accuracy 0.5)
-    worse = {**case, "per_sample": encode_bits(np.r_[np.zeros(20, bool), np.ones(80, bool)])}
+    worse = dataclasses.replace(case, per_sample=encode_bits(np.r_[np.zeros(20, bool), np.ones(80, bool)]))
     assert accuracy_rows([worse], overlap)[0]["p_value"] == pytest.approx(1.0)
 
 
@@ -148,8 +151,8 @@ def test_cli_reads_per_sample_results_from_a_report_and_checks_their_data(tmp_pa
     for i, image in enumerate(render_split("train", 20, seed=0).images):
         Image.fromarray(image).save(corpus / f"train-{i}.png")
     bits = np.arange(n) % 3 == 0
-    case = {"id": "synth-cnn-test", "model": "embedded:synth-cnn", "benchmark": "synth", "category": "clean",
-            "n": n, "per_sample": encode_bits(bits), "data": dict(data.provenance)}
+    case = dict(IDENTITY, id="synth-cnn-test", model="embedded:synth-cnn", status="passed", n=n,
+                per_sample=encode_bits(bits), data=dict(data.provenance))
     (tmp_path / "report.json").write_text(json.dumps(report_with([case])))
     args = ["overlap", "--eval", "synth:test", "--corpus", str(corpus), "--report", str(tmp_path / "report.json"),
             f"--cache-dir={tmp_path / 'cache'}", "-o", str(tmp_path / "overlap.json")]

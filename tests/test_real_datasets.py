@@ -9,6 +9,7 @@ from PIL import Image
 from harness.cache import ArrayCache
 from harness.data import DataMissingError, EvalData, Preprocess, get_benchmark
 from harness.data import imagenet
+from harness.files import sha256_file
 from harness.metrics import pm_k_correct
 from imagenet_trees import WNIDS, class_tree, manifest, objectnet_tree, video_tree, write_image
 
@@ -139,7 +140,7 @@ def test_checksum_manifest_is_verified(root, cache):
     val_tree(root)
     folder = root / "imagenet"
     target = folder / "val" / WNIDS[1] / "img_000.JPEG"
-    (folder / "SHA256SUMS").write_text(f"{imagenet._sha256(target)}  val/{WNIDS[1]}/img_000.JPEG\n")
+    (folder / "SHA256SUMS").write_text(f"{sha256_file(target)}  val/{WNIDS[1]}/img_000.JPEG\n")
     load(root, "val", cache)
     (folder / "SHA256SUMS").write_text(f"{'0' * 64}  val/{WNIDS[1]}/img_000.JPEG\n")
     with pytest.raises(DataMissingError, match="SHA256SUMS"):
@@ -252,21 +253,22 @@ def test_imagenet_c_is_read_from_disk_when_present(root, cache):
         (folder / wnid).mkdir(parents=True, exist_ok=True)
     manifest(folder, class_tree(folder, WNIDS[:2], per_class=2))
     benchmark = get_benchmark("imagenet", root)
-    data = benchmark.load_perturbed(("fog", 3), None, 100, cache, PRE)
+    data = benchmark.load_perturbed({"corruption": {"name": "fog", "severity": 3}}, 100, cache, PRE)
     assert data.images.shape == (4, PRE.size, PRE.size, 3)
     assert sorted(data.labels.tolist()) == [0, 0, 1, 1]
     assert data.provenance["dataset_path"] == str(folder)
-    assert benchmark.load_perturbed(("fog", 4), None, 100, cache, PRE) is None  # absent: corrupt in memory instead
-    assert get_benchmark("imagenet", None).load_perturbed(("fog", 3), None, 100, cache, PRE) is None
+    fog = {"corruption": {"name": "fog", "severity": 3}}
+    assert benchmark.load_perturbed({"corruption": {"name": "fog", "severity": 4}}, 100, cache, PRE) is None  # absent
+    assert get_benchmark("imagenet", None).load_perturbed(fog, 100, cache, PRE) is None
 
 
 def test_stylized_imagenet_is_read_from_disk_when_present(root, cache):
     benchmark = get_benchmark("imagenet", root)
-    assert benchmark.load_perturbed(None, "stylized", 100, cache, PRE) is None
+    assert benchmark.load_perturbed({"transform": "stylized"}, 100, cache, PRE) is None
     folder = root / "stylized-imagenet"
     for wnid in WNIDS:
         (folder / "val" / wnid).mkdir(parents=True, exist_ok=True)
     manifest(folder, class_tree(folder / "val", WNIDS[:2], per_class=1))
-    data = benchmark.load_perturbed(None, "stylized", 100, cache, PRE)
+    data = benchmark.load_perturbed({"transform": "stylized"}, 100, cache, PRE)
     assert sorted(data.labels.tolist()) == [0, 1] and data.images.shape[1:] == (PRE.size, PRE.size, 3)
-    assert benchmark.load_perturbed(None, "greyscale", 100, cache, PRE) is None
+    assert benchmark.load_perturbed({"transform": "greyscale"}, 100, cache, PRE) is None

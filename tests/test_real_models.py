@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from harness.cache import ArrayCache, cache_key
 from harness.models import ModelId, UnknownModelError, load_model, openclip, resolve
-from harness.models.base import sha256_file
+from harness.files import sha256_file
 from harness.models.openclip import create_clip, head_cache_key, imagenet_prompts, uses_quick_gelu
 from harness.models.zeroshot import prompts_sha256
 from harness.models.torchvision_models import UnsafeCheckpointError, WeightsNotCachedError

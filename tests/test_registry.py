@@ -154,7 +154,7 @@ def test_attacks():
 def test_transforms(tmp_path):
     from harness.cases import expand_cases
     from harness.config import build_config
-    from harness.shifts.perturbations import TRANSFORMS, register_transform
+    from harness.shifts.perturbations import TRANSFORMS, Transform, register_transform
 
     greyscale = TRANSFORMS["greyscale"]
     with pytest.raises(DuplicateNameError, match="transform 'greyscale' is already registered"):
@@ -169,7 +169,8 @@ def test_transforms(tmp_path):
         images = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)
         assert np.array_equal(TRANSFORMS["throwaway-invert"](images, 0), 255 - images)  # as evaluate.py calls it
         cases = expand_cases(build_config(tmp_path, {"synthetic": {"transforms": ["throwaway-invert"]}}, {}))
-        assert {c.setting.transform for c in cases if c.setting.transform} == {"throwaway-invert"}
+        assert {c.setting.perturbation for c in cases if isinstance(c.setting.perturbation, Transform)} == {
+            Transform("throwaway-invert")}
     finally:
         TRANSFORMS.unregister("throwaway-invert")
     assert TRANSFORMS.names() == ["greyscale", "stylized"]

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from harness.__main__ import main
-from harness.baselines import BaselineError, encode_bits, read_baseline, write_atomic
+from harness.baselines import BaselineError, read_baseline
+from harness.files import write_json_atomic as write_atomic
+from case_records import case_record
+from harness.records import encode_bits
 from harness.gate import decide
 from harness.seeding import OPENCLIP_SOURCE, seeded_entry
 
@@ -16,8 +19,8 @@ REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "referenc
 def record(accuracy, n=1000):
     correct = round(accuracy * n)
     bits = np.arange(n) < correct
-    return {"id": "ViT-B-32-openai-val", "key": "clean/val", "setting": {}, "data_sha256": "d", "seed": 0, "n": n,
-            "correct": correct, "accuracy": correct / n, "interval95": [0, 1], "per_sample": encode_bits(bits)}
+    return case_record(id="ViT-B-32-openai-val", key="clean/val", data_sha256="d", seed=0, n=n, correct=correct,
+                       accuracy=correct / n, interval95=[0, 1], per_sample=encode_bits(bits))
 
 
 def test_seeded_entry_gates_unpaired_at_published_minus_margin():
@@ -26,6 +29,14 @@ def test_seeded_entry_gates_unpaired_at_published_minus_margin():
     assert decide(record(0.62), entry, "b.json", "cmd").status == "passed"
     failed = decide(record(0.58), entry, "b.json", "cmd")
     assert failed.status == "regressed" and "published, not measured here" in failed.message
+
+
+def test_a_flip_rate_limit_cannot_be_checked_against_a_published_figure():
+    """--max-flip-rate needs per-sample outcomes; a seeded entry has none, so the case is not comparable under it."""
+    entry = seeded_entry("clean/val", 0.6332, OPENCLIP_SOURCE, 0.03)
+    decision = decide(record(0.62), entry, "b.json", "cmd", max_flip_rate=0.05)
+    assert decision.status == "protocol-mismatch" and not decision.ok
+    assert "--max-flip-rate 0.05 needs per-sample outcomes" in decision.message
 
 
 def test_seeded_entries_are_validated(tmp_path):
@@ -46,7 +57,8 @@ def test_seeded_entries_are_validated(tmp_path):
 def test_seed_baselines_cover_every_openclip_row_and_keep_existing_files(tmp_path, capsys):
     existing = tmp_path / "ViT-B-32-openai.json"
     existing.write_text("{}")
-    assert main(["seed-baselines", "--out", str(tmp_path)]) == 0
+    assert main(["seed-baselines", "--out", str(tmp_path), "--openclip-results", str(REFERENCE / "openclip_results.csv"),
+                 "--testbed", str(REFERENCE / "imagenet_testbed_top1s.csv")]) == 0
     with open(REFERENCE / "openclip_results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:

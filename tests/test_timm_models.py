@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from harness.data import Preprocess
 from harness.data.imagenet import _resize_crop
 from harness.models import load_model
-from harness.models.base import sha256_file
+from harness.files import sha256_file
 from harness.models.timm_models import preprocess_of
 from model_caches import hf_cache_file
 

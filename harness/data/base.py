@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import weakref
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
@@ -108,3 +108,9 @@ class Benchmark(Protocol):
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         """At most `n` samples of `split` (class-balanced, deterministic), decoded and preprocessed to uint8
         pixels at `preprocess.size`; raises DataMissingError when the data is not on disk."""
+
+    def load_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
+                       preprocess: Preprocess) -> EvalData | None:
+        """The clean split perturbed as `perturbation` (a setting's perturbation record, e.g. {"corruption":
+        {"name", "severity"}}) says, pre-rendered on disk by the dataset's authors, or None when the benchmark
+        has no such release here (the perturbation is then applied in memory)."""

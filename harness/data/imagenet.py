@@ -34,12 +34,13 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
 from ..cache import ArrayCache
+from ..files import sha256_file
 from .base import DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
 
 DATA_SEED = 0  # fixes sample selection; run seeds (--seed) never change which images are evaluated
@@ -402,18 +403,10 @@ def verify_checksums(folder: Path) -> None:
             continue
         digest, name = line.split(maxsplit=1)
         path = folder / name.lstrip("*")
-        if not path.is_file() or _sha256(path) != digest.lower():
+        if not path.is_file() or sha256_file(path) != digest.lower():
             bad.append(str(path))
     if bad:
         raise DataMissingError(f"{len(bad)} file(s) missing or failing {sums}: {', '.join(bad[:10])}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sample]:
@@ -533,18 +526,19 @@ class ImageNetBenchmark:
         return self._read(split, self._listing(split), n, cache, preprocess,
                           frames=split.startswith(("vid-", "ytbb-")))
 
-    def load_perturbed(self, corruption: tuple[str, int] | None, transform: str | None, n: int, cache: ArrayCache,
+    def load_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
                        preprocess: Preprocess) -> EvalData | None:
         """A pre-rendered synthetic shift from disk, preferred (as its authors advise) over perturbing in memory,
-        or None when it is absent: ImageNet-C for `corruption` (name, severity), whose 224 px crops are only
-        resized to the model's input size, never re-cropped; Stylized-ImageNet for the transform `stylized`."""
+        or None when it is absent: ImageNet-C for a corruption, whose 224 px crops are only resized to the model's
+        input size, never re-cropped; Stylized-ImageNet for the transform `stylized`."""
         if self.data_root is None:
             return None
+        corruption = perturbation.get("corruption")
         if corruption is not None:
-            listing = load_imagenet_c(self.data_root, *corruption)
-            split = f"imagenet-c/{corruption[0]}/{corruption[1]}"
+            listing = load_imagenet_c(self.data_root, corruption["name"], corruption["severity"])
+            split = f"imagenet-c/{corruption['name']}/{corruption['severity']}"
             preprocess = Preprocess(preprocess.size, preprocess.size, preprocess.interpolation)
-        elif transform == "stylized":
+        elif perturbation.get("transform") == "stylized":
             listing, split = load_stylized(self.data_root), "stylized-imagenet"
         else:
             return None

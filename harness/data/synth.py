@@ -1,6 +1,8 @@
 """`synth`: the embedded benchmark rendered by harness.embedded.benchmark (offline, deterministic)."""
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import numpy as np
 
 from ..cache import ArrayCache
@@ -26,6 +28,11 @@ class SynthBenchmark:
 
     def check(self, split: str) -> None:
         """Always there: the benchmark is rendered, not read."""
+
+    def load_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
+                       preprocess: Preprocess) -> EvalData | None:
+        """None: every perturbation of the rendered benchmark is applied in memory."""
+        return None
 
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         from ..embedded import benchmark as renderer

@@ -87,8 +87,9 @@ def _poly(*points: tuple[float, float]) -> np.ndarray:
     return np.array(points, dtype=float)
 
 
-def _band(cx: float, cy: float, r_out: float, r_in: float, a0: float, a1: float, n: int = 14) -> np.ndarray:
-    """Annular sector between angles a0..a1 (degrees) as one closed polygon."""
+def _band(centre: tuple[float, float], r_out: float, r_in: float, a0: float, a1: float, n: int = 14) -> np.ndarray:
+    """Annular sector around `centre` (x, y) between angles a0..a1 (degrees) as one closed polygon."""
+    cx, cy = centre
     t = np.radians(np.linspace(a0, a1, n))
     outer = np.stack([cx + r_out * np.cos(t), cy + r_out * np.sin(t)], axis=1)
     inner = np.stack([cx + r_in * np.cos(t[::-1]), cy + r_in * np.sin(t[::-1])], axis=1)
@@ -115,8 +116,8 @@ _SHAPES: dict[str, tuple[tuple[str, np.ndarray], ...]] = {
              ("dark", _ellipse(-0.5, -0.1, 0.09, 0.09, 10))),
     "star": (("main", _star()),),
     "cup": (("main", _poly((-0.6, -0.6), (0.45, -0.6), (0.35, 0.7), (-0.5, 0.7))),
-            ("main", _band(0.42, 0.0, 0.45, 0.22, -90, 90)), ("dark", _rect(-0.85, 0.7, 0.7, 0.85))),
-    "key": (("main", _band(-0.55, 0.0, 0.42, 0.18, 0, 360, 22)), ("main", _rect(-0.16, -0.09, 0.95, 0.09)),
+            ("main", _band((0.42, 0.0), 0.45, 0.22, -90, 90)), ("dark", _rect(-0.85, 0.7, 0.7, 0.85))),
+    "key": (("main", _band((-0.55, 0.0), 0.42, 0.18, 0, 360, 22)), ("main", _rect(-0.16, -0.09, 0.95, 0.09)),
             ("main", _rect(0.55, 0.05, 0.67, 0.38)), ("main", _rect(0.78, 0.05, 0.9, 0.3))),
     "boat": (("main", _poly((-0.95, 0.35), (0.95, 0.35), (0.6, 0.8), (-0.6, 0.8))),
              ("dark", _rect(-0.05, -0.9, 0.05, 0.35)), ("accent", _poly((0.1, -0.85), (0.1, 0.25), (0.78, 0.25)))),

@@ -19,7 +19,6 @@ import torch
 
 from . import EMBEDDED_DIR
 from .benchmark import RENDERER_VERSION, render_split
-from .cnn import SynthCNN
 from .train import cnn_predictor, device_description, eval_data, evaluate, seed_everything, train_cnn
 
 WIDTHS = (4, 6, 8, 12, 16, 24, 32)

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -93,9 +91,3 @@ class LoadedModel:
         return self.preprocess.size
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from ..cache import ArrayCache
 from ..data.base import Preprocess
-from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
+from ..files import sha256_file
+from .base import LoadedModel, ModelId, PixelClassifier
 from .registry import UnknownModelError, known_model_ids, register_family
 from .zeroshot import prompts_sha256, zero_shot_head
 

@@ -29,7 +29,8 @@ import torch
 
 from ..cache import ArrayCache
 from ..data.base import Preprocess
-from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
+from ..files import sha256_file
+from .base import LoadedModel, ModelId, PixelClassifier
 from .hf_cache import hf_cached
 from .registry import UnknownModelError, register_family
 from .torchvision_models import LOCAL_SUFFIXES, WeightsNotCachedError, refusing_unsafe_pickles

@@ -17,7 +17,8 @@ import torch
 
 from ..cache import ArrayCache
 from ..data.base import Preprocess
-from .base import LoadedModel, ModelId, PixelClassifier, sha256_file
+from ..files import sha256_file
+from .base import LoadedModel, ModelId, PixelClassifier
 from .registry import UnknownModelError, register_family
 
 LOCAL_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")

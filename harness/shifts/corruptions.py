@@ -16,16 +16,23 @@ the paired test decides.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import cv2
 import numpy as np
 from imagecorruptions import corrupt, get_corruption_names
 
 from ..cache import ArrayCache
+from ..pixels import image_digests
 from ..versions import pixel_library_versions
+from .base import Inputs, Perturbation, with_pixels
+
+if TYPE_CHECKING:
+    from ..evaluate import RunContext
+    from ..models import LoadedModel
 
 ALL_CORRUPTIONS = tuple(get_corruption_names("all"))
 
@@ -80,8 +87,33 @@ def recipe(images_sha256: str, name: str, severity: int, seed: int) -> dict[str,
             "libraries": pixel_library_versions()}
 
 
-def corrupted(images: np.ndarray, pixel_recipe: dict[str, Any], cache: ArrayCache) -> np.ndarray:
-    """`corrupt_images` of `images` (whose hash is the recipe's `clean_sha256`), cached on disk under its recipe."""
+def corrupted(images: np.ndarray, pixel_recipe: dict[str, Any], cache: ArrayCache | None) -> np.ndarray:
+    """`corrupt_images` of `images` (whose hash is the recipe's `clean_sha256`), cached on disk under its recipe
+    (computed afresh without a cache)."""
     key = {"kind": "corruption", "images": pixel_recipe["clean_sha256"], "recipe": pixel_recipe, "ipp": "off"}
     name, severity, seed = pixel_recipe["corruption"], pixel_recipe["severity"], pixel_recipe["seed"]
+    if cache is None:
+        return corrupt_images(images, name, severity, seed)
     return cache.get_or_compute(key, lambda: {"images": corrupt_images(images, name, severity, seed)})["images"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Corruption(Perturbation):
+    """An ImageNet-C corruption `name` at `severity` 1-5 (imagecorruptions), applied in memory unless the benchmark
+    has it pre-rendered on disk. Its pixels depend on CPU-dispatched library kernels, so the case keeps its recipe
+    and per-image digests (harness.pixels) beside the pixels' hash."""
+
+    name: str
+    severity: int
+
+    def __post_init__(self) -> None:
+        check_corruption(self.name, self.severity)
+
+    def record(self) -> dict[str, Any]:
+        return {"corruption": {"name": self.name, "severity": self.severity}}
+
+    def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
+        pixel_recipe = recipe(inputs.provenance["sha256"], self.name, self.severity, run.seed)
+        images = corrupted(inputs.images, pixel_recipe, run.cache)
+        return with_pixels(inputs, images, pixel_recipe=pixel_recipe, perturbed_source="in memory (imagecorruptions)",
+                           image_digests=image_digests(images))

@@ -13,12 +13,18 @@ All randomness comes from (seed, kind, sample index).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..registry import Registry
+from .base import Inputs, Perturbation, Scored, Scorer, with_pixels
+
+if TYPE_CHECKING:
+    from ..evaluate import RunContext
+    from ..models import LoadedModel
 
 FRAMES = 10
 # _KIND_IDS numbers each kind by its position in SEQUENCES + ("stylized",), and the number is in every random draw
@@ -29,11 +35,11 @@ _KIND_IDS = {name: i for i, name in enumerate(SEQUENCES + ("stylized",))}
 _FRACTION_BITS = 16  # fixed-point resolution of blur weights and of sampling positions
 _CHUNK = 16  # images per step of the integer kernels
 
-Transform = Callable[[np.ndarray, int], np.ndarray]  # (uint8 (N, H, W, 3) images, seed) -> the same shape
-TRANSFORMS: Registry[Transform] = Registry("transform")  # the `synthetic.transforms` a config may name
+TransformFunction = Callable[[np.ndarray, int], np.ndarray]  # (uint8 (N, H, W, 3) images, seed) -> same shape
+TRANSFORMS: Registry[TransformFunction] = Registry("transform")  # the `synthetic.transforms` a config may name
 
 
-def register_transform(name: str) -> Callable[[Transform], Transform]:
+def register_transform(name: str) -> Callable[[TransformFunction], TransformFunction]:
     """Decorator: register a whole-image shift `(images, seed) -> images` (uint8 (N, H, W, 3)) as transform `name`
     and return it unchanged; a name already registered is refused (DuplicateNameError)."""
     return TRANSFORMS.register(name)
@@ -169,3 +175,45 @@ def flips(predictions: np.ndarray, kind: str) -> np.ndarray:
     if kind == "gaussian_noise":
         return (predictions[:, 1:] != predictions[:, :1]).sum(axis=1)
     return (predictions[:, 1:] != predictions[:, :-1]).sum(axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform(Perturbation):
+    """A whole-image shift without severity, registered in TRANSFORMS (greyscale, stylized); the benchmark's
+    pre-rendered version is used instead where it has one (Stylized-ImageNet)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        TRANSFORMS.get(self.name)
+
+    def record(self) -> dict[str, Any]:
+        return {"transform": self.name}
+
+    def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
+        return with_pixels(inputs, TRANSFORMS[self.name](inputs.images, run.seed))
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameSequence(Perturbation):
+    """An ImageNet-P-style sequence of `FRAMES` frames of perturbation `kind` (one of SEQUENCES) per image,
+    scored by stability: a sample is correct when the model's prediction never flips along its sequence."""
+
+    kind: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in SEQUENCES:
+            raise ValueError(f"unknown perturbation sequence {self.kind!r}; known: {', '.join(SEQUENCES)}")
+
+    def record(self) -> dict[str, Any]:
+        return {"sequence": {"kind": self.kind, "frames": FRAMES}}
+
+    def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
+        return with_pixels(inputs, sequences(inputs.images, self.kind, run.seed))
+
+    def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
+        predictions = scorer.predictions(inputs)
+        flipped = flips(predictions, self.kind)
+        n, frames = predictions.shape
+        return Scored(flipped == 0, {"flip_probability": float(flipped.sum() / (n * (frames - 1))),
+                                     "accuracy_first_frame": float((predictions[:, 0] == inputs.data.labels).mean())})

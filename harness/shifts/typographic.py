@@ -7,11 +7,16 @@ prediction is the written class.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..embedded.benchmark import draw_text
+from .base import Inputs, Perturbation, Scored, Scorer, with_pixels
+
+if TYPE_CHECKING:
+    from ..evaluate import RunContext
+    from ..models import LoadedModel
 
 COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0), "red": (230, 30, 30), "yellow": (250, 220, 0)}
 POSITIONS = ("random", "center", "top", "bottom")
@@ -78,3 +83,23 @@ def overlay(images: np.ndarray, labels: np.ndarray, classnames: Sequence[str], s
             image = draw_text(image, word, position=(int(x), int(y)), size=size, color=colour)
         out[index] = image
     return out, written
+
+
+@dataclasses.dataclass(frozen=True)
+class Typographic(Perturbation):
+    """A misleading class name written on each image (`spec`); scored by accuracy, with the attack success rate
+    (the share of predictions that are the written class) beside it."""
+
+    spec: TypographicSpec
+
+    def record(self) -> dict[str, Any]:
+        return {"typographic": self.spec.as_dict()}
+
+    def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
+        images, written = overlay(inputs.images, inputs.data.labels, model.classnames, self.spec, run.seed)
+        return dataclasses.replace(with_pixels(inputs, images), targets=written)
+
+    def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
+        predictions = scorer.predictions(inputs)
+        return Scored(inputs.data.correct(predictions),
+                      {"attack_success_rate": float((predictions == inputs.targets).mean())})

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..baselines import write_atomic
 from ..data.imagenet import ImageNetBenchmark
 from ..data.synth import SynthBenchmark
 from ..embedded import EMBEDDED_DIR
+from ..files import sha256_file, write_json_atomic
 from ..seeding import TESTBED_COLUMNS
 from . import TREND_FILES, TRENDS_DIR, Trend, fit_logit_linear, trend_document
 
@@ -40,10 +39,6 @@ CLASS_SUBSET_COLUMNS = {"rendition": "val-on-imagenet-r-classes", "imagenet-a": 
 
 class SourceError(ValueError):
     """A reference file is missing or not as expected; the message names it."""
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def fit_points(shift: str, x: str, y: str, points: Iterable[tuple[str, float, float]]
@@ -165,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         path = args.out / TREND_FILES[benchmark]
-        write_atomic(path, document)
+        write_json_atomic(path, document)
         print(f"wrote {path}: {len(document['trends'])} trends ({document['source']['summary']})")
     return 0
 

@@ -1,0 +1,84 @@
+"""A setting's perturbation: what it is (its record), what it does to the pixels, and how its case is scored.
+
+Each kind (a corruption at a severity, a whole-image transform, a perturbation sequence, a typographic overlay,
+an attack) is a frozen dataclass in the module of its shift, subclassing `Perturbation`. A setting without one
+is scored on its data as loaded. `harness.evaluate` calls `perturb` and then `score`, handing the kind a `Scorer`
+that classifies (and attacks) with the run's model, device, batch size and autocast.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
+
+import numpy as np
+
+from ..data.base import content_sha256
+
+if TYPE_CHECKING:
+    from ..attacks import AttackSpec
+    from ..data import EvalData
+    from ..evaluate import RunContext
+    from ..models import LoadedModel
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What a case scores: `images` uint8 (N, H, W, 3), or frames (N, F, H, W, 3); `data` the split they come
+    from (labels, label sets, class subset); `provenance` the data's record, which a perturbation extends with
+    the hash of the pixels it made; `targets` int (N,) when a perturbation aims each image at a class (the class
+    a typographic attack writes on it), else None."""
+
+    data: "EvalData"
+    images: np.ndarray
+    provenance: Mapping[str, Any]
+    targets: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """`per_sample` bool (N,): sample i scored correct under the setting's metric; `metrics` what the setting adds."""
+
+    per_sample: np.ndarray
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Scorer(Protocol):
+    """Classifies and attacks a case's inputs with the run's model (implemented by harness.evaluate)."""
+
+    def predictions(self, inputs: Inputs) -> np.ndarray:
+        """Predicted classes: int (N,) for images, (N, F) for frames."""
+
+    def correct(self, inputs: Inputs, k: int | None) -> Scored:
+        """Top-1 correctness against the data's labels (label sets); for frames, pm-k over each frame set."""
+
+    def attack(self, inputs: Inputs, spec: "AttackSpec", surrogate: str | None) -> Scored:
+        """Robust correctness under `spec`, crafted on the model `surrogate` names when given."""
+
+
+class Perturbation:
+    """Base of the perturbation kinds: a frozen dataclass naming the perturbation and its parameters."""
+
+    def record(self) -> dict[str, Any]:
+        """What the setting's protocol record (`Setting.as_dict`) holds of this perturbation: compared against a
+        baseline's, so a change here is a protocol change."""
+        raise NotImplementedError
+
+    def perturb(self, inputs: Inputs, model: "LoadedModel", run: "RunContext") -> Inputs:
+        """The inputs this perturbation makes of clean `inputs`, deterministic in `run.seed`; the default leaves
+        them (a perturbation applied in the scoring, as an attack)."""
+        return inputs
+
+    def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
+        """The case's per-sample outcome on perturbed `inputs`; the default is top-1 (or pm-k) correctness."""
+        return scorer.correct(inputs, k)
+
+    @property
+    def autocast(self) -> bool:
+        """Whether scoring may run under --amp autocast (not for attacks: budgets and gradients stay float32)."""
+        return True
+
+
+def with_pixels(inputs: Inputs, images: np.ndarray, **provenance: Any) -> Inputs:
+    """`inputs` holding `images` instead, their sha256 as `perturbed_sha256` and `provenance` added."""
+    return dataclasses.replace(inputs, images=images, provenance={**inputs.provenance, **provenance,
+                                                                  "perturbed_sha256": content_sha256(images)})
