@@ -96,13 +96,16 @@ class CaseResult:
             metrics=dict(self.extra), duration_s=round(self.duration_s, 3), model_provenance=dict(model_provenance))
 
 
-def _to_pixels(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] on `device`. `images` may be read-only (shared cached
-    data): the tensor viewing it is only read, copied by the conversion."""
+def to_pixels(images: np.ndarray | torch.Tensor, device: torch.device, contiguous: bool = True) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] on `device`, contiguous unless `contiguous=False`
+    (which keeps the images' channels-last strides: the memory order the embedded models were trained on, and a
+    convolution's last bits depend on it). `images` may be read-only (shared cached data): the tensor viewing it
+    is only read, copied by the conversion."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        pixels = torch.from_numpy(images)
-    return pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+        pixels = torch.as_tensor(images)
+    pixels = pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)
+    return pixels.contiguous() if contiguous else pixels
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -146,11 +149,17 @@ def predict(model: LoadedModel, images: np.ndarray, run: RunContext,
     """Predicted class indices (N,) of uint8 images (N, H, W, 3) in batches of `run.batch_size` on `run.device`,
     chosen among `class_subset` when given, under autocast to `run.amp` unless it is "off". With `run.cache`,
     predictions are kept under `predictions_key`, so a warm run does not recompute them."""
-    if run.cache is not None:
-        key = predictions_key(model, images, run.batch_size, run.device, class_subset, run.amp)
-        uncached = dataclasses.replace(run, cache=None)
-        return run.cache.get_or_compute(key, lambda: {"predictions": predict(model, images, uncached,
-                                                                             class_subset)})["predictions"]
+    if run.cache is None:
+        return classify(model.classifier, images, run, class_subset)
+    key = predictions_key(model, images, run.batch_size, run.device, class_subset, run.amp)
+    return run.cache.get_or_compute(key, lambda: {"predictions": classify(model.classifier, images, run,
+                                                                          class_subset)})["predictions"]
+
+
+def classify(classifier: torch.nn.Module, images: np.ndarray, run: RunContext,
+             class_subset: np.ndarray | None = None) -> np.ndarray:
+    """Predicted class indices (N,) of uint8 images (N, H, W, 3) by a pixel-space classifier (logits (N, C)),
+    uncached; see `predict`."""
     predictions = []
     device, batch_size = run.device, run.batch_size
     subset = None if class_subset is None else torch.as_tensor(class_subset, device=device)
@@ -158,7 +167,7 @@ def predict(model: LoadedModel, images: np.ndarray, run: RunContext,
                 else torch.autocast(device.type, AUTOCAST_DTYPES[run.amp]))
     with torch.no_grad(), autocast:
         for start in range(0, len(images), batch_size):
-            logits = model.classifier(_to_pixels(images[start:start + batch_size], device))
+            logits = classifier(to_pixels(images[start:start + batch_size], device))
             if subset is not None:
                 logits = torch.full_like(logits, float("-inf")).index_copy_(1, subset, logits[:, subset])
             predictions.append(logits.argmax(dim=1).cpu().numpy())
@@ -185,7 +194,7 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
     them can differ slightly from the float images that were scored)."""
     robust, clean, norms, adversarial = [], [], [], []
     for start in range(0, len(images), run.batch_size):
-        pixels = _to_pixels(images[start:start + run.batch_size], run.device)
+        pixels = to_pixels(images[start:start + run.batch_size], run.device)
         targets = torch.from_numpy(labels[start:start + run.batch_size]).to(run.device)
         outcome = run_attack(model.classifier, pixels, targets, spec, seed=run.seed * 1_000_003 + start,
                              attack_model=surrogate.classifier if surrogate is not None else None)

@@ -11,8 +11,7 @@ from harness.embedded import (CLIP_CHECKPOINT, CLIP_CONFIG, CLIP_MEAN, CLIP_MODE
                               REFERENCE_CHECKPOINT)
 from harness.embedded import benchmark as bm
 from harness.embedded.cnn import SynthCNN
-from harness.embedded.train import (clip_predictor, cnn_predictor, seed_everything, train_clip, train_clip_schedule,
-                                    train_cnn)
+from tools.train_embedded import clip_predictor, cnn_predictor
 
 
 @pytest.fixture(scope="module")
@@ -46,35 +45,3 @@ def test_reference_cnn_misclassifies_hard_samples():
     hard = bm.render_split("hard", 50)
     predictions = cnn_predictor(SynthCNN.load(REFERENCE_CHECKPOINT))(hard.images)
     assert not np.any(predictions == hard.labels)
-
-
-def test_training_is_deterministic():
-    train = bm.render_split("train", 64)
-    images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    captions = bm.train_captions(64)
-    seed_everything(0)
-
-    def clip_state():
-        return train_clip(images, labels, captions, steps=2, batch=32, lr=1e-3, seed=3).state_dict()
-
-    def cnn_state():
-        return train_cnn(images, labels, width=4, steps=2, batch=32, lr=1e-3, seed=3, name="cnn").state_dict()
-
-    for first, second in ((clip_state(), clip_state()), (cnn_state(), cnn_state())):
-        assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-
-
-def test_a_continued_schedule_equals_the_uninterrupted_one():
-    train = bm.render_split("train", 64)
-    images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    captions = bm.train_captions(64)
-    seed_everything(0)
-    recipe = dict(batch=32, lr=1e-3, seed=3, device=torch.device("cpu"))
-    whole = train_clip_schedule(images, labels, captions, schedule=[2, 2, 2], **recipe).state_dict()
-    first = train_clip_schedule(images, labels, captions, schedule=[2], **recipe).state_dict()
-    continued = train_clip_schedule(images, labels, captions, schedule=[2, 2], init=first, first_cycle=1,
-                                    **recipe).state_dict()
-    assert all(torch.equal(whole[k], continued[k]) for k in whole)
-    assert not all(torch.equal(whole[k], first[k]) for k in whole)
-    with pytest.raises(ValueError, match="first_cycle"):
-        train_clip_schedule(images, labels, captions, schedule=[2], init=first, **recipe)

@@ -6,7 +6,7 @@ line synth-clip (baselines/synth-clip.json), as a release candidate would be:
 - the first cycle of the recipe alone (1,300 of 11,500 steps) fails, with readable regressions.
 
 The candidates are tests/fixtures/synth-clip-{seed1,short}.safetensors, written by
-tests/fixtures/make_candidates.py (their recipe and clean accuracy are in tests/fixtures/candidates.json).
+`python -m tools.make_candidates` (their recipe and clean accuracy are in tests/fixtures/candidates.json).
 The selection spans every category; it was fixed before the candidates were gated.
 """
 import json

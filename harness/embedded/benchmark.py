@@ -573,7 +573,7 @@ def load_hard_indices() -> tuple[int, list[int]]:
     record = json.loads(HARD_SPLIT_PATH.read_text())
     if record["renderer_version"] != RENDERER_VERSION:
         raise RuntimeError(f"hard_split.json was built with renderer {record['renderer_version']}, "
-                           f"current is {RENDERER_VERSION}; rerun python -m harness.embedded.train")
+                           f"current is {RENDERER_VERSION}; rerun python -m tools.train_embedded")
     return int(record["seed"]), [int(i) for i in record["indices"]]
 
 

@@ -1,4 +1,4 @@
-"""The embedded models, trained by `python -m harness.embedded.train` and committed under harness/embedded/.
+"""The embedded models, trained by `python -m tools.train_embedded` and committed under harness/embedded/.
 
 `embedded:synth-clip` is an open_clip model config loaded through open_clip's own factory and used zero-shot;
 `embedded:synth-cnn` is a supervised CNN. Both classify the embedded benchmark (`synth`). A release candidate of
@@ -7,6 +7,7 @@ the same architecture names its weights file: `embedded:synth-clip@path/to/candi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -30,8 +31,19 @@ def _checkpoint(model_id: ModelId) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: it is committed with the repository; restore it with `git checkout -- {path}` "
-            f"or retrain with `python -m harness.embedded.train`")
+            f"or retrain with `python -m tools.train_embedded` from a checkout")
     return path
+
+
+def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device) -> PixelClassifier:
+    """synth-clip as a pixel-space zero-shot classifier on `device`: its image tower behind its own normalization,
+    scored against the head of its CLASSNAMES over TEMPLATES (what the suite gates, and what training reports)."""
+    from ..embedded.benchmark import CLASSNAMES, TEMPLATES
+
+    head = zero_shot_head(model.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device)
+    cfg = model.visual.preprocess_cfg
+    return PixelClassifier(model.visual, cfg["mean"], cfg["std"], head=head,
+                           logit_scale=model.logit_scale.exp().item()).to(device)
 
 
 def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
@@ -44,11 +56,8 @@ def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
     model, _, preprocess = open_clip.create_model_and_transforms("synth-clip", pretrained=str(checkpoint),
                                                                 device=device)
     model.eval()
-    tokenizer = open_clip.get_tokenizer("synth-clip")
-    head = zero_shot_head(model.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device)
+    classifier = clip_classifier(model, open_clip.get_tokenizer("synth-clip"), device)
     cfg = model.visual.preprocess_cfg
-    classifier = PixelClassifier(model.visual, cfg["mean"], cfg["std"], head=head,
-                                 logit_scale=model.logit_scale.exp().item()).to(device)
     return LoadedModel(model_id, classifier, tuple(CLASSNAMES), Preprocess(IMAGE_SIZE, IMAGE_SIZE), {
         "architecture": "open_clip:synth-clip",
         "weights": f"embedded checkpoint {checkpoint.name}",
@@ -98,7 +107,7 @@ class EmbeddedFamily:
             if path.suffix != ".safetensors" or not path.is_file():
                 raise UnknownModelError(
                     f"{model_id}: the weights after '@' must be an existing .safetensors file with the "
-                    f"{model_id.name} architecture (see harness/embedded/train.py), got {str(path)!r}")
+                    f"{model_id.name} architecture (see tools/train_embedded.py), got {str(path)!r}")
 
     def benchmark(self, model_id: ModelId) -> str:
         return "synth"

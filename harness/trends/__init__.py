@@ -3,7 +3,7 @@ Classification"): where a model sits against the trend of shift accuracy on in-d
 
 A trend is logit-linear, beta(x) = sigmoid(a * logit(x) + b), with a, b from a least-squares line of
 logit(acc_shift) on logit(acc_ID) over a family of reference models: the ImageNet testbed's "Standard training"
-models for `imagenet`, the supervised SynthCNN family of harness/embedded/family.py for `synth`. The effective
+models for `imagenet`, the supervised SynthCNN family of tools/train_family.py for `synth`. The effective
 robustness of a model is rho = acc_shift - beta(acc_ID), in accuracy units (fractions): above the line is
 positive. Coefficients live beside this module as JSON, one file per benchmark, written by
 `python -m harness.trends fit` with their source named; nothing is fitted at run time.

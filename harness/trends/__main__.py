@@ -112,7 +112,7 @@ def fit_family(family_file: Path) -> dict[str, Any]:
         family = json.loads(Path(family_file).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise SourceError(f"{family_file}: cannot read the trend family ({error}); python -m "
-                          f"harness.embedded.family writes it") from None
+                          f"tools.train_family writes it") from None
     models = family["models"]
     trends, excluded = [], {}
     for shift in SynthBenchmark.natural_shifts:
@@ -122,7 +122,7 @@ def fit_family(family_file: Path) -> dict[str, Any]:
         trends.append(trend)
         if left_out:
             excluded[(shift.name, trend.x)] = left_out
-    source = {"summary": f"{len(models)} supervised SynthCNNs of harness/embedded/family.py",
+    source = {"summary": f"{len(models)} supervised SynthCNNs of tools/train_family.py",
               "file": "harness/embedded/trend_family.json", "sha256": sha256_file(family_file),
               "description": family["description"], "renderer_version": family["renderer_version"],
               "train_size": family["train_size"], "device": family["device"], "torch_version": family["torch_version"],

@@ -1,6 +1,6 @@
 """A family of supervised embedded models of varied capacity and training length, for effective robustness.
 
-    python -m harness.embedded.family [--out FILE] [--device cuda]
+    python -m tools.train_family [--out FILE] [--device cuda]
 
 Trains SynthCNNs on the rendered train split for every (width, steps) in the grid, evaluates each on every
 evaluation split and writes ``trend_family.json``: per model its width, steps, seed and accuracies. The
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from . import EMBEDDED_DIR
-from .benchmark import RENDERER_VERSION, render_split
-from .train import cnn_predictor, device_description, eval_data, evaluate, seed_everything, train_cnn
+from harness.embedded import EMBEDDED_DIR
+from harness.embedded.benchmark import RENDERER_VERSION, render_split
+from tools.train_embedded import (Cycle, TrainingSet, accuracies, cnn_predictor, device_description, eval_data,
+                                  seed_everything, train_cnn)
 
 WIDTHS = (4, 6, 8, 12, 16, 24, 32)
 STEPS = (100, 300, 1000)
@@ -30,8 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=FAMILY_FILE)
     p.add_argument("--hard-split", type=Path, default=EMBEDDED_DIR / "hard_split.json",
-                   help="the hard split's indices, as train.py wrote them")
-    p.add_argument("--seed", type=int, default=0, help="data seed (as train.py's); model i is seeded 1000 + i")
+                   help="the hard split's indices, as tools.train_embedded wrote them")
+    p.add_argument("--seed", type=int, default=0, help="data seed (as train_embedded's); model i is seeded 1000 + i")
     p.add_argument("--train-size", type=int, default=20000)
     p.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
     p.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
@@ -43,15 +44,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     seed_everything(args.seed, args.device)
     train = render_split("train", args.train_size, seed=args.seed)
-    images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
+    data = TrainingSet(torch.from_numpy(train.images), torch.from_numpy(train.labels))
     hard = json.loads(args.hard_split.read_text())
-    data = eval_data(hard, args.seed)
+    evaluation = eval_data(hard, args.seed)
     models = []
     for index, (width, steps) in enumerate((w, s) for w in args.widths for s in args.steps):
         started = time.perf_counter()
-        model = train_cnn(images, labels, width=width, steps=steps, batch=128, lr=3e-3, seed=1000 + index,
-                          name=f"family-w{width}-s{steps}", device=args.device)
-        accuracy = evaluate({"model": cnn_predictor(model)}, data)["model"]
+        model = train_cnn(data, Cycle(steps, 128, 3e-3, 1000 + index), width, f"family-w{width}-s{steps}",
+                          args.device)
+        accuracy = accuracies({"model": cnn_predictor(model)}, evaluation)["model"]
         models.append({"name": f"synth-cnn-w{width}-s{steps}", "width": width, "steps": steps,
                        "seed": 1000 + index, "parameters": sum(p.numel() for p in model.parameters()),
                        "wall_time_s": round(time.perf_counter() - started, 1), "accuracy": accuracy})

@@ -1,27 +1,27 @@
 """Deterministic training of the embedded models.
 
-    python -m harness.embedded.train [--out DIR] [--seed S] [--clip-steps N] ...
+    python -m tools.train_embedded [--out DIR] [--seed S] [--clip-steps N] ...
 
 Renders the train split, trains (1) a small reference CNN and builds the
 adversarially filtered "hard" split from it, (2) the synth-clip open_clip model
 contrastively on (image, caption) pairs and (3) the gated SynthCNN with
-cross-entropy; then evaluates both gated models on every split. Writes
+cross-entropy; then evaluates both gated models on every split with the
+harness's own classifiers (zero-shot head, in-model normalization, pm-k). Writes
 ``checkpoints/*.safetensors``, ``hard_split.json`` and ``training_record.json``
-under ``--out`` (default: this package's folder). The same seed gives the same
-weights on the same machine and device (deterministic algorithms, fixed thread
-count, no TF32); ``--device cuda`` trains on a GPU, where the weights differ from
-a CPU run's in the last bits and the record names the device.
+under ``--out`` (default: the harness's embedded folder). The same seed gives the
+same weights on the same machine and device (deterministic algorithms, fixed
+thread count, no TF32); ``--device cuda`` trains on a GPU, where the weights
+differ from a CPU run's in the last bits and the record names the device.
 
 ``--clip-continue N --clip-restart-steps S ...`` continues the synth-clip checkpoint under ``--out`` (the result
 of N cycles) with further cycles of S steps, keeping the CNNs and the hard split; the new record nests the
 previous one, so the whole history of the committed weights stays on record.
 """
-
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
+import dataclasses
 import json
 import math
 import os
@@ -36,19 +36,66 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from safetensors.torch import load_file, save_file
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from . import CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, EMBEDDED_DIR
-from .benchmark import (CLASSNAMES, FRAMES, HARD_PER_CLASS, RENDERER_VERSION, SPLITS, TEMPLATES,
-                        render_candidates, render_split, train_captions)
-from .cnn import CNN_MEAN, CNN_STD, SynthCNN
+from harness.embedded import CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, EMBEDDED_DIR
+from harness.embedded.benchmark import (CLASSNAMES, HARD_PER_CLASS, RENDERER_VERSION, SPLITS, render_candidates,
+                                        render_split, train_captions)
+from harness.embedded.cnn import CNN_MEAN, CNN_STD, SynthCNN
+from harness.evaluate import RunContext, classify, to_pixels
+from harness.files import sha256_file
+from harness.metrics import pm_k_correct
+from harness.models.base import PixelClassifier
+from harness.models.embedded import clip_classifier
 
 THREADS = 2
 CANDIDATE_CHUNK = 1000
 MAX_CANDIDATES = 20000
 HARD_MARGIN = 0.1
-Predictor = Callable[[np.ndarray], np.ndarray]
+EVAL_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """The rendered train split: uint8 `images` (N, 64, 64, 3), int64 `labels` (N,), a caption per image (CLIP)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    captions: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Cycle:
+    """One warm-up + cosine cycle: `steps` AdamW steps of `batch` samples at peak learning rate `lr`; the model's
+    initialization, the batches and the augmentation all draw from `seed`."""
+
+    steps: int
+    batch: int
+    lr: float
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSchedule:
+    """synth-clip's recipe: a cycle of `steps[0]` steps from scratch seeded `seed`, then warm restarts of
+    `steps[1:]` steps, restart i seeded `seed + 2 + i`. With `resume`, a checkpoint that already went through
+    `resume[1]` cycles continues with cycles numbered from there."""
+
+    steps: tuple[int, ...]
+    batch: int
+    lr: float
+    seed: int
+    resume: tuple[dict[str, torch.Tensor], int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.resume is not None and self.resume[1] < 1:
+            raise ValueError("resume holds a trained state and the number of cycles it went through (>= 1)")
+
+    def cycles(self) -> list[tuple[int, Cycle]]:
+        first = 0 if self.resume is None else self.resume[1]
+        return [(number, Cycle(steps, self.batch, self.lr, self.seed if number == 0 else self.seed + 2 + number))
+                for number, steps in enumerate(self.steps, start=first)]
 
 
 def seed_everything(seed: int, device: torch.device = torch.device("cpu")) -> None:
@@ -67,22 +114,9 @@ def seed_everything(seed: int, device: torch.device = torch.device("cpu")) -> No
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
 
 
-def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1]."""
-    x = torch.as_tensor(images)
-    return x.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """Per-channel ``(x - mean) / std`` for x (N, 3, H, W), on x's device."""
-    return ((x - torch.tensor(mean, device=x.device).view(1, 3, 1, 1))
-            / torch.tensor(std, device=x.device).view(1, 3, 1, 1))
-
-
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Mild photometric augmentation of x (N, 3, H, W) in [0, 1]: contrast,
-    brightness, Gaussian noise (half the samples) and 3x3 blur (30%); `gen` is
-    a generator on x's device."""
+    """Mild photometric augmentation of x (N, 3, H, W) in [0, 1]: contrast, brightness, Gaussian noise (half the
+    samples) and 3x3 blur (30%); `gen` is a generator on x's device."""
     n = x.shape[0]
     u = lambda: torch.rand(n, 1, 1, 1, generator=gen, device=x.device)  # noqa: E731
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -139,29 +173,28 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
-def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, ...], *, steps: int,
-               batch: int, lr: float, seed: int, init: dict[str, torch.Tensor] | None = None,
+def train_clip(data: TrainingSet, cycle: Cycle, init: dict[str, torch.Tensor] | None = None,
                device: torch.device = torch.device("cpu")) -> torch.nn.Module:
-    """Contrastive training (one warm-up + cosine cycle) from scratch or from ``init``
-    (a state_dict); captions of the same class are soft positives. The data moves to `device`
-    once; batches are drawn and augmented there from one generator seeded ``seed``."""
+    """Contrastive training (one cycle) from scratch or from ``init`` (a state_dict); captions of the same class
+    are soft positives. Images are normalized as the harness's PixelClassifier does, inside the image tower's
+    wrapper. The data moves to `device` once; batches are drawn and augmented there from one generator."""
     register_clip_config()
-    torch.manual_seed(seed)
+    torch.manual_seed(cycle.seed)
     model = open_clip.create_model(CLIP_MODEL_NAME)
     if init is not None:
         model.load_state_dict(init)
     model.to(device)
-    images, labels = images.to(device), labels.to(device)
-    tokens = open_clip.get_tokenizer(CLIP_MODEL_NAME)(list(captions)).to(device)
-    optimizer = make_optimizer(model, lr, weight_decay=0.05)
-    schedule = cosine_schedule(optimizer, steps, warmup=max(1, steps // 20))
-    gen = torch.Generator(device).manual_seed(seed)
+    image_tower = PixelClassifier(model.visual, CLIP_MEAN, CLIP_STD).to(device)
+    images, labels = data.images.to(device), data.labels.to(device)
+    tokens = open_clip.get_tokenizer(CLIP_MODEL_NAME)(list(data.captions)).to(device)
+    optimizer = make_optimizer(model, cycle.lr, weight_decay=0.05)
+    schedule = cosine_schedule(optimizer, cycle.steps, warmup=max(1, cycle.steps // 20))
+    gen = torch.Generator(device).manual_seed(cycle.seed)
     model.train()
     start = time.perf_counter()
     with sdpa_kernel(SDPBackend.MATH) if device.type == "cuda" else contextlib.nullcontext():
-        for step, idx in enumerate(batches(len(labels), batch, steps, gen)):
-            x = normalize(augment(to_unit(images[idx]), gen), CLIP_MEAN, CLIP_STD)
-            img = model.encode_image(x, normalize=True)
+        for step, idx in enumerate(batches(len(labels), cycle.batch, cycle.steps, gen)):
+            img = F.normalize(image_tower(augment(to_pixels(images[idx], device, contiguous=False), gen)), dim=-1)
             txt = model.encode_text(tokens[idx], normalize=True)
             logits = model.logit_scale.exp() * img @ txt.T
             same = (labels[idx, None] == labels[None, idx]).float()
@@ -173,96 +206,92 @@ def train_clip(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, 
             schedule.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0.0, math.log(100.0))
-            if step % 100 == 0 or step == steps - 1:
-                print(f"clip step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)",
+            if step % 100 == 0 or step == cycle.steps - 1:
+                print(f"clip step {step}/{cycle.steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)",
                       flush=True)
     return model.eval()
 
 
-def train_cnn(images: torch.Tensor, labels: torch.Tensor, *, width: int, steps: int, batch: int, lr: float,
-              seed: int, name: str, device: torch.device = torch.device("cpu")) -> SynthCNN:
-    """Cross-entropy training (label smoothing 0.1) of a SynthCNN on `device` (data, batches and augmentation
-    there too)."""
-    torch.manual_seed(seed)
+def train_cnn(data: TrainingSet, cycle: Cycle, width: int, name: str,
+              device: torch.device = torch.device("cpu")) -> SynthCNN:
+    """Cross-entropy training (label smoothing 0.1) of a SynthCNN of `width` on `device` (data, batches and
+    augmentation there too), through the harness's PixelClassifier normalization; `name` labels the log."""
+    torch.manual_seed(cycle.seed)
     model = SynthCNN(width=width).to(device)
-    images, labels = images.to(device), labels.to(device)
-    optimizer = make_optimizer(model, lr, weight_decay=0.05)
-    schedule = cosine_schedule(optimizer, steps, warmup=max(1, steps // 20))
-    gen = torch.Generator(device).manual_seed(seed)
+    classifier = cnn_classifier(model).to(device)
+    images, labels = data.images.to(device), data.labels.to(device)
+    optimizer = make_optimizer(model, cycle.lr, weight_decay=0.05)
+    schedule = cosine_schedule(optimizer, cycle.steps, warmup=max(1, cycle.steps // 20))
+    gen = torch.Generator(device).manual_seed(cycle.seed)
     model.train()
     start = time.perf_counter()
-    for step, idx in enumerate(batches(len(labels), batch, steps, gen)):
-        x = normalize(augment(to_unit(images[idx]), gen), CNN_MEAN, CNN_STD)
-        loss = F.cross_entropy(model(x), labels[idx], label_smoothing=0.1)
+    for step, idx in enumerate(batches(len(labels), cycle.batch, cycle.steps, gen)):
+        loss = F.cross_entropy(classifier(augment(to_pixels(images[idx], device, contiguous=False), gen)),
+                               labels[idx], label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % 200 == 0 or step == steps - 1:
-            print(f"{name} step {step}/{steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        if step % 200 == 0 or step == cycle.steps - 1:
+            print(f"{name} step {step}/{cycle.steps} loss {loss.item():.3f} ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
     return model.eval()
 
 
-# --------------------------------------------------------------------------- evaluation
+def train_clip_schedule(data: TrainingSet, schedule: ClipSchedule, device: torch.device,
+                        after_cycle: Callable[[int, torch.nn.Module], None] | None = None) -> torch.nn.Module:
+    """synth-clip trained cycle by cycle (`ClipSchedule`), each from the previous cycle's weights;
+    ``after_cycle(number, model)`` is called after each."""
+    clip, state = None, None if schedule.resume is None else schedule.resume[0]
+    for number, cycle in schedule.cycles():
+        clip = train_clip(data, cycle, init=state, device=device)
+        state = clip.state_dict()
+        if after_cycle is not None:
+            after_cycle(number, clip)
+    return clip
+
+
+def save_clip(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float32) -> None:
+    save_file({k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+# --------------------------------------------------------------------------- evaluation, with the harness's classifiers
+
+Classifier = Callable[[np.ndarray], np.ndarray]  # uint8 (N, 64, 64, 3) -> predicted class indices (N,)
+
 
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
-def zero_shot_head(model: torch.nn.Module, tokenizer) -> torch.Tensor:
-    """(C, D) on the model's device: per class, the re-normalized mean of normalized text embeddings over
-    TEMPLATES."""
-    rows = []
-    for name in CLASSNAMES:
-        tokens = tokenizer([t.format(name) for t in TEMPLATES]).to(model_device(model))
-        emb = model.encode_text(tokens, normalize=True)
-        rows.append(F.normalize(emb.mean(dim=0), dim=0))
-    return torch.stack(rows)
+def cnn_classifier(model: SynthCNN) -> PixelClassifier:
+    return PixelClassifier(model, CNN_MEAN, CNN_STD)
 
 
-def clip_predictor(model: torch.nn.Module, tokenizer) -> Predictor:
-    """uint8 (N, 64, 64, 3) -> predicted class indices (N,) by zero-shot classification."""
-    head = zero_shot_head(model, tokenizer)
-    device = model_device(model)
-
-    @torch.no_grad()
-    def predict(images: np.ndarray) -> np.ndarray:
-        out = [model.encode_image(normalize(to_unit(images[i:i + 500]).to(device), CLIP_MEAN, CLIP_STD),
-                                  normalize=True) @ head.T for i in range(0, len(images), 500)]
-        return torch.cat(out).argmax(dim=1).cpu().numpy()
-    return predict
+def predictor(classifier: PixelClassifier) -> Classifier:
+    """Predicted classes of uint8 images, by the harness's own batched classification on the model's device."""
+    run = RunContext(model_device(classifier), batch_size=EVAL_BATCH)
+    return lambda images: classify(classifier.eval(), images, run)
 
 
-@torch.no_grad()
-def cnn_logits(model: SynthCNN, images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 64, 64, 3) -> float32 logits (N, len(CLASSNAMES))."""
-    device = model_device(model)
-    out = [model(normalize(to_unit(images[i:i + 500]).to(device), CNN_MEAN, CNN_STD))
-           for i in range(0, len(images), 500)]
-    return torch.cat(out).cpu().numpy()
+def clip_predictor(model: torch.nn.Module, tokenizer) -> Classifier:
+    """Zero-shot classification through the harness's synth-clip classifier (its head over TEMPLATES)."""
+    return predictor(clip_classifier(model, tokenizer, model_device(model)))
 
 
-def cnn_predictor(model: SynthCNN) -> Predictor:
-    """uint8 (N, 64, 64, 3) -> predicted class indices (N,)."""
-    return lambda images: cnn_logits(model, images).argmax(axis=1)
+def cnn_predictor(model: SynthCNN) -> Classifier:
+    return predictor(cnn_classifier(model).to(model_device(model)))
 
 
-def frame_accuracies(predict: Predictor, images: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """pm-0 and pm-4 accuracy for sequences (N, FRAMES, 64, 64, 3)."""
-    n = len(labels)
-    correct = (predict(images.reshape(n * FRAMES, *images.shape[2:])).reshape(n, FRAMES) == labels[:, None])
-    anchor = FRAMES // 2
-    return {f"pm{k}": float(correct[:, anchor - k:anchor + k + 1].all(axis=1).mean()) for k in (0, 4)}
-
-
-def evaluate(predictors: dict[str, Predictor], data: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
-    """{model: {split: accuracy or {"pm0", "pm4"}}} over the rendered evaluation splits."""
+def accuracies(predictors: dict[str, Classifier], data: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """{model: {split: top-1 accuracy, or {"pm0", "pm4"} of frame sequences (N, F, 64, 64, 3)}}."""
     result: dict[str, dict] = {name: {} for name in predictors}
     for split, (images, labels) in data.items():
         for name, predict in predictors.items():
             if images.ndim == 5:
-                result[name][split] = frame_accuracies(predict, images, labels)
+                n, frames = images.shape[:2]
+                correct = predict(images.reshape(n * frames, *images.shape[2:])).reshape(n, frames) == labels[:, None]
+                result[name][split] = {f"pm{k}": float(pm_k_correct(correct, k).mean()) for k in (0, 4)}
             else:
                 result[name][split] = float((predict(images) == labels).mean())
     return result
@@ -273,18 +302,21 @@ def evaluate(predictors: dict[str, Predictor], data: dict[str, tuple[np.ndarray,
 def build_hard_split(reference: SynthCNN, reference_path: Path, seed: int) -> dict:
     """Keep HARD_PER_CLASS candidates per class that the reference misclassifies.
 
-    A candidate is kept when some wrong class out-scores the true class by
-    more than HARD_MARGIN (so the error is robust to numerical noise).
-    Candidates are rendered in chunks until every class has enough; indices
-    are interleaved by class so that label(i) = i % len(CLASSNAMES).
+    A candidate is kept when some wrong class out-scores the true class by more than HARD_MARGIN (so the error is
+    robust to numerical noise). Candidates are rendered in chunks until every class has enough; indices are
+    interleaved by class so that label(i) = i % len(CLASSNAMES).
     """
+    classifier = cnn_classifier(reference).to(model_device(reference)).eval()
     wrong: list[list[int]] = [[] for _ in CLASSNAMES]
     pool = 0
     while min(map(len, wrong)) < HARD_PER_CLASS:
         if pool >= MAX_CANDIDATES:
             raise RuntimeError(f"only {min(map(len, wrong))} hard candidates per class in {pool}")
         cand = render_candidates(range(pool, pool + CANDIDATE_CHUNK), seed)
-        logits = cnn_logits(reference, cand.images)
+        with torch.no_grad():
+            logits = torch.cat([classifier(to_pixels(cand.images[i:i + EVAL_BATCH], model_device(reference),
+                                                     contiguous=False))
+                                for i in range(0, len(cand.images), EVAL_BATCH)]).cpu().numpy()
         true = logits[np.arange(len(cand.labels)), cand.labels]
         logits[np.arange(len(cand.labels)), cand.labels] = -np.inf
         for j in np.flatnonzero(logits.max(axis=1) - true > HARD_MARGIN):
@@ -292,33 +324,7 @@ def build_hard_split(reference: SynthCNN, reference_path: Path, seed: int) -> di
         pool += CANDIDATE_CHUNK
     indices = [wrong[c][k] for k in range(HARD_PER_CLASS) for c in range(len(CLASSNAMES))]
     return {"renderer_version": RENDERER_VERSION, "seed": seed, "candidate_pool": pool, "indices": indices,
-            "reference_checkpoint_sha256": hashlib.sha256(reference_path.read_bytes()).hexdigest()}
-
-
-# --------------------------------------------------------------------------- main
-
-def train_clip_schedule(images: torch.Tensor, labels: torch.Tensor, captions: tuple[str, ...], *,
-                        schedule: list[int], batch: int, lr: float, seed: int, device: torch.device,
-                        after_cycle: Callable[[int, torch.nn.Module], None] | None = None,
-                        init: dict[str, torch.Tensor] | None = None, first_cycle: int = 0) -> torch.nn.Module:
-    """synth-clip's recipe: cycle 0 trains ``schedule[0]`` steps from scratch (seed ``seed``), every later cycle
-    i is a warm restart from the previous cycle's weights seeded ``seed + 2 + i``. To continue a model that
-    already went through ``first_cycle`` cycles, pass its state as ``init``: ``schedule`` then lists the steps of
-    cycles ``first_cycle``, ``first_cycle + 1``, ... ``after_cycle(i, model)`` is called after each cycle."""
-    if (init is None) != (first_cycle == 0):
-        raise ValueError("init (a trained state) goes with first_cycle >= 1, and only with it")
-    clip, state = None, init
-    for cycle, steps in enumerate(schedule, start=first_cycle):
-        clip = train_clip(images, labels, captions, steps=steps, batch=batch, lr=lr,
-                          seed=seed if cycle == 0 else seed + 2 + cycle, init=state, device=device)
-        state = clip.state_dict()
-        if after_cycle is not None:
-            after_cycle(cycle, clip)
-    return clip
-
-
-def save_clip(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float32) -> None:
-    save_file({k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}, str(path))
+            "reference_checkpoint_sha256": sha256_file(reference_path)}
 
 
 def eval_data(hard: dict, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -328,6 +334,8 @@ def eval_data(hard: dict, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]
         data[split] = (rendered.images, rendered.labels)
     return data
 
+
+# --------------------------------------------------------------------------- main
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -365,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(args.seed, args.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        record = {"command": shlex.join(["python", "-m", "harness.embedded.train",
+        record = {"command": shlex.join(["python", "-m", "tools.train_embedded",
                                          *(sys.argv[1:] if argv is None else argv)]), **train_all(args)}
     nondeterministic = sorted({str(w.message).split("\n")[0] for w in caught
                                if "deterministic" in str(w.message)})
@@ -383,16 +391,16 @@ def train_all(args: argparse.Namespace) -> dict:
 
     t0 = time.perf_counter()
     train = render_split("train", args.train_size, seed=args.seed)
-    images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
-    captions = train_captions(args.train_size, seed=args.seed)
+    data = TrainingSet(torch.from_numpy(train.images), torch.from_numpy(train.labels),
+                       train_captions(args.train_size, seed=args.seed))
     walls["render_train"] = time.perf_counter() - t0
 
     if args.clip_continue:
         hard = json.loads((args.out / "hard_split.json").read_text())
     else:
         t0 = time.perf_counter()
-        reference = train_cnn(images, labels, width=args.reference_width, steps=args.reference_steps, batch=128,
-                              lr=3e-3, seed=args.seed + 1, name="reference", device=args.device)
+        reference = train_cnn(data, Cycle(args.reference_steps, 128, 3e-3, args.seed + 1), args.reference_width,
+                              "reference", args.device)
         reference.save(ckpt_dir / "reference-cnn.safetensors")
         walls["reference_cnn"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -400,27 +408,26 @@ def train_all(args: argparse.Namespace) -> dict:
         (args.out / "hard_split.json").write_text(json.dumps(hard) + "\n")
         walls["hard_split"] = time.perf_counter() - t0
 
-    data = eval_data(hard, args.seed)
+    evaluation = eval_data(hard, args.seed)
     cycle_accuracy: list[float] = []
     clip_path = ckpt_dir / f"{CLIP_MODEL_NAME}.safetensors"
 
     def monitor(cycle: int, model: torch.nn.Module) -> None:
         tokenizer = open_clip.get_tokenizer(CLIP_MODEL_NAME)
-        test_images, test_labels = data["test"]
+        test_images, test_labels = evaluation["test"]
         cycle_accuracy.append(float((clip_predictor(model, tokenizer)(test_images) == test_labels).mean()))
         print(f"synth-clip after cycle {cycle + 1}: test accuracy {cycle_accuracy[-1]:.3f}", flush=True)
         save_clip(model, clip_path)  # an interrupted run keeps its last cycle
 
     if args.clip_continue:
-        schedule, init = args.clip_restart_steps, load_file(str(clip_path))
-        continued = {"checkpoint_sha256": hashlib.sha256(clip_path.read_bytes()).hexdigest(),
-                     "cycles_done": args.clip_continue}
+        steps = tuple(args.clip_restart_steps)
+        resume = (load_file(str(clip_path)), args.clip_continue)
+        continued = {"checkpoint_sha256": sha256_file(clip_path), "cycles_done": args.clip_continue}
     else:
-        schedule, init, continued = [args.clip_steps, *args.clip_restart_steps], None, None
+        steps, resume, continued = (args.clip_steps, *args.clip_restart_steps), None, None
     t0 = time.perf_counter()
-    clip = train_clip_schedule(images, labels, captions, schedule=schedule, batch=args.batch, lr=args.clip_lr,
-                               seed=args.seed, device=args.device, after_cycle=monitor, init=init,
-                               first_cycle=args.clip_continue)
+    clip = train_clip_schedule(data, ClipSchedule(steps, args.batch, args.clip_lr, args.seed, resume), args.device,
+                               after_cycle=monitor)
     save_clip(clip, clip_path)
     walls["synth_clip"] = time.perf_counter() - t0
 
@@ -428,31 +435,31 @@ def train_all(args: argparse.Namespace) -> dict:
         cnn = SynthCNN.load(ckpt_dir / "synth-cnn.safetensors").to(args.device)
     else:
         t0 = time.perf_counter()
-        cnn = train_cnn(images, labels, width=SynthCNN().width, steps=args.cnn_steps, batch=128, lr=3e-3,
-                        seed=args.seed + 2, name="synth-cnn", device=args.device)
+        cnn = train_cnn(data, Cycle(args.cnn_steps, 128, 3e-3, args.seed + 2), SynthCNN().width, "synth-cnn",
+                        args.device)
         cnn.save(ckpt_dir / "synth-cnn.safetensors")
         walls["synth_cnn"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     clip_loaded, tokenizer = load_clip(clip_path)
     clip_loaded.to(args.device)
-    accuracies = evaluate({"synth-clip": clip_predictor(clip_loaded, tokenizer), "synth-cnn": cnn_predictor(cnn)},
-                          data)
+    measured = accuracies({"synth-clip": clip_predictor(clip_loaded, tokenizer), "synth-cnn": cnn_predictor(cnn)},
+                          evaluation)
     walls["evaluation"] = time.perf_counter() - t0
 
     record = {
         "seed": args.seed, "renderer_version": RENDERER_VERSION, "torch_version": torch.__version__,
         "open_clip_version": open_clip.__version__, "device": device_description(args.device),
         "threads": THREADS, "train_size": args.train_size,
-        "steps": {"synth_clip": schedule} if continued else {
-            "synth_clip": schedule, "synth_cnn": args.cnn_steps, "reference_cnn": args.reference_steps},
+        "steps": {"synth_clip": list(steps)} if continued else {
+            "synth_clip": list(steps), "synth_cnn": args.cnn_steps, "reference_cnn": args.reference_steps},
         "batch": args.batch, "clip_lr": args.clip_lr,
         "widths": {"synth_cnn": cnn.width, "reference_cnn": args.reference_width},
         "wall_time_s": {k: round(v, 1) for k, v in walls.items()},
         "hard_candidate_pool": hard["candidate_pool"],
         "synth_clip_test_accuracy_after_each_cycle": cycle_accuracy,
         "chance_accuracy": 1.0 / len(CLASSNAMES),
-        "accuracy": accuracies,
+        "accuracy": measured,
     }
     if continued:
         record["synth_clip_continued_from"] = continued
