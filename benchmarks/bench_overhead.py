@@ -110,7 +110,7 @@ def main() -> None:
     if args.model == "embedded:synth-clip":
         import open_clip
 
-        from harness.embedded.benchmark import CLASSNAMES, TEMPLATES
+        from harness.embedded.renderer import CLASSNAMES, TEMPLATES
         from harness.models.embedded import EMBEDDED_DIR, _checkpoint
 
         open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")

@@ -29,7 +29,7 @@ from harness.attacks import Attack, parse_attack
 from harness.cache import ArrayCache
 from harness.cases import Case, Setting
 from harness.data import get_benchmark
-from harness.embedded.benchmark import render_split
+from harness.embedded.renderer import render_split
 from harness.evaluate import RunContext, evaluate, predict
 from harness.models import load_model
 from harness.shifts.corruptions import Corruption, corrupted, recipe

@@ -25,8 +25,8 @@ def portable_digests() -> dict[str, str]:
     from PIL import Image
 
     from harness.data.base import Preprocess
-    from harness.data.imagenet import RESAMPLE, _resize_crop
-    from harness.embedded import benchmark as renderer
+    from harness.data.folders import RESAMPLE, resize_crop
+    from harness.embedded import renderer
     from harness.shifts.perturbations import SEQUENCES, greyscale, sequences, stylized
     from harness.shifts.typographic import TypographicSpec, overlay
 
@@ -43,7 +43,7 @@ def portable_digests() -> dict[str, str]:
     photo = Image.fromarray(np.concatenate([images[0], images[1][:40]], axis=0))  # 104 x 64, not square
     for interpolation in RESAMPLE:
         digests[f"resize/{interpolation}"] = _digest(
-            _resize_crop(photo, Preprocess(size=48, resize=56, interpolation=interpolation)))
+            resize_crop(photo, Preprocess(size=48, resize=56, interpolation=interpolation)))
     return digests
 
 

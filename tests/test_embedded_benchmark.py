@@ -1,4 +1,4 @@
-"""Fast tests of the embedded benchmark renderer (harness.embedded.benchmark)."""
+"""Fast tests of the embedded benchmark renderer (harness.embedded.renderer)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.embedded import REFERENCE_CHECKPOINT
-from harness.embedded import benchmark as bm
+from harness.embedded import renderer as bm
 
 N_CLASSES = len(bm.CLASSNAMES)
 STILL = ("train", "test", "v2", "sketch", "rendition", "pose")

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from harness.embedded import (CLIP_CHECKPOINT, CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, CNN_CHECKPOINT,
                               REFERENCE_CHECKPOINT)
-from harness.embedded import benchmark as bm
+from harness.embedded import renderer as bm
 from harness.embedded.cnn import SynthCNN
 from tools.train_embedded import clip_predictor, cnn_predictor
 

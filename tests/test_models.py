@@ -66,7 +66,7 @@ def test_weights_come_from_the_committed_checkpoint(model):
 
 @pytest.mark.parametrize("model_id, floor", [("embedded:synth-clip", 0.85), ("embedded:synth-cnn", 0.95)])
 def test_committed_models_meet_their_clean_accuracy(model_id, floor):
-    from harness.embedded.benchmark import render_split
+    from harness.embedded.renderer import render_split
 
     data = render_split("test", 300, seed=0)
     model = load_model(model_id, torch.device("cpu"))

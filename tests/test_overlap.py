@@ -14,7 +14,7 @@ from case_records import IDENTITY, case_record
 from harness.records import encode_bits
 from harness.cache import ArrayCache
 from harness.data.synth import SynthBenchmark
-from harness.embedded.benchmark import render_split
+from harness.embedded.renderer import render_split
 from harness.overlap import (DEFAULT_PREPROCESS, OverlapError, OverlapRequest, accuracy_rows, analyse,
                              corpus_images)
 

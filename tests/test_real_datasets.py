@@ -8,7 +8,8 @@ from PIL import Image
 
 from harness.cache import ArrayCache
 from harness.data import DataMissingError, EvalData, Preprocess, get_benchmark
-from harness.data import imagenet
+from harness.data import folders
+from harness.data.folders import resize_crop
 from harness.files import sha256_file
 from harness.metrics import pm_k_correct
 from imagenet_trees import WNIDS, class_tree, manifest, objectnet_tree, video_tree, write_image
@@ -117,7 +118,7 @@ def test_selection_is_class_balanced_and_deterministic(root, cache, tmp_path):
 def test_decoded_arrays_come_from_the_cache_keyed_on_the_files(root, cache, monkeypatch):
     val_tree(root)
     first = load(root, "val", cache)
-    monkeypatch.setattr(imagenet, "decode", lambda *a, **k: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(folders, "decode", lambda *a, **k: pytest.fail("decoded again despite the cache"))
     assert load(root, "val", cache).provenance == first.provenance
     write_image(root / "imagenet" / "val" / WNIDS[1] / "img_000.JPEG", (1, 1, 1), size=(30, 18))
     with pytest.raises(pytest.fail.Exception, match="decoded again"):
@@ -132,7 +133,7 @@ def test_resize_and_crop_match_torchvision():
     for interpolation, mode in [("bicubic", transforms.InterpolationMode.BICUBIC),
                                 ("bilinear", transforms.InterpolationMode.BILINEAR)]:
         reference = transforms.Compose([transforms.Resize(20, mode), transforms.CenterCrop(16)])(image)
-        ours = imagenet._resize_crop(image, Preprocess(16, 20, interpolation))
+        ours = resize_crop(image, Preprocess(16, 20, interpolation))
         assert np.array_equal(ours, np.asarray(reference))
 
 

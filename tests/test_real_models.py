@@ -15,7 +15,7 @@ from harness.models import ModelId, UnknownModelError, load_model, openclip, res
 from harness.files import sha256_file
 from harness.models.openclip import create_clip, head_cache_key, imagenet_prompts, uses_quick_gelu
 from harness.models.zeroshot import prompts_sha256
-from harness.models.torchvision_models import UnsafeCheckpointError, WeightsNotCachedError
+from harness.models.weights import UnsafeCheckpointError, WeightsNotCachedError
 
 CPU = torch.device("cpu")
 TINY = "tiny-rg-clip"

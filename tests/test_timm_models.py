@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from harness.data import Preprocess
-from harness.data.imagenet import _resize_crop
+from harness.data.folders import resize_crop
 from harness.models import load_model
 from harness.files import sha256_file
 from harness.models.timm_models import preprocess_of
@@ -94,5 +94,5 @@ def test_resize_and_crop_reproduce_timms_eval_transform(variant):
     resize, crop = create_transform(**resolve_data_config(pretrained_cfg=cfg)).transforms[:2]
     assert (recorded["resize"], recorded["size"]) == (resize.size, crop.size[0])
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8))
-    ours = _resize_crop(image, Preprocess(recorded["size"], recorded["resize"], recorded["interpolation"]))
+    ours = resize_crop(image, Preprocess(recorded["size"], recorded["resize"], recorded["interpolation"]))
     assert np.array_equal(ours, np.asarray(crop(resize(image))))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness.embedded import CLIP_CHECKPOINT
-from harness.embedded import benchmark as bm
+from harness.embedded import renderer as bm
 from harness.models import load_model
 from tools.train_embedded import (ClipSchedule, Cycle, TrainingSet, accuracies, clip_predictor, load_clip,
                                   seed_everything, train_clip, train_clip_schedule, train_cnn)

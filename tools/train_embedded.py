@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from harness.embedded import CLIP_CONFIG, CLIP_MEAN, CLIP_MODEL_NAME, CLIP_STD, EMBEDDED_DIR
-from harness.embedded.benchmark import (CLASSNAMES, HARD_PER_CLASS, RENDERER_VERSION, SPLITS, render_candidates,
+from harness.embedded.renderer import (CLASSNAMES, HARD_PER_CLASS, RENDERER_VERSION, SPLITS, render_candidates,
                                         render_split, train_captions)
 from harness.embedded.cnn import CNN_MEAN, CNN_STD, SynthCNN
 from harness.evaluate import RunContext, classify, to_pixels

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from harness.embedded import EMBEDDED_DIR
-from harness.embedded.benchmark import RENDERER_VERSION, render_split
+from harness.embedded.renderer import RENDERER_VERSION, render_split
 from tools.train_embedded import (Cycle, TrainingSet, accuracies, cnn_predictor, device_description, eval_data,
                                   seed_everything, train_cnn)
 

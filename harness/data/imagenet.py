@@ -1,8 +1,9 @@
 """`imagenet`: ImageNet val and its natural shifts, read from image folders under `--data-root`.
 
-Every split is one dataset folder under the data root (layouts in the loaders' docstrings). A load:
+Every split is one dataset folder under the data root (layouts in the loaders' docstrings). This module knows
+the layouts; steps 2 to 6 are harness.data.folders', shared by any image-folder dataset. A load:
 
-1. lists the dataset's image files (extensions in IMAGE_EXTENSIONS, case-insensitive; anything else, such as
+1. lists the dataset's image files (extensions in folders.IMAGE_EXTENSIONS, case-insensitive; anything else, such as
    `.DS_Store` or `README.txt`, is ignored) and its metadata files;
 2. checks completeness against the published image count (`EXPECTED_IMAGES`, or the frames the metadata lists):
    fewer files raise DataMissingError "partial: found X of Y". Miniature or deliberately partial trees opt out
@@ -29,97 +30,25 @@ them and `labels` holds the first.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from ..cache import ArrayCache
-from ..files import sha256_file
 from .base import DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
+from .folders import (DATA_SEED, Listing, Sample, balanced_order, check_complete, class_dirs, decode_samples,
+                      files_fingerprint, folder_listing, image_files, missing, read_json, require_dir,
+                      verify_checksums)
 
-DATA_SEED = 0  # fixes sample selection; run seeds (--seed) never change which images are evaluated
 LOADER_VERSION = 1  # bump when decoding or selection changes, so cached arrays are recomputed
-IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp"})
 PM_K_MAX = 10  # ImageNet-Vid-Robust and YTBB-Robust sets hold frames within 10 of the anchor
 WNID = re.compile(r"n\d{8}")
-
-RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
-            "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 
 # Published image counts (frames listed in the metadata, for the video datasets).
 EXPECTED_IMAGES = {"val": 50_000, "v2": 10_000, "sketch": 50_889, "rendition": 30_000, "imagenet-a": 7_500,
                    "objectnet": 50_000}
-
-
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    """One evaluation sample: one image, or the frames of a sequence (anchor in the middle). `label_set` holds
-    the ImageNet indices that count as correct (the first is `EvalData.labels`); `group` is the dataset's own
-    class, the unit of class balancing."""
-
-    paths: tuple[Path, ...]
-    label_set: tuple[int, ...]
-    group: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Listing:
-    """What a loader found: the samples, the dataset folder, the files whose content defines the data (images
-    and metadata, fingerprinted for the cache key), how many images there are and should be."""
-
-    folder: Path
-    samples: list[Sample]
-    files: list[Path]
-    n_images: int
-    expected_images: int
-    class_subset: tuple[int, ...] | None = None
-    border: int = 0  # pixels cropped from every edge before resizing
-
-
-# ---------------------------------------------------------------------------------------------- file helpers
-
-def _missing(folder: Path, what: str, source: str) -> DataMissingError:
-    return DataMissingError(f"{what} not found at {folder}; {source}")
-
-
-def _require_dir(folder: Path, source: str) -> Path:
-    if not folder.is_dir():
-        raise _missing(folder, "dataset folder", source)
-    return folder
-
-
-def _read_json(path: Path, source: str):
-    if not path.is_file():
-        raise _missing(path, "metadata file", source)
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _images(folder: Path) -> list[Path]:
-    """Image files directly in `folder`, sorted; other files (by extension) are ignored."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir())
-
-
-def _folder_listing(folder: Path, dirs: Sequence[tuple[Path, int]], expected: int,
-                    class_subset: tuple[int, ...] | None = None) -> Listing:
-    """A listing of single-image samples from class folders, each given with its ImageNet index."""
-    samples, files = [], []
-    for directory, index in dirs:
-        images = _images(directory)
-        files += images
-        samples += [Sample((path,), (index,), index) for path in images]
-    return Listing(folder, samples, files, len(files), expected, class_subset)
 
 
 def imagenet_wnids(root: Path) -> list[str]:
@@ -148,10 +77,10 @@ def load_val(root: Path) -> Listing:
 
     The class index is the wnid's position among the sorted wnids (the standard order). Obtain: IMAGENET_SOURCE.
     """
-    folder = _require_dir(root / "imagenet", IMAGENET_SOURCE)
-    _require_dir(folder / "val", IMAGENET_SOURCE)
+    folder = require_dir(root / "imagenet", IMAGENET_SOURCE)
+    require_dir(folder / "val", IMAGENET_SOURCE)
     wnids = imagenet_wnids(root)
-    return _folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
+    return folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 
 
 IMAGENET_C_SOURCE = ("ImageNet-C (Hendrycks and Dietterich 2019): https://zenodo.org/record/2235448 (noise, blur, "
@@ -165,10 +94,10 @@ def load_imagenet_c(root: Path, corruption: str, severity: int) -> Listing | Non
     folder = root / "imagenet-c" / corruption / str(severity)
     if not folder.is_dir():
         return None
-    wnids = sorted(p.name for p in _class_dirs(folder) if WNID.fullmatch(p.name))
+    wnids = sorted(p.name for p in class_dirs(folder) if WNID.fullmatch(p.name))
     if len(wnids) != 1000:
         raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder} ({IMAGENET_C_SOURCE})")
-    return _folder_listing(folder, [(folder / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
+    return folder_listing(folder, [(folder / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 
 
 STYLIZED_SOURCE = ("Stylized-ImageNet (Geirhos et al. 2019): rendered from ImageNet val with the authors' scripts "
@@ -181,11 +110,11 @@ def load_stylized(root: Path) -> Listing | None:
     folder = root / "stylized-imagenet"
     if not (folder / "val").is_dir():
         return None
-    wnids = sorted(p.name for p in _class_dirs(folder / "val") if WNID.fullmatch(p.name))
+    wnids = sorted(p.name for p in class_dirs(folder / "val") if WNID.fullmatch(p.name))
     if len(wnids) != 1000:
         raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder / 'val'} "
                                f"({STYLIZED_SOURCE})")
-    return _folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
+    return folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 
 
 V2_SOURCE = ("ImageNetV2 matched-frequency: https://huggingface.co/datasets/vaishaal/ImageNetV2 "
@@ -200,9 +129,9 @@ def load_v2(root: Path) -> Listing:
     candidates = [root / "imagenetv2-matched-frequency", root / "imagenetv2-matched-frequency-format-val"]
     folder = next((c for c in candidates if c.is_dir()), None)
     if folder is None:
-        raise _missing(candidates[0], "dataset folder", V2_SOURCE)
-    dirs = [(d, int(d.name)) for d in _class_dirs(folder) if d.name.isdigit() and int(d.name) < 1000]
-    return _folder_listing(folder, dirs, EXPECTED_IMAGES["v2"])
+        raise missing(candidates[0], "dataset folder", V2_SOURCE)
+    dirs = [(d, int(d.name)) for d in class_dirs(folder) if d.name.isdigit() and int(d.name) < 1000]
+    return folder_listing(folder, dirs, EXPECTED_IMAGES["v2"])
 
 
 SKETCH_SOURCE = "ImageNet-Sketch: https://github.com/HaohanWang/ImageNet-Sketch (also on the Hugging Face hub)"
@@ -211,24 +140,24 @@ SKETCH_SOURCE = "ImageNet-Sketch: https://github.com/HaohanWang/ImageNet-Sketch 
 def load_sketch(root: Path) -> Listing:
     """ImageNet-Sketch: `<root>/imagenet-sketch/sketch/<wnid>/*` (1000 wnid folders), 50,889 images.
     Obtain: SKETCH_SOURCE."""
-    folder = _require_dir(root / "imagenet-sketch", SKETCH_SOURCE)
-    _require_dir(folder / "sketch", SKETCH_SOURCE)
+    folder = require_dir(root / "imagenet-sketch", SKETCH_SOURCE)
+    require_dir(folder / "sketch", SKETCH_SOURCE)
     wnids = imagenet_wnids(root)
     dirs = [(folder / "sketch" / w, i) for i, w in enumerate(wnids) if (folder / "sketch" / w).is_dir()]
-    return _folder_listing(folder, dirs, EXPECTED_IMAGES["sketch"])
+    return folder_listing(folder, dirs, EXPECTED_IMAGES["sketch"])
 
 
 def _wnid_subset_listing(root: Path, name: str, split: str, source: str) -> Listing:
     """A dataset of `<root>/<name>/<wnid>/*` covering a subset of the 1000 classes: the subset is the wnid
     folders present, set as `class_subset`; labels stay 1000-way indices."""
-    folder = _require_dir(root / name, source)
+    folder = require_dir(root / name, source)
     index = {w: i for i, w in enumerate(imagenet_wnids(root))}
-    dirs = [d for d in _class_dirs(folder) if WNID.fullmatch(d.name)]
+    dirs = [d for d in class_dirs(folder) if WNID.fullmatch(d.name)]
     unknown = [d.name for d in dirs if d.name not in index]
     if unknown:
         raise DataMissingError(f"{folder} holds wnid folders outside the 1000 ImageNet classes: {unknown[:5]}")
     subset = tuple(sorted(index[d.name] for d in dirs))
-    return _folder_listing(folder, [(d, index[d.name]) for d in dirs], EXPECTED_IMAGES[split], subset)
+    return folder_listing(folder, [(d, index[d.name]) for d in dirs], EXPECTED_IMAGES[split], subset)
 
 
 RENDITION_SOURCE = "ImageNet-R: https://github.com/hendrycks/imagenet-r (imagenet-r.tar)"
@@ -265,17 +194,17 @@ def load_objectnet(root: Path) -> Listing:
     ObjectNet images carry a 1-pixel red border that its authors advise removing: 1 px is cropped from every
     edge before resizing. The image count checked is that of the whole `images/` folder. Obtain: OBJECTNET_SOURCE.
     """
-    folder = _require_dir(root / "objectnet-1.0", OBJECTNET_SOURCE)
-    images_dir = _require_dir(folder / "images", OBJECTNET_SOURCE)
+    folder = require_dir(root / "objectnet-1.0", OBJECTNET_SOURCE)
+    images_dir = require_dir(folder / "images", OBJECTNET_SOURCE)
     mappings = folder / "mappings"
     names = ["folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json", "imagenet_to_label_2_json.json",
              "pytorch_to_imagenet_2012_id.json"]
-    folder_label, label_names, id_name, index_id = (_read_json(mappings / n, OBJECTNET_SOURCE) for n in names)
+    folder_label, label_names, id_name, index_id = (read_json(mappings / n, OBJECTNET_SOURCE) for n in names)
     name_to_index = _objectnet_name_index(id_name, index_id)
     samples, files = [], [mappings / n for n in names]
     n_images = 0
-    for group, directory in enumerate(_class_dirs(images_dir)):
-        images = _images(directory)
+    for group, directory in enumerate(class_dirs(images_dir)):
+        images = image_files(directory)
         n_images += len(images)
         files += images
         label = folder_label.get(directory.name)
@@ -325,10 +254,10 @@ def _video_listing(root: Path, name: str, kind: str, frames: int) -> Listing:
     mapped to any of the anchor's classes; predictions are restricted to all mapped ImageNet classes. The
     completeness check counts the distinct frames the metadata lists.
     """
-    folder = _require_dir(root / name, VIDEO_SOURCE)
+    folder = require_dir(root / name, VIDEO_SOURCE)
     meta = [folder / "metadata" / "pmsets.json", folder / "metadata" / "labels.json",
             folder / "misc" / f"imagenet_class_idx_to_{kind}_class_idx.json"]
-    pmsets, labels, to_kind = (_read_json(path, VIDEO_SOURCE) for path in meta)
+    pmsets, labels, to_kind = (read_json(path, VIDEO_SOURCE) for path in meta)
     kind_to_imagenet: dict[int, list[int]] = {}
     for imagenet_index, kind_index in to_kind.items():
         kind_to_imagenet.setdefault(int(kind_index), []).append(int(imagenet_index))
@@ -374,117 +303,6 @@ LOADERS: dict[str, Callable[[Path], Listing]] = {
     "ytbb-pm0": _video_loader("ytbb-robust", "ytbb", 1),
     "ytbb-pm10": _video_loader("ytbb-robust", "ytbb", 2 * PM_K_MAX + 1),
 }
-
-
-# ------------------------------------------------------------------------------------ checks and selection
-
-def check_complete(listing: Listing) -> None:
-    """Raise DataMissingError "partial: found X of Y" when fewer images are present than expected; a
-    `manifest.json` `{"expected_images": X}` in the dataset folder replaces the published count."""
-    expected = listing.expected_images
-    manifest = listing.folder / "manifest.json"
-    if manifest.is_file():
-        expected = int(json.loads(manifest.read_text(encoding="utf-8"))["expected_images"])
-    if listing.n_images < expected:
-        raise DataMissingError(
-            f"partial: found {listing.n_images} of {expected} images in {listing.folder}; complete the download, "
-            f"or, for a deliberately reduced tree, write {manifest} with {{\"expected_images\": {listing.n_images}}}")
-
-
-def verify_checksums(folder: Path) -> None:
-    """When `folder/SHA256SUMS` exists (lines `<sha256>  <relative path>`), every listed file must exist and
-    match; raises DataMissingError naming the files that do not."""
-    sums = folder / "SHA256SUMS"
-    if not sums.is_file():
-        return
-    bad = []
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        digest, name = line.split(maxsplit=1)
-        path = folder / name.lstrip("*")
-        if not path.is_file() or sha256_file(path) != digest.lower():
-            bad.append(str(path))
-    if bad:
-        raise DataMissingError(f"{len(bad)} file(s) missing or failing {sums}: {', '.join(bad[:10])}")
-
-
-def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sample]:
-    """All samples, class-balanced: each group shuffled (one generator, groups in ascending order), then taken
-    round-robin (the first of every group, then the second, ...), so any prefix is as balanced as possible."""
-    rng = np.random.default_rng(seed)
-    groups: dict[int, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.group, []).append(sample)
-    shuffled = [[members[i] for i in rng.permutation(len(members))] for _, members in sorted(groups.items())]
-    ranked = [(rank, g, s) for g, members in enumerate(shuffled) for rank, s in enumerate(members)]
-    return [s for _, _, s in sorted(ranked, key=lambda item: item[:2])]
-
-
-def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:
-    """sha256 over the files' paths relative to `folder`, sizes and modification times."""
-    digest = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------- decoding
-
-def decode(path: Path, preprocess: Preprocess, border: int = 0) -> np.ndarray | None:
-    """uint8 (size, size, 3) pixels of the image at `path`, or None when it does not decode.
-
-    `border` pixels are cropped from every edge first; then the shorter side is resized to `preprocess.resize`
-    (the longer to int(resize * long / short), as torchvision) with `preprocess.interpolation`, and the center
-    `preprocess.size` square is cropped.
-    """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            rgb = image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-    if border:
-        rgb = rgb.crop((border, border, rgb.width - border, rgb.height - border))
-    return _resize_crop(rgb, preprocess)
-
-
-def _resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
-    width, height = image.size
-    short, long = sorted((width, height))
-    new_long = int(preprocess.resize * long / short)
-    size = (preprocess.resize, new_long) if width <= height else (new_long, preprocess.resize)
-    resized = image.resize(size, RESAMPLE[preprocess.interpolation])
-    left = int(round((resized.width - preprocess.size) / 2.0))
-    top = int(round((resized.height - preprocess.size) / 2.0))
-    return np.asarray(resized.crop((left, top, left + preprocess.size, top + preprocess.size)), dtype=np.uint8)
-
-
-def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, border: int,
-                   frames: bool) -> dict[str, np.ndarray]:
-    """The first `n` samples that decode entirely, as arrays: `images` uint8 (n, H, W, 3) or (n, F, H, W, 3)
-    when `frames`, `labels` int64 (n,), `label_sets` int64 (n, K) padded with -1, `unreadable` str (paths of
-    files that failed to decode, in the order met)."""
-    images, label_sets, unreadable = [], [], []
-    for sample in samples:
-        if len(images) == n:
-            break
-        decoded = {path: decode(path, preprocess, border) for path in dict.fromkeys(sample.paths)}
-        failed = [str(path) for path, pixels in decoded.items() if pixels is None]
-        if failed:
-            unreadable += failed
-            continue
-        stack = np.stack([decoded[path] for path in sample.paths])
-        images.append(stack if frames else stack[0])
-        label_sets.append(sample.label_set)
-    width = max((len(s) for s in label_sets), default=1)
-    padded = np.full((len(label_sets), width), -1, dtype=np.int64)
-    for row, label_set in enumerate(label_sets):
-        padded[row, :len(label_set)] = label_set
-    shape = (0, *((1,) if frames else ()), preprocess.size, preprocess.size, 3)
-    return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": padded[:, 0].copy(),
-            "label_sets": padded, "unreadable": np.array(unreadable, dtype=str)}
 
 
 # --------------------------------------------------------------------------------------------- benchmark

@@ -1,4 +1,4 @@
-"""`synth`: the embedded benchmark rendered by harness.embedded.benchmark (offline, deterministic)."""
+"""`synth`: the embedded benchmark rendered by harness.embedded.renderer (offline, deterministic)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -35,7 +35,7 @@ class SynthBenchmark:
         return None
 
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
-        from ..embedded import benchmark as renderer
+        from ..embedded import renderer
 
         if preprocess.size != renderer.IMAGE_SIZE:
             raise ValueError(f"the synth benchmark is rendered at {renderer.IMAGE_SIZE} px; a model wanting "

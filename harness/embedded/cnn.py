@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .benchmark import CLASSNAMES
+from .renderer import CLASSNAMES
 
 CNN_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 CNN_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)

@@ -38,7 +38,7 @@ def _checkpoint(model_id: ModelId) -> Path:
 def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device) -> PixelClassifier:
     """synth-clip as a pixel-space zero-shot classifier on `device`: its image tower behind its own normalization,
     scored against the head of its CLASSNAMES over TEMPLATES (what the suite gates, and what training reports)."""
-    from ..embedded.benchmark import CLASSNAMES, TEMPLATES
+    from ..embedded.renderer import CLASSNAMES, TEMPLATES
 
     head = zero_shot_head(model.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device)
     cfg = model.visual.preprocess_cfg
@@ -49,7 +49,7 @@ def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device
 def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
     import open_clip
 
-    from ..embedded.benchmark import CLASSNAMES, IMAGE_SIZE, TEMPLATES
+    from ..embedded.renderer import CLASSNAMES, IMAGE_SIZE, TEMPLATES
 
     open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
     checkpoint = _checkpoint(model_id)
@@ -73,7 +73,7 @@ def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
 
 
 def _load_cnn(model_id: ModelId, device: torch.device) -> LoadedModel:
-    from ..embedded.benchmark import CLASSNAMES, IMAGE_SIZE
+    from ..embedded.renderer import CLASSNAMES, IMAGE_SIZE
     from ..embedded.cnn import CNN_MEAN, CNN_STD, SynthCNN
 
     checkpoint = _checkpoint(model_id)

@@ -33,7 +33,7 @@ from ..files import sha256_file
 from .base import LoadedModel, ModelId, PixelClassifier
 from .hf_cache import hf_cached
 from .registry import UnknownModelError, register_family
-from .torchvision_models import LOCAL_SUFFIXES, WeightsNotCachedError, refusing_unsafe_pickles
+from .weights import LOCAL_SUFFIXES, WeightsNotCachedError, refusing_unsafe_pickles
 from .zeroshot import HEAD_FORMAT, cached_head, prompts_sha256, zero_shot_head
 
 HF_PREFIX = "hf-hub:"

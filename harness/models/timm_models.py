@@ -26,12 +26,12 @@ import torch
 
 from ..cache import ArrayCache
 from ..data.base import Preprocess
-from ..data.imagenet import RESAMPLE
+from ..data.folders import RESAMPLE
 from ..files import sha256_file
 from .base import LoadedModel, ModelId, PixelClassifier
 from .hf_cache import hf_cached, hf_repo_folder
 from .registry import UnknownModelError, register_family
-from .torchvision_models import LOCAL_SUFFIXES, WeightsNotCachedError, load_state_dict
+from .weights import LOCAL_SUFFIXES, WeightsNotCachedError, load_state_dict
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

@@ -4,14 +4,12 @@
 torch hub cache only (`$TORCH_HOME/hub/checkpoints/<file name of the enum's url>`; nothing is downloaded), or a
 local state dict: `@/path/to/weights.safetensors`, or `.pth`/`.pt` loaded with `torch.load(weights_only=True)`.
 Preprocessing (resize, crop, interpolation, mean, std) comes from the enum's transforms; a local file takes that
-of the architecture's DEFAULT weights. Also home of the checkpoint-safety helpers the open_clip family shares.
+of the architecture's DEFAULT weights.
 """
 from __future__ import annotations
 
-import contextlib
-import pickle
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -20,39 +18,7 @@ from ..data.base import Preprocess
 from ..files import sha256_file
 from .base import LoadedModel, ModelId, PixelClassifier
 from .registry import UnknownModelError, register_family
-
-LOCAL_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-
-
-class UnsafeCheckpointError(ValueError):
-    """A checkpoint is a pickle that would execute code when loaded; it was refused, not loaded."""
-
-
-class WeightsNotCachedError(FileNotFoundError):
-    """Pretrained weights are not in the local cache; the message names the path and how to fetch them."""
-
-
-@contextlib.contextmanager
-def refusing_unsafe_pickles(path: Path) -> Iterator[None]:
-    """Turn torch.load(weights_only=True)'s rejection of a code-executing pickle into UnsafeCheckpointError."""
-    try:
-        yield
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(
-            f"refused to load {path}: it is a pickle that needs arbitrary code to unpickle (torch.load with "
-            f"weights_only=True rejected it: {str(error).splitlines()[0]}); convert it to .safetensors on a "
-            f"machine where you trust it") from None
-
-
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors file, or of a .pth/.pt/.bin state dict loaded with weights_only=True."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    with refusing_unsafe_pickles(path):
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("state_dict", state) if isinstance(state, dict) else state
-
+from .weights import LOCAL_SUFFIXES, WeightsNotCachedError, load_state_dict
 
 def _weights_enum(arch: str):
     from torchvision.models import get_model_weights

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..embedded.benchmark import draw_text
+from ..embedded.renderer import draw_text
 from .base import Inputs, Perturbation, Scored, Scorer, with_pixels
 
 if TYPE_CHECKING:

@@ -1,0 +1,205 @@
+"""Datasets stored as image folders, whatever their layout: what a loader lists (`Sample`, `Listing`), the checks
+a listing must pass, the class-balanced order samples are taken in, and decoding to model-sized pixels.
+
+A layout module (harness.data.imagenet) turns a dataset folder into a `Listing`; this module does everything
+after: `check_complete` (the published count, or a `manifest.json` override), `verify_checksums` (`SHA256SUMS`),
+`balanced_order`, `files_fingerprint` (the cache key's view of the files) and `decode_samples` (PIL decoding,
+torchvision-style resize and center crop; undecodable files skipped and named).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..files import sha256_file
+from .base import DataMissingError, Preprocess
+
+DATA_SEED = 0  # fixes sample selection; run seeds (--seed) never change which images are evaluated
+IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp"})
+
+RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+            "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One evaluation sample: one image, or the frames of a sequence (anchor in the middle). `label_set` holds
+    the ImageNet indices that count as correct (the first is `EvalData.labels`); `group` is the dataset's own
+    class, the unit of class balancing."""
+
+    paths: tuple[Path, ...]
+    label_set: tuple[int, ...]
+    group: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """What a loader found: the samples, the dataset folder, the files whose content defines the data (images
+    and metadata, fingerprinted for the cache key), how many images there are and should be."""
+
+    folder: Path
+    samples: list[Sample]
+    files: list[Path]
+    n_images: int
+    expected_images: int
+    class_subset: tuple[int, ...] | None = None
+    border: int = 0  # pixels cropped from every edge before resizing
+
+
+# ---------------------------------------------------------------------------------------------- listing
+
+def missing(folder: Path, what: str, source: str) -> DataMissingError:
+    return DataMissingError(f"{what} not found at {folder}; {source}")
+
+
+def require_dir(folder: Path, source: str) -> Path:
+    if not folder.is_dir():
+        raise missing(folder, "dataset folder", source)
+    return folder
+
+
+def read_json(path: Path, source: str):
+    if not path.is_file():
+        raise missing(path, "metadata file", source)
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly in `folder`, sorted; other files (by extension) are ignored."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def class_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def folder_listing(folder: Path, dirs: Sequence[tuple[Path, int]], expected: int,
+                    class_subset: tuple[int, ...] | None = None) -> Listing:
+    """A listing of single-image samples from class folders, each given with its ImageNet index."""
+    samples, files = [], []
+    for directory, index in dirs:
+        images = image_files(directory)
+        files += images
+        samples += [Sample((path,), (index,), index) for path in images]
+    return Listing(folder, samples, files, len(files), expected, class_subset)
+
+
+# ------------------------------------------------------------------------------------ checks and selection
+
+def check_complete(listing: Listing) -> None:
+    """Raise DataMissingError "partial: found X of Y" when fewer images are present than expected; a
+    `manifest.json` `{"expected_images": X}` in the dataset folder replaces the published count."""
+    expected = listing.expected_images
+    manifest = listing.folder / "manifest.json"
+    if manifest.is_file():
+        expected = int(json.loads(manifest.read_text(encoding="utf-8"))["expected_images"])
+    if listing.n_images < expected:
+        raise DataMissingError(
+            f"partial: found {listing.n_images} of {expected} images in {listing.folder}; complete the download, "
+            f"or, for a deliberately reduced tree, write {manifest} with {{\"expected_images\": {listing.n_images}}}")
+
+
+def verify_checksums(folder: Path) -> None:
+    """When `folder/SHA256SUMS` exists (lines `<sha256>  <relative path>`), every listed file must exist and
+    match; raises DataMissingError naming the files that do not."""
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        return
+    bad = []
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        path = folder / name.lstrip("*")
+        if not path.is_file() or sha256_file(path) != digest.lower():
+            bad.append(str(path))
+    if bad:
+        raise DataMissingError(f"{len(bad)} file(s) missing or failing {sums}: {', '.join(bad[:10])}")
+
+
+def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sample]:
+    """All samples, class-balanced: each group shuffled (one generator, groups in ascending order), then taken
+    round-robin (the first of every group, then the second, ...), so any prefix is as balanced as possible."""
+    rng = np.random.default_rng(seed)
+    groups: dict[int, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    shuffled = [[members[i] for i in rng.permutation(len(members))] for _, members in sorted(groups.items())]
+    ranked = [(rank, g, s) for g, members in enumerate(shuffled) for rank, s in enumerate(members)]
+    return [s for _, _, s in sorted(ranked, key=lambda item: item[:2])]
+
+
+def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:
+    """sha256 over the files' paths relative to `folder`, sizes and modification times."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+def decode(path: Path, preprocess: Preprocess, border: int = 0) -> np.ndarray | None:
+    """uint8 (size, size, 3) pixels of the image at `path`, or None when it does not decode.
+
+    `border` pixels are cropped from every edge first; then the shorter side is resized to `preprocess.resize`
+    (the longer to int(resize * long / short), as torchvision) with `preprocess.interpolation`, and the center
+    `preprocess.size` square is cropped.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgb = image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    if border:
+        rgb = rgb.crop((border, border, rgb.width - border, rgb.height - border))
+    return resize_crop(rgb, preprocess)
+
+
+def resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
+    width, height = image.size
+    short, long = sorted((width, height))
+    new_long = int(preprocess.resize * long / short)
+    size = (preprocess.resize, new_long) if width <= height else (new_long, preprocess.resize)
+    resized = image.resize(size, RESAMPLE[preprocess.interpolation])
+    left = int(round((resized.width - preprocess.size) / 2.0))
+    top = int(round((resized.height - preprocess.size) / 2.0))
+    return np.asarray(resized.crop((left, top, left + preprocess.size, top + preprocess.size)), dtype=np.uint8)
+
+
+def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, border: int,
+                   frames: bool) -> dict[str, np.ndarray]:
+    """The first `n` samples that decode entirely, as arrays: `images` uint8 (n, H, W, 3) or (n, F, H, W, 3)
+    when `frames`, `labels` int64 (n,), `label_sets` int64 (n, K) padded with -1, `unreadable` str (paths of
+    files that failed to decode, in the order met)."""
+    images, label_sets, unreadable = [], [], []
+    for sample in samples:
+        if len(images) == n:
+            break
+        decoded = {path: decode(path, preprocess, border) for path in dict.fromkeys(sample.paths)}
+        failed = [str(path) for path, pixels in decoded.items() if pixels is None]
+        if failed:
+            unreadable += failed
+            continue
+        stack = np.stack([decoded[path] for path in sample.paths])
+        images.append(stack if frames else stack[0])
+        label_sets.append(sample.label_set)
+    width = max((len(s) for s in label_sets), default=1)
+    padded = np.full((len(label_sets), width), -1, dtype=np.int64)
+    for row, label_set in enumerate(label_sets):
+        padded[row, :len(label_set)] = label_set
+    shape = (0, *((1,) if frames else ()), preprocess.size, preprocess.size, 3)
+    return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": padded[:, 0].copy(),
+            "label_sets": padded, "unreadable": np.array(unreadable, dtype=str)}
+
+
