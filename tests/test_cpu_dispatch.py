@@ -4,7 +4,7 @@ Each setting runs fresh processes under environment variables that make the nume
 paths of another CPU: OpenBLAS core types, NumPy's and OpenCV's CPU-feature switches, torch's CPU capability,
 numba's target and thread counts. Under every setting that this CPU can run,
 - the pixels the project computes are byte-identical to the committed hashes (tests/portable_pixels.py);
-- the library corruptions stay within the golden tolerance (tests/test_corruption_golden.py);
+- the library corruptions stay within the golden tolerance (tests/shifts/test_corruption_golden.py);
 and under the settings marked `gate` (every library moved down at once, as on an old CPU; BLAS moved up; NumPy
 as on a typical AVX2 machine), a slice of the suite covering every pixel source and an attack gates green
 against the committed baselines, with a cold cache of its own (a shared cache would hide the drift). The drift
@@ -92,8 +92,8 @@ def test_project_pixels_are_identical_and_corruptions_within_tolerance(setting):
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert {k: v for k, v in found.items() if golden.get(k) != v} == {}, f"{setting.name}: project pixels moved"
     golden_test = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                  str(ROOT / "tests" / "test_corruption_golden.py")], cwd=ROOT, env=_env(setting),
-                                 capture_output=True, text=True, timeout=300)
+                                  str(ROOT / "tests" / "shifts" / "test_corruption_golden.py")], cwd=ROOT,
+                                 env=_env(setting), capture_output=True, text=True, timeout=300)
     assert golden_test.returncode == 0, f"{setting.name}:\n{golden_test.stdout[-3000:]}"
 
 

@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from case_records import case_record, report_of
 from harness.records import CaseRecord, RecordError, Report, Status, decode_bits, encode_bits, summarize
@@ -71,3 +73,9 @@ def test_bits_round_trip_and_refuse_the_wrong_length():
     assert decode_bits(encode_bits(bits), 9).tolist() == bits.tolist()
     with pytest.raises(ValueError, match="expected n=17"):
         decode_bits(encode_bits(bits), 17)
+
+
+@given(st.lists(st.booleans(), max_size=300))
+def test_per_sample_bits_round_trip(values):
+    bits = np.array(values, dtype=bool)
+    assert np.array_equal(decode_bits(encode_bits(bits), bits.size), bits)

@@ -8,7 +8,7 @@ of them moved at all. Measured on one AVX-512 machine under the dispatch setting
 CPU drift moved values by at most 1 level, in at most 6.6% of them (motion_blur-4); a changed algorithm moves
 values by more, or moves most of them.
 
-Regenerate (after reviewing why pixels changed) with `python tests/test_corruption_golden.py --regenerate`.
+Regenerate (after reviewing why pixels changed) with `python tests/shifts/test_corruption_golden.py --regenerate`.
 """
 import hashlib
 import json
@@ -22,7 +22,7 @@ import pytest
 from harness.shifts.corruptions import ALL_CORRUPTIONS, corrupt_images
 from harness.versions import pixel_library_versions
 
-GOLDEN = Path(__file__).with_name("golden") / "corruptions.json"
+GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "corruptions.json"
 REFERENCE = GOLDEN.with_suffix(".npz")
 SEED = 0
 PROBES = 4096

@@ -1,9 +1,6 @@
-"""The `openclip`, `torchvision` and `timm` families on small real architectures whose weights the tests create, loaded
-through the same cache lookups as downloaded weights; unsafe pickles and uncached weights fail fast and clearly."""
+"""The `openclip` family on a tiny real architecture: a checkpoint, a tag or a hub id from the local caches
+gives a zero-shot pixel classifier; its head is computed once and keyed on everything it depends on."""
 import json
-import os
-import time
-from pathlib import Path
 
 import open_clip
 import pytest
@@ -11,65 +8,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.cache import ArrayCache, cache_key
-from harness.models import ModelId, UnknownModelError, load_model, openclip, resolve
+from harness.models import ModelId, load_model, openclip, resolve
 from harness.files import sha256_file
 from harness.models.openclip import create_clip, head_cache_key, imagenet_prompts, uses_quick_gelu
 from harness.models.zeroshot import prompts_sha256
-from harness.models.weights import UnsafeCheckpointError, WeightsNotCachedError
-
-CPU = torch.device("cpu")
-TINY = "tiny-rg-clip"
-TINY_CFG = {"embed_dim": 16,
-            "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
-            "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
-FAKE_TAGS = {"openai": {"hf_hub": "test-org/tiny-openai/", "quick_gelu": True, "interpolation": "bicubic",
-                        "resize_mode": "shortest", "mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5)},
-             "laion": {"url": "https://example.invalid/weights/tiny-laion.pt", "resize_mode": "shortest"}}
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A tiny open_clip config registered with open_clip, and random weights for it as .safetensors."""
-    folder = tmp_path_factory.mktemp("tiny-clip")
-    (folder / f"{TINY}.json").write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(folder / f"{TINY}.json")
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY)
-    path = folder / "weights.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
-@pytest.fixture
-def caches(tmp_path, monkeypatch):
-    """Empty HF hub, clip and torch hub caches under tmp_path."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path
-
-
-@pytest.fixture
-def fake_tags(monkeypatch, tiny_checkpoint):
-    """open_clip's pretrained registry answering two tags for the tiny config, as it does for real models."""
-    real = open_clip.get_pretrained_cfg
-    monkeypatch.setattr(open_clip, "get_pretrained_cfg",
-                        lambda name, tag: dict(FAKE_TAGS.get(tag, {})) if name == TINY else real(name, tag))
-
-
-def hf_snapshot(cache: Path, repo: str) -> Path:
-    snapshot = cache / "hf" / f"models--{repo.replace('/', '--')}" / "snapshots" / "0123abcd"
-    snapshot.mkdir(parents=True)
-    return snapshot
-
-
-def evil_pickle(path: Path, marker: Path) -> Path:
-    class Payload:
-        def __reduce__(self):
-            return os.system, (f"touch {marker}",)
-
-    torch.save({"weight": Payload()}, path)
-    return path
+from tiny_models import CPU, TINY, TINY_CFG, hf_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -130,86 +73,6 @@ def test_openclip_hf_hub_id_loads_config_and_weights_from_the_cache(caches, tiny
     model, weights = create_clip(model_id, CPU)
     assert weights.path == snapshot / "open_clip_model.safetensors"
     assert model.visual.preprocess_cfg["interpolation"] == "bilinear"
-
-
-@pytest.mark.parametrize("text, searched", [
-    ("openclip:ViT-B-32@openai", "hf/models--timm--vit_base_patch32_clip_224.openai/snapshots"),
-    ("openclip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "hf/models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"),
-    ("torchvision:resnet18@IMAGENET1K_V1", "torch/hub/checkpoints/resnet18-f37072fd.pth"),
-    ("timm:test_vit@r160_in1k", "hf/models--timm--test_vit.r160_in1k/snapshots/*/model.safetensors"),
-])
-def test_uncached_weights_fail_fast_naming_the_cache_path_and_the_fetch_command(caches, text, searched):
-    started = time.perf_counter()
-    with pytest.raises(WeightsNotCachedError) as error:
-        load_model(text, CPU)
-    assert time.perf_counter() - started < 2.0
-    message = str(error.value)
-    assert str(caches / searched) in message and "python -c" in message and text.split("@")[0] in message
-
-
-@pytest.mark.parametrize("family, name", [("openclip", TINY), ("torchvision", "resnet18"), ("timm", "test_vit")])
-def test_code_executing_pickle_is_refused_not_run(tmp_path, tiny_checkpoint, family, name):
-    marker = tmp_path / "executed"
-    evil = evil_pickle(tmp_path / "evil.pt", marker)
-    with pytest.raises(UnsafeCheckpointError, match=str(evil)):
-        load_model(f"{family}:{name}@{evil}", CPU)
-    assert not marker.exists()
-
-
-@pytest.mark.parametrize("text, message", [
-    ("openclip:no-such-arch@openai", "not an open_clip model config"),
-    ("openclip:ViT-B-32@no-such-tag", "unknown pretrained tag"),
-    ("openclip:ViT-B-32", "name the weights"),
-    ("openclip:ViT-B-32@/no/such/file.safetensors", "does not exist"),
-    ("torchvision:resnet18@NO_SUCH_WEIGHTS", "IMAGENET1K_V1"),
-    ("torchvision:no_such_arch@IMAGENET1K_V1", "not a torchvision classification"),
-    ("timm:no_such_arch@in1k", "not a timm architecture"),
-    ("timm:resnet18", "name the weights.*a1_in1k"),
-    ("timm:resnet18@no_such_tag", "unknown pretrained tag"),
-    ("timm:resnet18@/no/such/file.pth", "does not exist"),
-    ("timm:vit_tiny_patch16_224@augreg_in21k", "21843 classes"),
-    ("timm:coat_lite_medium_384@in1k", "crop_mode 'squash'.*not the harness's protocol"),
-    ("timm:gcvit_tiny@in1k", "not on the Hugging Face hub"),
-])
-def test_invalid_ids_are_usage_errors(text, message):
-    with pytest.raises(UnknownModelError, match=message):
-        resolve(text)
-
-
-@pytest.fixture(scope="module")
-def resnet18_state():
-    import torchvision
-
-    torch.manual_seed(0)
-    return torchvision.models.resnet18(weights=None).state_dict()
-
-
-@pytest.mark.parametrize("where", ["hub-cache", "pth", "safetensors"])
-def test_torchvision_weights_from_hub_cache_or_file_keep_the_pixel_contract(caches, resnet18_state, where):
-    if where == "hub-cache":
-        path = caches / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-        path.parent.mkdir(parents=True)
-        torch.save(resnet18_state, path)
-        text = "torchvision:resnet18@IMAGENET1K_V1"
-    elif where == "pth":
-        path = caches / "resnet18.pth"
-        torch.save(resnet18_state, path)
-        text = f"torchvision:resnet18@{path}"
-    else:
-        path = caches / "resnet18.safetensors"
-        save_file(resnet18_state, str(path))
-        text = f"torchvision:resnet18@{path}"
-    model = load_model(text, CPU)
-    assert model.provenance["weights_sha256"] == sha256_file(path)
-    assert (model.preprocess.size, model.preprocess.resize, model.preprocess.interpolation) == (224, 256, "bilinear")
-    assert model.provenance["preprocess"]["mean"] == [0.485, 0.456, 0.406]
-    assert len(model.classnames) == 1000 and model.classnames[0] == "tench"
-    assert torch.equal(model.classifier.features.fc.weight, resnet18_state["fc.weight"])
-    pixels = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        normalized = (pixels - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / \
-            torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        assert torch.allclose(model.classifier(pixels), model.classifier.features(normalized))
 
 
 SMALL_PROMPTS = (("cat", "dog", "ship"), ("a photo of a {}.", "a drawing of a {}."))

@@ -9,7 +9,7 @@ Computing that tag's zero-shot head (1000 classes x 80 templates = 80,000 prompt
 about 100 minutes on two CPU cores, so the test plants a head in the run's head cache under the exact key the
 loader computes (head_cache_key; a seeded random unit-norm (1000, 512) tensor, the weights being random anyway) and
 checks that the run read it from there; computing heads is covered on a small architecture in
-test_real_models.py. The image tower runs for real at 224 px (ViT-B-32's fixed patch grid admits no other size)
+tests/models/test_openclip.py. The image tower runs for real at 224 px (ViT-B-32's fixed patch grid admits no other size)
 on the miniature trees of imagenet_trees.py, one sample per case (`--samples=1`, to stay near two minutes on two
 cores): 49 images through it, the two pm-10 sequences of 21 frames included.
 Measured on the project's 2-core machine while other work kept its load average near 5: the module took 80 s

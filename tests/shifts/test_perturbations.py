@@ -1,8 +1,8 @@
+"""Greyscale, stylization and ImageNet-P-style sequences: seeded, prefix-stable, and scored by flips."""
 import numpy as np
 import pytest
 
 from harness.shifts.perturbations import FRAMES, SEQUENCES, flips, greyscale, sequences, stylized
-from harness.shifts.typographic import TypographicSpec, overlay, written_classes
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +33,3 @@ def test_greyscale_and_stylized(images):
     styled = stylized(images, seed=0)
     assert styled.shape == images.shape and np.array_equal(styled, stylized(images, seed=0))
     assert not np.array_equal(styled, stylized(images, seed=1))
-
-
-def test_typographic_overlay_writes_another_class(images):
-    labels = np.arange(6) % 3
-    spec = TypographicSpec.parse("2x12px-white-random")
-    out, written = overlay(images, labels, ("cat", "dog", "car"), spec, seed=0)
-    assert (written != labels).all() and np.array_equal(written, written_classes(labels, 3, 0))
-    assert not np.array_equal(out, images)
-    assert np.array_equal(out, overlay(images, labels, ("cat", "dog", "car"), spec, seed=0)[0])
-    with pytest.raises(ValueError, match="not of the form"):
-        TypographicSpec.parse("big-red")

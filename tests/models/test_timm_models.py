@@ -1,6 +1,6 @@
 """The `timm` family on timm's tiny real architecture `test_vit` (tag r160_in1k), whose random weights the tests put
 in a Hugging Face hub cache laid out as huggingface_hub writes it. Uncached weights, unsafe pickles and
-inexpressible preprocessing are covered with the other families in test_real_models.py."""
+inexpressible preprocessing are covered in test_weights.py and test_model_registry.py."""
 import huggingface_hub
 import numpy as np
 import open_clip

@@ -1,0 +1,45 @@
+"""The run's controller: every collected case ends with a record, measured or not, and a run without a measured
+case or with a missing one never reads as a pass (the whole flow through pytest is in test_plugin.py)."""
+import types
+
+from case_records import measured
+from harness.cases import expand_cases
+from harness.config import build_config
+from harness.controller import RunController, case_id_of, first_line
+from harness.records import Status
+
+
+def controller(tmp_path):
+    suite = build_config(tmp_path, {"models": ["embedded:synth-cnn"]}, {})
+    config = types.SimpleNamespace(rootpath=tmp_path, option=types.SimpleNamespace(collectonly=False, html=False))
+    return RunController(config, suite, expand_cases(suite), "cpu")
+
+
+def test_a_case_id_is_read_from_a_node_id_only_for_known_cases():
+    known = {"synth-cnn-test": None}
+    assert case_id_of("robustness_tests/test_clean.py::test_clean[synth-cnn-test]", known) == "synth-cnn-test"
+    assert case_id_of("tests/test_x.py::test_y[synth-cnn-other]", known) is None
+    assert case_id_of("tests/test_x.py::test_y", known) is None
+
+
+def test_collected_cases_without_a_record_are_errors_unless_skipped(tmp_path):
+    run = controller(tmp_path)
+    ids = ["synth-cnn-test", "synth-cnn-v2", "synth-cnn-sketch"]
+    run.collected([f"robustness_tests/t.py::test[{i}]" for i in ids], set(ids))
+    record = measured([True, False], id="synth-cnn-test", model="embedded:synth-cnn", line="synth-cnn")
+    run.records["robustness_tests/t.py::test[synth-cnn-test]"] = record
+    run.failures["robustness_tests/t.py::test[synth-cnn-v2]"] = "skipped: not run: no data"
+    cases, complete = run.merged_cases()
+    by_id = {case.id: case for case in cases}
+    assert not complete
+    assert by_id["synth-cnn-test"].nodeid == "robustness_tests/t.py::test[synth-cnn-test]"
+    assert by_id["synth-cnn-v2"].status is Status.NOT_RUN and not by_id["synth-cnn-v2"].measured
+    assert by_id["synth-cnn-sketch"].status is Status.ERROR
+    assert "worker crashed or run interrupted" in by_id["synth-cnn-sketch"].message
+    assert by_id["synth-cnn-sketch"].setting["name"] == "sketch"
+
+
+def test_the_first_error_line_of_a_failure_is_kept():
+    text = "def test():\n>   assert x\nE   AssertionError: accuracy fell\nE   more\n\ntests/t.py:3: AssertionError"
+    assert first_line(text) == "AssertionError: accuracy fell"
+    assert first_line("just one line") == "just one line"
