@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "wall_time_s": round(time.perf_counter() - started, 1), "accuracy": accuracy})
         print(f"{models[-1]['name']}: test {accuracy['test']:.3f}", flush=True)
     family = {"description": "supervised SynthCNNs (cross-entropy, label smoothing 0.1, AdamW 3e-3, batch 128) "
-                             "of varied width and training length",
+                             "of varied width and training length", "program": "tools/train_family.py",
               "renderer_version": RENDERER_VERSION, "data_seed": args.seed, "train_size": args.train_size,
               "hard_split_reference_sha256": hard["reference_checkpoint_sha256"],
               "torch_version": torch.__version__, "device": device_description(args.device), "models": models}

@@ -122,7 +122,8 @@ def fit_family(family_file: Path) -> dict[str, Any]:
         trends.append(trend)
         if left_out:
             excluded[(shift.name, trend.x)] = left_out
-    source = {"summary": f"{len(models)} supervised SynthCNNs of tools/train_family.py",
+    program = family.get("program", "harness/embedded/family.py")  # families written before the move say nothing
+    source = {"summary": f"{len(models)} supervised SynthCNNs of {program}",
               "file": "harness/embedded/trend_family.json", "sha256": sha256_file(family_file),
               "description": family["description"], "renderer_version": family["renderer_version"],
               "train_size": family["train_size"], "device": family["device"], "torch_version": family["torch_version"],
