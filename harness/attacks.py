@@ -22,6 +22,7 @@ import torchattacks
 from torch import nn
 
 from .registry import Registry
+from .settings import Setting, SettingScope, config_error, register_shift_kind
 from .shifts.base import Inputs, Perturbation, Scored, Scorer
 
 
@@ -302,3 +303,47 @@ class Attack(Perturbation):
     @property
     def autocast(self) -> bool:
         return False
+
+
+@register_shift_kind("attack")
+def attack_settings(scope: SettingScope) -> list[Setting]:
+    """One white-box or black-box setting per configured attack (`adversarial.attacks`), on the clean split."""
+    settings = []
+    for text in scope.config.attacks:
+        try:
+            spec = parse_attack(text)
+        except ValueError as error:
+            raise config_error("adversarial", error) from None
+        settings.append(Setting("adversarial", spec.name, scope.clean_split,
+                                scope.config.samples_for("adversarial", spec.attack), perturbation=Attack(spec)))
+    return settings
+
+
+def surrogate_for(scope: SettingScope) -> str | None:
+    """The first configured surrogate that is not the target itself and classifies the same benchmark."""
+    from .models import resolve  # the model families import the data layer, which does not need them here
+
+    for surrogate in scope.config.surrogates:
+        surrogate_id, family = resolve(surrogate)
+        if surrogate != scope.model and family.benchmark(surrogate_id) == scope.benchmark:
+            return surrogate
+    return None
+
+
+@register_shift_kind("transfer")
+def transfer_settings(scope: SettingScope) -> list[Setting]:
+    """`transfer-<attack>-from-<surrogate line>` per configured transfer attack, when a surrogate applies."""
+    from .models import ModelId
+
+    surrogate = surrogate_for(scope)
+    settings = []
+    for text in scope.config.transfer_attacks if surrogate else ():
+        try:
+            spec = parse_attack(text)
+        except ValueError as error:
+            raise config_error("adversarial.transfer", error) from None
+        name = f"transfer-{spec.name}-from-{ModelId.parse(surrogate).line}"
+        settings.append(Setting("adversarial", name, scope.clean_split,
+                                scope.config.samples_for("adversarial", spec.attack),
+                                perturbation=Attack(spec, surrogate)))
+    return settings

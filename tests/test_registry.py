@@ -174,3 +174,46 @@ def test_transforms(tmp_path):
     finally:
         TRANSFORMS.unregister("throwaway-invert")
     assert TRANSFORMS.names() == ["greyscale", "stylized"]
+
+
+def test_shift_kinds(tmp_path):
+    """A kind of shift from outside: its Perturbation and its settings builder, registered in one module."""
+    import dataclasses
+
+    import torch
+
+    from harness.cache import ArrayCache
+    from harness.cases import expand_cases
+    from harness.config import build_config
+    from harness.evaluate import RunContext, evaluate
+    from harness.models import load_model
+    from harness.settings import SHIFT_KINDS, Setting, register_shift_kind
+    from harness.shifts.base import Perturbation, with_pixels
+
+    assert SHIFT_KINDS.names() == ["attack", "corruption", "sequence", "transfer", "transform", "typographic"]
+    with pytest.raises(DuplicateNameError, match="shift kind 'attack' is already registered"):
+        register_shift_kind("attack")(lambda scope: [])
+
+    @dataclasses.dataclass(frozen=True)
+    class Darken(Perturbation):
+        factor: int
+
+        def record(self):
+            return {"darken": {"factor": self.factor}}
+
+        def perturb(self, inputs, model, run):
+            return with_pixels(inputs, inputs.images // self.factor)
+
+    def darken_settings(scope):
+        return [Setting("synthetic", "darken-2", scope.clean_split, 20, perturbation=Darken(2))]
+
+    assert register_shift_kind("throwaway-darken")(darken_settings) is darken_settings
+    try:
+        config = build_config(tmp_path, {"models": ["embedded:synth-cnn"]}, {})
+        [case] = [c for c in expand_cases(config) if c.setting.name == "darken-2"]
+        assert case.id == "synth-cnn-darken-2" and case.setting.as_dict()["darken"] == {"factor": 2}
+        model = load_model("embedded:synth-cnn", torch.device("cpu"))
+        result = evaluate(case, model, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "cache")))
+        assert result.n == 20 and "perturbed_sha256" in result.data
+    finally:
+        SHIFT_KINDS.unregister("throwaway-darken")

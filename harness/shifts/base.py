@@ -73,6 +73,11 @@ class Perturbation:
         return scorer.correct(inputs, k)
 
     @property
+    def metric(self) -> str | None:
+        """The metric this perturbation scores by, when not the setting's own (top-1 or pm-k)."""
+        return None
+
+    @property
     def autocast(self) -> bool:
         """Whether scoring may run under --amp autocast (not for attacks: budgets and gradients stay float32)."""
         return True

@@ -27,6 +27,7 @@ from imagecorruptions import corrupt, get_corruption_names
 
 from ..cache import ArrayCache
 from ..pixels import image_digests
+from ..settings import Setting, SettingScope, config_error, register_shift_kind
 from ..versions import pixel_library_versions
 from .base import Inputs, Perturbation, with_pixels
 
@@ -117,3 +118,18 @@ class Corruption(Perturbation):
         images = corrupted(inputs.images, pixel_recipe, run.cache)
         return with_pixels(inputs, images, pixel_recipe=pixel_recipe, perturbed_source="in memory (imagecorruptions)",
                            image_digests=image_digests(images))
+
+
+@register_shift_kind("corruption")
+def corruption_settings(scope: SettingScope) -> list[Setting]:
+    """`<corruption>-<severity>` for every configured corruption and severity, on the clean split."""
+    settings = []
+    for name in scope.config.corruptions:
+        for severity in scope.config.severities:
+            try:
+                perturbation = Corruption(name, severity)
+            except ValueError as error:
+                raise config_error("synthetic", error) from None
+            settings.append(Setting("synthetic", f"{name}-{severity}", scope.clean_split,
+                                    scope.config.samples_for("synthetic"), perturbation=perturbation))
+    return settings

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from ..config import ConfigError
 from ..registry import Registry
+from ..settings import Setting, SettingScope, register_shift_kind
 from .base import Inputs, Perturbation, Scored, Scorer, with_pixels
 
 if TYPE_CHECKING:
@@ -208,6 +210,10 @@ class FrameSequence(Perturbation):
     def record(self) -> dict[str, Any]:
         return {"sequence": {"kind": self.kind, "frames": FRAMES}}
 
+    @property
+    def metric(self) -> str:
+        return "stability"
+
     def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
         return with_pixels(inputs, sequences(inputs.images, self.kind, run.seed))
 
@@ -217,3 +223,24 @@ class FrameSequence(Perturbation):
         n, frames = predictions.shape
         return Scored(flipped == 0, {"flip_probability": float(flipped.sum() / (n * (frames - 1))),
                                      "accuracy_first_frame": float((predictions[:, 0] == inputs.data.labels).mean())})
+
+
+@register_shift_kind("transform")
+def transform_settings(scope: SettingScope) -> list[Setting]:
+    """One setting per configured whole-image transform (`synthetic.transforms`), on the clean split."""
+    for name in scope.config.transforms:
+        if name not in TRANSFORMS:
+            raise ConfigError(f"[tool.robustness.synthetic]: unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
+    return [Setting("synthetic", name, scope.clean_split, scope.config.samples_for("synthetic"),
+                    perturbation=Transform(name)) for name in scope.config.transforms]
+
+
+@register_shift_kind("sequence")
+def sequence_settings(scope: SettingScope) -> list[Setting]:
+    """`p-<kind>` per configured perturbation sequence (`synthetic.sequences`), on the clean split."""
+    for kind in scope.config.sequences:
+        if kind not in SEQUENCES:
+            raise ConfigError(f"[tool.robustness.synthetic]: unknown perturbation sequence {kind!r}; known: "
+                              f"{', '.join(SEQUENCES)}")
+    return [Setting("synthetic", f"p-{kind}", scope.clean_split, scope.config.samples_for("synthetic"),
+                    perturbation=FrameSequence(kind)) for kind in scope.config.sequences]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..embedded.renderer import draw_text
+from ..settings import Setting, SettingScope, config_error, register_shift_kind
 from .base import Inputs, Perturbation, Scored, Scorer, with_pixels
 
 if TYPE_CHECKING:
@@ -103,3 +104,17 @@ class Typographic(Perturbation):
         predictions = scorer.predictions(inputs)
         return Scored(inputs.data.correct(predictions),
                       {"attack_success_rate": float((predictions == inputs.targets).mean())})
+
+
+@register_shift_kind("typographic")
+def typographic_settings(scope: SettingScope) -> list[Setting]:
+    """One adversarial setting per configured overlay (`adversarial.typographic`), on the clean split."""
+    settings = []
+    for text in scope.config.typographic:
+        try:
+            spec = TypographicSpec.parse(text)
+        except ValueError as error:
+            raise config_error("adversarial.typographic", error) from None
+        settings.append(Setting("adversarial", spec.name, scope.clean_split,
+                                scope.config.samples_for("adversarial", "typographic"), perturbation=Typographic(spec)))
+    return settings
