@@ -18,7 +18,8 @@ from suite_helpers import read_json, run_suite
 HOSTILE = '<script>alert("x")</script>'
 
 
-def record(model, category, name, accuracy, status="passed", n=100, **setting):
+def record(model, category, name, accuracy, status="passed", **setting):
+    n = 100
     bits = np.arange(n) < round(accuracy * n)
     line = model.split(":")[1]
     return CaseRecord(id=f"{line}-{name}", key=f"{category}/{name}", model=model, line=line, benchmark="synth",

@@ -117,9 +117,10 @@ def test_zero_shot_head_is_computed_once_then_read_from_the_run_cache(tmp_path, 
     assert first.provenance["head_cache"]["key"] == cache_key(documented)
 
 
+@pytest.mark.usefixtures("fake_tags", "small_prompts")
 @pytest.mark.parametrize("change", ["weights", "config", "quick_gelu", "prompts", "open_clip_version", "dtype"])
-def test_changing_any_part_of_the_head_key_recomputes_the_head(caches, fake_tags, tiny_checkpoint, small_prompts,
-                                                               text_tower_calls, monkeypatch, change):
+def test_changing_any_part_of_the_head_key_recomputes_the_head(caches, tiny_checkpoint, text_tower_calls, monkeypatch,
+                                                               change):
     cache = ArrayCache(caches / "cache")
     text = f"openclip:{TINY}@{tiny_checkpoint}"
     before = load_model(text, CPU, cache).provenance["head_cache"]["key"]
