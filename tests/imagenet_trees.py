@@ -35,16 +35,22 @@ def class_tree(folder: Path, names, per_class=2, suffix=".JPEG"):
 
 
 def objectnet_tree(root: Path) -> Path:
-    """Two overlapping classes (one mapping to two ImageNet classes) and one that does not overlap."""
+    """ObjectNet 1.0's layout with its four real mapping formats: two overlapping classes (one mapping to two
+    ImageNet classes, one whose ImageNet name holds commas, as the real names do) and one that does not overlap.
+    `imagenet_to_label_2012_v2` has 1000 lines (line i: the name of ImageNet 2012 id i) and
+    `pytorch_to_imagenet_2012_id.json` maps each class index to an id by a fixed permutation, as the real files."""
     folder = root / "objectnet-1.0"
     mappings = folder / "mappings"
     mappings.mkdir(parents=True)
-    names = {"Alarm clock": "analog clock; digital clock", "Banana": "banana"}
-    id_name = {"1": "analog clock", "2": "digital clock", "3": "banana", "4": "tench"}
-    index_id = {"409": 1, "530": 2, "954": 3, "0": 4}
+    index_to_id = {index: (index * 7 + 3) % 1000 for index in range(1000)}  # a permutation, as the real map is
+    id_names = [f"placeholder class {i}" for i in range(1000)]
+    id_names[index_to_id[409]], id_names[index_to_id[530]] = "analog clock", "digital clock"
+    id_names[index_to_id[954]] = "banana, plantain-like fruit"
+    (mappings / "imagenet_to_label_2012_v2").write_text("".join(f"{name}\n" for name in id_names))
     files = {"folder_to_objectnet_label.json": {"alarm_clock": "Alarm clock", "banana": "Banana", "sock": "Sock"},
-             "objectnet_to_imagenet_1k.json": names, "imagenet_to_label_2_json.json": id_name,
-             "pytorch_to_imagenet_2012_id.json": index_id}
+             "objectnet_to_imagenet_1k.json": {"Alarm clock": "analog clock; digital clock",
+                                               "Banana": "banana, plantain-like fruit"},
+             "pytorch_to_imagenet_2012_id.json": {str(index): i for index, i in index_to_id.items()}}
     for name, content in files.items():
         (mappings / name).write_text(json.dumps(content))
     for position, name in enumerate(["alarm_clock", "banana", "sock"]):
@@ -53,7 +59,7 @@ def objectnet_tree(root: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             pixels = np.zeros((20, 20, 3), np.uint8)
             pixels[:] = COLORS[position + 1]
-            pixels[0, :] = pixels[-1, :] = pixels[:, 0] = pixels[:, -1] = (255, 0, 0)  # the 1-pixel red border
+            pixels[:2, :] = pixels[-2:, :] = pixels[:, :2] = pixels[:, -2:] = (255, 0, 0)  # a 2-pixel red border
             Image.fromarray(pixels).save(path)
     manifest(folder, 6)
     return folder

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..registry import Registry
-from .base import Benchmark, DataMissingError, EvalData, NaturalShift, Preprocess
+from .base import Benchmark, DataMalformedError, DataMissingError, EvalData, NaturalShift, Preprocess
 from .imagenet import ImageNetBenchmark
 from .synth import SynthBenchmark
 
@@ -38,5 +38,5 @@ def get_benchmark(name: str, data_root: Path | None = None) -> Benchmark:
     return BENCHMARKS[name](data_root)
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "DataMissingError", "EvalData", "NaturalShift", "Preprocess", "get_benchmark",
-           "register_benchmark"]
+__all__ = ["BENCHMARKS", "Benchmark", "DataMalformedError", "DataMissingError", "EvalData", "NaturalShift",
+           "Preprocess", "get_benchmark", "register_benchmark"]

@@ -12,7 +12,14 @@ from ..cache import ArrayCache
 
 
 class DataMissingError(FileNotFoundError):
-    """A dataset is absent or partial. The message names the path searched and where to obtain the data."""
+    """A dataset is absent or partial. The message names the path searched and where to obtain the data. A case
+    whose data is missing is reported not run (an error in release mode, --strict-data)."""
+
+
+class DataMalformedError(ValueError):
+    """A dataset folder is present but a metadata file in it is missing, unreadable or not of the release's schema.
+    The message names the file and what was expected. Never a skip: the case is an error, with or without
+    --strict-data, so a run with the data never passes without measuring it."""
 
 
 @dataclasses.dataclass(frozen=True)

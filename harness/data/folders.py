@@ -12,13 +12,13 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 from ..files import sha256_file
-from .base import DataMissingError, Preprocess
+from .base import DataMalformedError, DataMissingError, Preprocess
 
 DATA_SEED = 0  # fixes sample selection; run seeds (--seed) never change which images are evaluated
 IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".webp"})
@@ -65,11 +65,30 @@ def require_dir(folder: Path, source: str) -> Path:
     return folder
 
 
-def read_json(path: Path, source: str):
+def read_json(path: Path, source: str) -> Any:
+    """The parsed metadata file at `path` of a dataset folder that is present; DataMalformedError when it is
+    missing or not JSON."""
+    try:
+        return json.loads(_metadata_text(path, source))
+    except json.JSONDecodeError as error:
+        raise DataMalformedError(f"{path}: not a JSON file ({error}); replace it with the release's ({source})") from None
+
+
+def read_lines(path: Path, source: str) -> list[str]:
+    """The lines (without line ends) of the plain-text metadata file at `path`; a final empty line is dropped."""
+    lines = _metadata_text(path, source).split("\n")
+    return [line.rstrip("\r") for line in (lines[:-1] if lines and lines[-1] == "" else lines)]
+
+
+def _metadata_text(path: Path, source: str) -> str:
     if not path.is_file():
-        raise missing(path, "metadata file", source)
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        raise DataMalformedError(f"{path}: metadata file missing from the dataset folder {path.parent}, which is "
+                                 f"present; restore it from the release ({source})")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataMalformedError(f"{path}: unreadable metadata file ({error}); restore it from the release "
+                                 f"({source})") from None
 
 
 def image_files(folder: Path) -> list[Path]:

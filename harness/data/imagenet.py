@@ -37,9 +37,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..cache import ArrayCache
-from .base import DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
+from .base import DataMalformedError, DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
 from .folders import (DATA_SEED, Listing, Sample, balanced_order, check_complete, class_dirs, decode_samples,
-                      files_fingerprint, folder_listing, image_files, missing, read_json, require_dir,
+                      files_fingerprint, folder_listing, image_files, missing, read_json, read_lines, require_dir,
                       verify_checksums)
 
 LOADER_VERSION = 1  # bump when decoding or selection changes, so cached arrays are recomputed
@@ -179,29 +179,37 @@ def load_imagenet_a(root: Path) -> Listing:
 OBJECTNET_SOURCE = "ObjectNet 1.0: https://objectnet.dev/download.html (objectnet-1.0.zip, password on the page)"
 
 
+OBJECTNET_MAPPINGS = ("folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json", "imagenet_to_label_2012_v2",
+                      "pytorch_to_imagenet_2012_id.json")
+OBJECTNET_BORDER = 2  # pixels cropped from every edge, as both reference loaders (testbed, wise-ft) do
+
+
 def load_objectnet(root: Path) -> Listing:
-    """ObjectNet 1.0: `<root>/objectnet-1.0/images/<folder>/*.png` (313 class folders, 50,000 images) and
-    `<root>/objectnet-1.0/mappings/` as shipped:
+    """ObjectNet 1.0: `<root>/objectnet-1.0/images/<folder>/*.png` (313 class folders) and
+    `<root>/objectnet-1.0/mappings/` as shipped (the files wise-ft's and the testbed's loaders read):
 
     - `folder_to_objectnet_label.json`: folder name -> ObjectNet label;
-    - `objectnet_to_imagenet_1k.json`: ObjectNet label -> "; "-separated ImageNet class names (overlapping
-      classes only: 113 of them);
-    - `imagenet_to_label_2_json.json`: ImageNet 2012 id -> that class name;
-    - `pytorch_to_imagenet_2012_id.json`: class index (sorted-wnid order) -> ImageNet 2012 id.
+    - `objectnet_to_imagenet_1k.json`: ObjectNet label -> ImageNet class names separated by "; " (the 113
+      labels that overlap ImageNet);
+    - `imagenet_to_label_2012_v2`: plain text, 1000 lines, line i (0-based) the class name of ImageNet 2012 id i;
+    - `pytorch_to_imagenet_2012_id.json`: class index (sorted-wnid order) -> that ImageNet 2012 id.
 
-    Only the 113 overlapping classes are evaluated. A sample's `label_set` is the ImageNet indices its ObjectNet
-    class maps to (a prediction in the set is correct); predictions are restricted to the union of those sets.
-    ObjectNet images carry a 1-pixel red border that its authors advise removing: 1 px is cropped from every
-    edge before resizing. The image count checked is that of the whole `images/` folder. Obtain: OBJECTNET_SOURCE.
+    A folder's ImageNet classes take three hops: folder -> ObjectNet label -> names -> the lines they are (a name
+    is a whole line) -> class indices. Only the 113 overlapping classes are evaluated: a sample's `label_set` is
+    its indices (a prediction in the set is correct), predictions are restricted to the union of the sets, and
+    every image of a mapped folder counts. The images carry a thin border: OBJECTNET_BORDER pixels are cropped
+    from every edge before resizing, as the reference loaders do. Completeness is checked against the published
+    50,000 images of `images/` as a floor (the release zip is reported to hold 50,273 files). Obtain:
+    OBJECTNET_SOURCE.
     """
     folder = require_dir(root / "objectnet-1.0", OBJECTNET_SOURCE)
     images_dir = require_dir(folder / "images", OBJECTNET_SOURCE)
     mappings = folder / "mappings"
-    names = ["folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json", "imagenet_to_label_2_json.json",
-             "pytorch_to_imagenet_2012_id.json"]
-    folder_label, label_names, id_name, index_id = (read_json(mappings / n, OBJECTNET_SOURCE) for n in names)
-    name_to_index = _objectnet_name_index(id_name, index_id)
-    samples, files = [], [mappings / n for n in names]
+    folder_label, label_names = (read_json(mappings / name, OBJECTNET_SOURCE) for name in OBJECTNET_MAPPINGS[:2])
+    id_names = read_lines(mappings / OBJECTNET_MAPPINGS[2], OBJECTNET_SOURCE)
+    index_id = read_json(mappings / OBJECTNET_MAPPINGS[3], OBJECTNET_SOURCE)
+    name_to_indices = _objectnet_name_indices(id_names, index_id, mappings)
+    samples, files = [], [mappings / name for name in OBJECTNET_MAPPINGS]
     n_images = 0
     for group, directory in enumerate(class_dirs(images_dir)):
         images = image_files(directory)
@@ -210,27 +218,35 @@ def load_objectnet(root: Path) -> Listing:
         label = folder_label.get(directory.name)
         if label not in label_names:
             continue
-        label_set = _objectnet_label_set(label, label_names[label], name_to_index, mappings)
+        label_set = _objectnet_label_set(label, label_names[label], name_to_indices, mappings)
         samples += [Sample((path,), label_set, group) for path in images]
     subset = tuple(sorted({i for sample in samples for i in sample.label_set}))
-    return Listing(folder, samples, files, n_images, EXPECTED_IMAGES["objectnet"], subset, border=1)
+    return Listing(folder, samples, files, n_images, EXPECTED_IMAGES["objectnet"], subset, border=OBJECTNET_BORDER)
 
 
-def _objectnet_name_index(id_name: dict, index_id: dict) -> dict[str, int]:
-    """ImageNet class name (as ObjectNet's mappings spell it) -> class index in sorted-wnid order."""
+def _objectnet_name_indices(id_names: list[str], index_id: Mapping[str, int], mappings: Path) -> dict[str, set[int]]:
+    """ImageNet class name (a whole line of imagenet_to_label_2012_v2) -> the class indices (sorted-wnid order)
+    of the ImageNet 2012 ids whose line it is (two ids share the name "crane")."""
+    if len(id_names) != 1000 or len(index_id) != 1000:
+        raise DataMalformedError(f"{mappings}: {OBJECTNET_MAPPINGS[2]} must hold 1000 class names, one a line, and "
+                                 f"{OBJECTNET_MAPPINGS[3]} 1000 entries; found {len(id_names)} and {len(index_id)}")
     id_to_index = {int(imagenet_id): int(index) for index, imagenet_id in index_id.items()}
-    return {name: id_to_index[int(imagenet_id)] for imagenet_id, name in id_name.items()
-            if int(imagenet_id) in id_to_index}
+    name_to_indices: dict[str, set[int]] = {}
+    for imagenet_id, name in enumerate(id_names):
+        if imagenet_id in id_to_index:
+            name_to_indices.setdefault(name, set()).add(id_to_index[imagenet_id])
+    return name_to_indices
 
 
-def _objectnet_label_set(label: str, names: str, name_to_index: dict[str, int], mappings: Path) -> tuple[int, ...]:
+def _objectnet_label_set(label: str, names: str, name_to_indices: dict[str, set[int]],
+                         mappings: Path) -> tuple[int, ...]:
     """The ImageNet indices of the "; "-separated class `names` that ObjectNet `label` maps to."""
     wanted = [name.strip() for name in names.split(";")]
-    unknown = [name for name in wanted if name not in name_to_index]
+    unknown = [name for name in wanted if name not in name_to_indices]
     if unknown:
-        raise DataMissingError(f"{mappings}: ObjectNet label {label!r} maps to ImageNet names {unknown} that "
-                               f"imagenet_to_label_2_json.json / pytorch_to_imagenet_2012_id.json do not resolve")
-    return tuple(sorted(name_to_index[name] for name in wanted))
+        raise DataMalformedError(f"{mappings}: ObjectNet label {label!r} maps to ImageNet names {unknown} that are "
+                                 f"no line of {OBJECTNET_MAPPINGS[2]}")
+    return tuple(sorted(set().union(*(name_to_indices[name] for name in wanted))))
 
 
 VIDEO_SOURCE = ("ImageNet-Vid-Robust and YTBB-Robust: https://github.com/modestyachts/natural-perturbations-video "

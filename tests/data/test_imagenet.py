@@ -1,5 +1,6 @@
 """The `imagenet` benchmark's loaders on generated miniature trees with the real layouts, quirky files included."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from PIL import Image
 
 from harness.cache import ArrayCache
-from harness.data import DataMissingError, EvalData, Preprocess, get_benchmark
+from harness.data import DataMalformedError, DataMissingError, EvalData, Preprocess, get_benchmark
 from harness.data import folders
 from harness.data.folders import resize_crop
 from harness.files import sha256_file
@@ -194,9 +195,9 @@ def test_objectnet_maps_classes_to_imagenet_sets_and_crops_the_border(root, cach
     clocks = data.labels == 409
     assert clocks.sum() == 2 and data.label_sets[clocks].tolist() == [[409, 530]] * 2
     assert data.label_sets[~clocks].tolist() == [[954, -1]] * 2
-    # the red border is gone: 20 px minus 2 border px, resized to 18 px, shows the fill colour on every edge
+    # the red border is gone: 20 px minus 2 border px a side, resized to 18 px, shows the fill colour on every edge
     assert (data.images[:, [0, -1], :, 0] < 100).all() and (data.images[:, :, [0, -1], 0] < 100).all()
-    assert data.provenance["border_crop"] == 1
+    assert data.provenance["border_crop"] == 2
     # a prediction anywhere in the set counts
     assert data.correct(np.where(clocks, 530, 954)).all()
     assert not data.correct(np.where(clocks, 954, 409)).any()
@@ -244,8 +245,28 @@ def test_objectnet_mapping_to_unknown_imagenet_names_is_reported(root, cache):
     folder = objectnet_tree(root)
     mapping = folder / "mappings" / "objectnet_to_imagenet_1k.json"
     mapping.write_text(json.dumps({"Banana": "plantain"}))
-    with pytest.raises(DataMissingError, match="plantain"):
+    with pytest.raises(DataMalformedError, match="plantain.*no line of imagenet_to_label_2012_v2"):
         load(root, "objectnet", cache)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("imagenet_to_label_2012_v2", "metadata file missing from the dataset folder"),
+    ("folder_to_objectnet_label.json", "metadata file missing from the dataset folder"),
+    ("truncated-names", "must hold 1000 class names"),
+    ("not-json", "not a JSON file"),
+])
+def test_a_present_objectnet_with_broken_mappings_is_malformed_not_missing(root, cache, damage, message):
+    mappings = objectnet_tree(root) / "mappings"
+    if damage == "truncated-names":
+        names = (mappings / "imagenet_to_label_2012_v2").read_text().splitlines()
+        (mappings / "imagenet_to_label_2012_v2").write_text("\n".join(names[:999]) + "\n")
+    elif damage == "not-json":
+        (mappings / "pytorch_to_imagenet_2012_id.json").write_text("{")
+    else:
+        (mappings / damage).unlink()
+    with pytest.raises(DataMalformedError, match=message) as error:
+        load(root, "objectnet", cache)
+    assert not isinstance(error.value, DataMissingError) and str(mappings) in str(error.value)
 
 
 def test_imagenet_c_is_read_from_disk_when_present(root, cache):
@@ -273,3 +294,23 @@ def test_stylized_imagenet_is_read_from_disk_when_present(root, cache):
     data = benchmark.load_perturbed({"transform": "stylized"}, 100, cache, PRE)
     assert sorted(data.labels.tolist()) == [0, 1] and data.images.shape[1:] == (PRE.size, PRE.size, 3)
     assert benchmark.load_perturbed({"transform": "greyscale"}, 100, cache, PRE) is None
+
+
+REFERENCE_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "datasets"
+
+
+@pytest.mark.skipif(not (REFERENCE_DATASETS / "objectnet").is_dir(),
+                    reason="../shared/reference/datasets is not beside this checkout")
+def test_objectnet_reads_the_real_mapping_files(root, cache):
+    """The four mapping files of the real release (copied into a temporary tree, with one image per folder)."""
+    folder = root / "objectnet-1.0"
+    shutil.copytree(REFERENCE_DATASETS / "objectnet", folder / "mappings")
+    folders = json.loads((folder / "mappings" / "folder_to_objectnet_label.json").read_text())
+    for name in folders:
+        write_image(folder / "images" / name / "0.png", (10, 20, 30), size=(12, 12))
+    manifest(folder, len(folders))
+    data = load(root, "objectnet", cache, n=1000, preprocess=Preprocess(8, 8, "bilinear"))
+    assert len(folders) == 313 and len(data.labels) == 113  # one image in each folder that overlaps ImageNet
+    label_sets = [tuple(i for i in row if i >= 0) for row in data.label_sets.tolist()]
+    assert (409, 530) in label_sets and (954,) in label_sets  # alarm clock: analog and digital clock; banana
+    assert set(data.class_subset.tolist()) == {i for row in data.label_sets.tolist() for i in row if i >= 0}

@@ -17,6 +17,7 @@ Measured on the project's 2-core machine while other work kept its load average 
 the nine cases), the one without 22 s, 3 s of it after start-up.
 """
 import datetime
+import shutil
 import time
 
 import open_clip
@@ -100,3 +101,21 @@ def test_without_the_weights_it_fails_fast_naming_the_model_and_the_paths(tmp):
                - datetime.datetime.fromisoformat(report["run"]["started"])).total_seconds()
     assert session < 10, f"9 uncached cases took {session:.1f} s after start-up"
     print(f"suite run without weights: {seconds:.1f} s, {session:.1f} s after start-up")
+
+
+def test_a_present_dataset_with_a_mapping_file_removed_fails_the_run_naming_it(tmp, cached):
+    """Malformed is not missing: without --strict-data, the case errors and the run fails, the file named."""
+    broken = tmp / "broken-data"
+    shutil.copytree(tmp / "data", broken)
+    removed = broken / "objectnet-1.0" / "mappings" / "imagenet_to_label_2012_v2"
+    removed.unlink()
+    done = run_suite("--model", MODEL, f"--data-root={broken}", "-k", "objectnet", "-n", "0", "--samples=1",
+                     f"--baselines-dir={tmp / 'baselines'}", f"--report-dir={tmp / 'broken'}",
+                     f"--cache-dir={tmp / 'cache'}", timeout=300,
+                     extra_env={"HF_HUB_CACHE": str(tmp / "hf"), "HOME": str(tmp / "home")})
+    report = read_json(tmp / "broken" / "latest.json")
+    assert done.returncode == 1
+    [case] = report["cases"]
+    assert case["id"] == "ViT-B-32-openai-objectnet" and case["status"] == "error"
+    assert "DataMalformedError" in case["message"] and str(removed) in case["message"]
+    assert report["run"]["complete"] is False
