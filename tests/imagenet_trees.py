@@ -65,9 +65,44 @@ def objectnet_tree(root: Path) -> Path:
     return folder
 
 
+def vid_robust_tree(root: Path) -> Path:
+    """ImageNet-Vid-Robust in its release's format (metadata/ and misc/ files, `val/ILSVRC2015_val_<id>/` frames):
+
+    - anchor A (video 1, frame 3) of VID class 0 (ImageNet 404 and 405) with six neighbours, frames 0-6, of which
+      frame 5 is labelled VID class 1 (ImageNet 817) as well, as two real anchors' neighbours are;
+    - anchor B (video 2, frame 0) of VID class 2 (ImageNet 11), two neighbours after it;
+    - anchor C (video 3) of VID class 3, whose wnid maps to no ImageNet class: it is scored, and always wrong.
+
+    Frame pixels: red = 10 * the frame's value (video 1: 0-6, video 2: 10-12, video 3: 20)."""
+    folder = root / "imagenet-vid-robust"
+    v1, v2, v3 = (f"val/ILSVRC2015_val_{i:08d}" for i in (1, 2, 3))
+    frames = {f"{v1}/{i:06d}.JPEG": i for i in range(7)} | {f"{v2}/{i:06d}.JPEG": 10 + i for i in range(3)}
+    frames[f"{v3}/000000.JPEG"] = 20
+    for path, value in frames.items():
+        write_image(folder / path, (value * 10, 100, 100))
+    pmsets = {f"{v1}/000003.JPEG": [f"{v1}/{i:06d}.JPEG" for i in (0, 1, 2, 4, 5, 6)],
+              f"{v2}/000000.JPEG": [f"{v2}/000001.JPEG", f"{v2}/000002.JPEG"], f"{v3}/000000.JPEG": []}
+    labels = {path: [0] for path in frames if path.startswith(v1)} | {
+        path: [2] for path in frames if path.startswith(v2)} | {f"{v3}/000000.JPEG": [3]}
+    labels[f"{v1}/000005.JPEG"] = [0, 1]
+    vid_classes = {"0": ["n02691156", "airplane"], "1": ["n02834778", "bicycle"], "2": ["n01503061", "bird"],
+                   "3": ["n02419796", "antelope"]}
+    imagenet_classes = {str(i): [WNIDS[i], f"class {i}"] for i in range(1000)}
+    rev_wnid_map = {"n02691156": [WNIDS[404], WNIDS[405]], "n02834778": [WNIDS[817]], "n01503061": [WNIDS[11]],
+                    "n02419796": []}
+    wnid_map = {imagenet: vid for vid, imagenets in rev_wnid_map.items() for imagenet in imagenets}
+    for name, content in [("metadata/pmsets.json", pmsets), ("metadata/labels.json", labels),
+                          ("misc/imagenet_vid_class_index.json", vid_classes),
+                          ("misc/rev_wnid_map.json", rev_wnid_map), ("misc/wnid_map.json", wnid_map),
+                          ("misc/imagenet_class_index.json", imagenet_classes)]:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(content))
+    return folder
+
+
 def video_tree(root: Path, name: str, kind: str) -> Path:
-    """Two anchors: one in the middle of 7 frames (classes 0 and 1), one at the start of 3 frames (class 2);
-    a third anchor whose class maps to no ImageNet class is dropped."""
+    """YTBB-Robust in the layout its loader still assumes: two anchors, one in the middle of 7 frames (classes 0
+    and 1), one at the start of 3 frames (class 2), and a third whose class maps to no ImageNet class."""
     folder = root / name
     frames = {f"frames/v1/{i:06d}.JPEG": i for i in range(7)} | {f"frames/v2/{i:06d}.JPEG": 10 + i for i in range(3)}
     frames["frames/v3/000000.JPEG"] = 20
@@ -89,7 +124,7 @@ def video_tree(root: Path, name: str, kind: str) -> Path:
 def natural_shift_trees(root: Path) -> None:
     """Under `root` (a --data-root), a miniature of every dataset the `imagenet` benchmark's natural shifts read,
     with the manifests the loaders require: ImageNetV2, -Sketch, -R and -A hold two classes of one image each,
-    ObjectNet and the two video sets are objectnet_tree's and video_tree's; `imagenet/val` holds only the 1000
+    ObjectNet, ImageNet-Vid-Robust and YTBB-Robust are objectnet_tree's, vid_robust_tree's and video_tree's; `imagenet/val` holds only the 1000
     (empty) wnid folders that give the class list."""
     for wnid in WNIDS:
         (root / "imagenet" / "val" / wnid).mkdir(parents=True)
@@ -99,5 +134,5 @@ def natural_shift_trees(root: Path) -> None:
                                      ("imagenet-a", [WNIDS[3], WNIDS[4]], "")]:
         manifest(root / dataset, class_tree(root / dataset / images, classes, per_class=1))
     objectnet_tree(root)
-    video_tree(root, "imagenet-vid-robust", "vid")
+    vid_robust_tree(root)
     video_tree(root, "ytbb-robust", "ytbb")

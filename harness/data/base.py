@@ -38,9 +38,11 @@ class Preprocess:
 @dataclasses.dataclass(frozen=True)
 class EvalData:
     """`images` uint8 (N, H, W, 3), or (N, F, H, W, 3) for frame sequences (anchor at F // 2); `labels` int64 (N,)
-    indexes the model's class list. `class_subset`, when set, lists the class indices the dataset covers (as
-    ImageNet-R's 200): predictions are then restricted to them. `label_sets`, when set, is int64 (N, K): the
-    classes that each count as correct for sample i (as ObjectNet's), padded with -1, `labels[i]` among them."""
+    indexes the model's class list (-1: no class of the list fits the sample, which always counts as wrong).
+    `class_subset`, when set, lists the class indices the dataset covers (as ImageNet-R's 200): predictions are
+    then restricted to them. `label_sets`, when set, is int64 (N, K): the classes that each count as correct for
+    sample i (as ObjectNet's), padded with -1, `labels[i]` among them; or (N, F, K) for sequences whose frames
+    are each judged on their own classes (ImageNet-Vid-Robust), `labels[i]` among the anchor frame's."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -54,16 +56,24 @@ class EvalData:
                              f"{self.images.dtype} {self.images.shape}")
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"EvalData labels must be ({len(self.images)},), got {self.labels.shape}")
-        if self.label_sets is not None and (self.label_sets.ndim != 2 or len(self.label_sets) != len(self.labels)
-                                            or not (self.label_sets == self.labels[:, None]).any(axis=1).all()):
-            raise ValueError("EvalData label_sets must be (N, K) and hold each sample's label")
+        if self.label_sets is not None:
+            per_frame = self.label_sets.ndim == 3
+            anchors = self.label_sets[:, self.label_sets.shape[1] // 2] if per_frame else self.label_sets
+            if (self.label_sets.ndim not in (2, 3) or len(self.label_sets) != len(self.labels)
+                    or (per_frame and (self.images.ndim != 5 or self.label_sets.shape[1] != self.images.shape[1]))
+                    or not (anchors == self.labels[:, None]).any(axis=1).all()):
+                raise ValueError("EvalData label_sets must be (N, K), or (N, F, K) for frames, and hold each "
+                                 "sample's label among its (anchor frame's) classes")
 
     def correct(self, predictions: np.ndarray) -> np.ndarray:
         """bool, shaped as `predictions` (N,) or (N, F): the prediction is the label, or in the label set."""
         if self.label_sets is None:
-            return predictions == self.labels.reshape(-1, *[1] * (predictions.ndim - 1))
+            return (predictions == self.labels.reshape(-1, *[1] * (predictions.ndim - 1))) & (
+                self.labels.reshape(-1, *[1] * (predictions.ndim - 1)) >= 0)
+        if self.label_sets.ndim == 3:
+            return ((predictions[..., None] == self.label_sets) & (self.label_sets >= 0)).any(axis=-1)
         sets = self.label_sets.reshape(len(self.labels), *[1] * (predictions.ndim - 1), -1)
-        return (predictions[..., None] == sets).any(axis=-1)
+        return ((predictions[..., None] == sets) & (sets >= 0)).any(axis=-1)
 
 
 _DIGESTS: dict[tuple[int, ...], tuple[tuple[weakref.ref, ...], str]] = {}

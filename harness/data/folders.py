@@ -31,12 +31,14 @@ RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BI
 @dataclasses.dataclass(frozen=True)
 class Sample:
     """One evaluation sample: one image, or the frames of a sequence (anchor in the middle). `label_set` holds
-    the ImageNet indices that count as correct (the first is `EvalData.labels`); `group` is the dataset's own
-    class, the unit of class balancing."""
+    the ImageNet indices that count as correct (the first is `EvalData.labels`; empty: no ImageNet class fits,
+    and the sample always counts as wrong); `group` is the dataset's own class, the unit of class balancing.
+    `frame_label_sets`, for a sequence whose frames are each judged on their own labels, holds one set per path."""
 
     paths: tuple[Path, ...]
     label_set: tuple[int, ...]
     group: int
+    frame_label_sets: tuple[tuple[int, ...], ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,9 +201,11 @@ def resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
 def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, border: int,
                    frames: bool) -> dict[str, np.ndarray]:
     """The first `n` samples that decode entirely, as arrays: `images` uint8 (n, H, W, 3) or (n, F, H, W, 3)
-    when `frames`, `labels` int64 (n,), `label_sets` int64 (n, K) padded with -1, `unreadable` str (paths of
-    files that failed to decode, in the order met)."""
+    when `frames`, `labels` int64 (n,) (-1 for a sample no class fits), `label_sets` int64 (n, K) padded with -1,
+    or (n, F, K) when the samples' frames carry labels of their own, `unreadable` str (paths of files that
+    failed to decode, in the order met)."""
     images, label_sets, unreadable = [], [], []
+    per_frame = frames and any(sample.frame_label_sets is not None for sample in samples)
     for sample in samples:
         if len(images) == n:
             break
@@ -212,13 +216,14 @@ def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, bo
             continue
         stack = np.stack([decoded[path] for path in sample.paths])
         images.append(stack if frames else stack[0])
-        label_sets.append(sample.label_set)
-    width = max((len(s) for s in label_sets), default=1)
-    padded = np.full((len(label_sets), width), -1, dtype=np.int64)
-    for row, label_set in enumerate(label_sets):
-        padded[row, :len(label_set)] = label_set
+        label_sets.append(sample.frame_label_sets if per_frame else (sample.label_set,))
+    width = max([1] + [len(s) for sets in label_sets for s in sets])
+    depth = max([1] + [len(sets) for sets in label_sets])
+    padded = np.full((len(label_sets), depth, width), -1, dtype=np.int64)
+    for row, sets in enumerate(label_sets):
+        for frame, label_set in enumerate(sets):
+            padded[row, frame, :len(label_set)] = label_set
+    labels = padded[:, depth // 2, 0].copy()  # the anchor's first class (the middle frame when per frame)
     shape = (0, *((1,) if frames else ()), preprocess.size, preprocess.size, 3)
-    return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": padded[:, 0].copy(),
-            "label_sets": padded, "unreadable": np.array(unreadable, dtype=str)}
-
-
+    return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": labels,
+            "label_sets": padded if per_frame else padded[:, 0], "unreadable": np.array(unreadable, dtype=str)}

@@ -42,7 +42,7 @@ from .folders import (DATA_SEED, Listing, Sample, balanced_order, check_complete
                       files_fingerprint, folder_listing, image_files, missing, read_json, read_lines, require_dir,
                       verify_checksums)
 
-LOADER_VERSION = 1  # bump when decoding or selection changes, so cached arrays are recomputed
+LOADER_VERSION = 2  # bump when decoding or selection changes, so cached arrays are recomputed
 PM_K_MAX = 10  # ImageNet-Vid-Robust and YTBB-Robust sets hold frames within 10 of the anchor
 WNID = re.compile(r"n\d{8}")
 
@@ -253,26 +253,84 @@ VIDEO_SOURCE = ("ImageNet-Vid-Robust and YTBB-Robust: https://github.com/modesty
                 "(Shankar et al., 'Do Image Classifiers Generalize Across Time?'; imagenet_vid_ytbb_robust.tar.gz)")
 
 
-def _video_listing(root: Path, name: str, kind: str, frames: int) -> Listing:
-    """ImageNet-Vid-Robust (`kind` "vid") or YTBB-Robust ("ytbb") under `<root>/<name>/`. Assumed layout (from
-    the dataset's release; stated here because this loader has not been checked against it):
+VID_METADATA = ("metadata/pmsets.json", "metadata/labels.json", "misc/imagenet_vid_class_index.json",
+                "misc/rev_wnid_map.json", "misc/imagenet_class_index.json", "misc/wnid_map.json")
+
+
+def load_vid_robust(root: Path, frames: int) -> Listing:
+    """ImageNet-Vid-Robust under `<root>/imagenet-vid-robust/` as released (read as the ImageNet testbed's
+    eval setting does): frames `val/ILSVRC20xx_val_<video>/<6 digits>.JPEG` and, paths relative to that folder,
+
+    - `metadata/pmsets.json`: anchor frame -> its neighbour frames (up to 20, within 10 of the anchor);
+    - `metadata/labels.json`: every frame -> the VID class indices present in it;
+    - `misc/imagenet_vid_class_index.json`: VID class index -> [VID wnid, name] (30 classes);
+    - `misc/rev_wnid_map.json`: VID wnid -> the ImageNet wnids that are that class;
+    - `misc/imagenet_class_index.json`: ImageNet class index -> [wnid, name];
+    - `misc/wnid_map.json`: the forward map (ImageNet wnid -> VID wnid), shipped beside and checked present.
+
+    A sample is an anchor's sequence of `frames` frames (1: the anchor alone, for pm-0; 21 for pm-10): slot j holds
+    the listed frame at offset j - frames // 2 from the anchor by frame number (an integer, not the path's text),
+    or the anchor where none is listed, which leaves pm-k unchanged. Each frame is judged on its own entry in
+    labels.json (two real anchors have neighbours labelled otherwise): its correct ImageNet classes are those
+    mapped to its VID classes, and predictions are restricted to all mapped ImageNet classes, which equals the
+    testbed's projection of logits onto VID classes by max. An anchor with no mapped class counts as wrong; all
+    anchors are scored. The completeness check counts the distinct frames pmsets.json lists.
+    """
+    folder = require_dir(root / "imagenet-vid-robust", VIDEO_SOURCE)
+    meta = [folder / path for path in VID_METADATA]
+    pmsets, labels, vid_classes, rev_wnid_map, imagenet_classes, _ = (read_json(path, VIDEO_SOURCE) for path in meta)
+    index_of = {wnid: int(index) for index, (wnid, _) in imagenet_classes.items()}
+    vid_to_imagenet = {int(index): sorted(index_of[w] for w in rev_wnid_map.get(wnid, []) if w in index_of)
+                       for index, (wnid, _) in vid_classes.items()}
+
+    def classes_of(frame: str) -> tuple[int, ...]:
+        if frame not in labels:
+            raise DataMalformedError(f"{meta[1]}: frame {frame!r}, listed in {meta[0].name}, has no labels")
+        return tuple(sorted({i for c in labels[frame] for i in vid_to_imagenet.get(int(c), [])}))
+
+    listed = sorted({folder / p for anchor, others in pmsets.items() for p in [anchor, *others]})
+    present = [path for path in listed if path.is_file()]
+    samples = []
+    for anchor in sorted(pmsets):
+        paths = frame_window(anchor, pmsets[anchor], frames // 2)
+        own = [int(c) for c in labels.get(anchor, [])]
+        samples.append(Sample(tuple(folder / p for p in paths), classes_of(anchor), min(own, default=-1),
+                              tuple(classes_of(p) for p in paths)))
+    subset = tuple(sorted({i for indices in vid_to_imagenet.values() for i in indices}))
+    return Listing(folder, samples, meta + present, len(present), len(listed), subset)
+
+
+def frame_number(path: str) -> int:
+    """The frame's number in its video: the integer in its file name (`000123.JPEG`, `frame-1000.jpg`)."""
+    digits = re.findall(r"\d+", Path(path).stem)
+    if not digits:
+        raise DataMalformedError(f"frame {path!r} has no frame number in its name")
+    return int(digits[-1])
+
+
+def frame_window(anchor: str, neighbours: Sequence[str], half: int) -> list[str]:
+    """2 * half + 1 frame paths, slot j the neighbour at offset j - half from `anchor` by frame number (the anchor
+    itself in the middle, and where no neighbour is listed at an offset)."""
+    start = frame_number(anchor)
+    by_offset = {frame_number(path) - start: path for path in neighbours}
+    return [anchor if offset == 0 else by_offset.get(offset, anchor) for offset in range(-half, half + 1)]
+
+
+def load_ytbb_robust(root: Path, frames: int) -> Listing:
+    """YTBB-Robust under `<root>/ytbb-robust/`, in the layout this loader assumed before the release was checked
+    (the release's annotation-tool format is still to come, issue 16):
 
     - `metadata/pmsets.json`: anchor frame path -> list of neighbouring frame paths (its pm-k set);
-    - `metadata/labels.json`: anchor frame path -> list of `kind` class indices present in the anchor;
-    - `misc/imagenet_class_idx_to_<kind>_class_idx.json`: ImageNet class index -> `kind` class index, for the
-      ImageNet classes that map onto the dataset's classes;
-    - frames anywhere below the folder (e.g. `frames/...`); all paths are relative to `<root>/<name>/`.
+    - `metadata/labels.json`: anchor frame path -> list of YTBB class indices present in the anchor;
+    - `misc/imagenet_class_idx_to_ytbb_class_idx.json`: ImageNet class index -> YTBB class index;
+    - frames anywhere below the folder; all paths are relative to `<root>/ytbb-robust/`.
 
-    A sequence is the anchor's set sorted by path (frame names are zero-padded, so this is temporal order) with
-    up to `frames // 2` frames either side of the anchor; a side with fewer frames is padded by repeating its edge
-    frame (the anchor when the side is empty), which leaves pm-k scores unchanged since a repeated frame is
-    already counted. k thus counts neighbouring frames in the set. `label_set` holds the ImageNet indices
-    mapped to any of the anchor's classes; predictions are restricted to all mapped ImageNet classes. The
-    completeness check counts the distinct frames the metadata lists.
+    Sequences are placed by frame number (`frame_window`) and every frame is judged on the anchor's classes, as
+    the testbed judges YTBB-Robust; an anchor whose classes map to no ImageNet class counts as wrong.
     """
-    folder = require_dir(root / name, VIDEO_SOURCE)
+    folder = require_dir(root / "ytbb-robust", VIDEO_SOURCE)
     meta = [folder / "metadata" / "pmsets.json", folder / "metadata" / "labels.json",
-            folder / "misc" / f"imagenet_class_idx_to_{kind}_class_idx.json"]
+            folder / "misc" / "imagenet_class_idx_to_ytbb_class_idx.json"]
     pmsets, labels, to_kind = (read_json(path, VIDEO_SOURCE) for path in meta)
     kind_to_imagenet: dict[int, list[int]] = {}
     for imagenet_index, kind_index in to_kind.items():
@@ -283,28 +341,10 @@ def _video_listing(root: Path, name: str, kind: str, frames: int) -> Listing:
     for anchor in sorted(pmsets):
         classes = sorted(int(c) for c in labels.get(anchor, []))
         label_set = tuple(sorted({i for c in classes for i in kind_to_imagenet.get(c, [])}))
-        if label_set:
-            paths = _sequence(anchor, pmsets[anchor], frames // 2)
-            samples.append(Sample(tuple(folder / p for p in paths), label_set, classes[0]))
+        paths = frame_window(anchor, pmsets[anchor], frames // 2)
+        samples.append(Sample(tuple(folder / p for p in paths), label_set, classes[0] if classes else -1))
     subset = tuple(sorted({i for indices in kind_to_imagenet.values() for i in indices}))
     return Listing(folder, samples, meta + present, len(present), len(listed), subset)
-
-
-def _sequence(anchor: str, neighbours: Sequence[str], half: int) -> list[str]:
-    """2 * half + 1 frame paths centred on `anchor`, edge-padded (see `_video_listing`)."""
-    ordered = sorted(set(neighbours) | {anchor})
-    at = ordered.index(anchor)
-    before, after = ordered[max(0, at - half):at], ordered[at + 1:at + 1 + half]
-    before = [(before or [anchor])[0]] * (half - len(before)) + before
-    after = after + [(after or [anchor])[-1]] * (half - len(after))
-    return before + [anchor] + after
-
-
-def _video_loader(name: str, kind: str, frames: int) -> Callable[[Path], Listing]:
-    def load(root: Path) -> Listing:
-        return _video_listing(root, name, kind, frames)
-    load.__doc__ = _video_listing.__doc__
-    return load
 
 
 LOADERS: dict[str, Callable[[Path], Listing]] = {
@@ -314,10 +354,10 @@ LOADERS: dict[str, Callable[[Path], Listing]] = {
     "rendition": load_rendition,
     "imagenet-a": load_imagenet_a,
     "objectnet": load_objectnet,
-    "vid-pm0": _video_loader("imagenet-vid-robust", "vid", 1),
-    "vid-pm10": _video_loader("imagenet-vid-robust", "vid", 2 * PM_K_MAX + 1),
-    "ytbb-pm0": _video_loader("ytbb-robust", "ytbb", 1),
-    "ytbb-pm10": _video_loader("ytbb-robust", "ytbb", 2 * PM_K_MAX + 1),
+    "vid-pm0": lambda root: load_vid_robust(root, 1),
+    "vid-pm10": lambda root: load_vid_robust(root, 2 * PM_K_MAX + 1),
+    "ytbb-pm0": lambda root: load_ytbb_robust(root, 1),
+    "ytbb-pm10": lambda root: load_ytbb_robust(root, 2 * PM_K_MAX + 1),
 }
 
 
@@ -392,7 +432,7 @@ class ImageNetBenchmark:
 
         arrays = cache.get_or_compute(key, compute)
         subset = None if listing.class_subset is None else np.array(listing.class_subset, dtype=np.int64)
-        label_sets = arrays["label_sets"] if arrays["label_sets"].shape[1] > 1 else None
+        label_sets = arrays["label_sets"] if arrays["label_sets"].ndim == 3 or arrays["label_sets"].shape[1] > 1 else None
         return EvalData(arrays["images"], arrays["labels"], {
             "benchmark": self.name, "split": split, "n": int(len(arrays["labels"])), "seed": DATA_SEED,
             "dataset_path": str(listing.folder), "files_sha256": key["files"], "border_crop": listing.border,

@@ -13,7 +13,7 @@ from harness.data import folders
 from harness.data.folders import resize_crop
 from harness.files import sha256_file
 from harness.metrics import pm_k_correct
-from imagenet_trees import WNIDS, class_tree, manifest, objectnet_tree, video_tree, write_image
+from imagenet_trees import WNIDS, class_tree, manifest, objectnet_tree, vid_robust_tree, video_tree, write_image
 
 PRE = Preprocess(size=8, resize=10, interpolation="bilinear")
 
@@ -203,33 +203,87 @@ def test_objectnet_maps_classes_to_imagenet_sets_and_crops_the_border(root, cach
     assert not data.correct(np.where(clocks, 954, 409)).any()
 
 
-@pytest.mark.parametrize("name, kind", [("imagenet-vid-robust", "vid"), ("ytbb-robust", "ytbb")])
-def test_video_sets_become_padded_sequences_with_the_anchor_in_the_middle(root, cache, name, kind):
-    video_tree(root, name, kind)
-    anchors = load(root, f"{kind}-pm0", cache)
-    assert anchors.images.shape == (2, 1, 8, 8, 3)
-    data = load(root, f"{kind}-pm10", cache)
-    assert data.images.shape == (2, 21, 8, 8, 3)
+def test_vid_robust_sequences_are_placed_by_frame_number_and_each_frame_judged_on_its_own_labels(root, cache):
+    vid_robust_tree(root)
+    anchors = load(root, "vid-pm0", cache)
+    data = load(root, "vid-pm10", cache)
+    assert anchors.images.shape == (3, 1, 8, 8, 3) and data.images.shape == (3, 21, 8, 8, 3)
+    assert data.class_subset.tolist() == [11, 404, 405, 817]
+    a, b, c = (np.flatnonzero(data.labels == label)[0] for label in (404, 11, -1))  # C maps to no ImageNet class
+    red = data.images[..., 4, 4, 0].astype(int)  # frame identity: red channel = 10 * frame value
+    anchor = lambda i: red[i][10]  # noqa: E731
+    expected_a = [anchor(a)] * 7 + [0, 10, 20, 30, 40, 50, 60] + [anchor(a)] * 7  # offsets -3..+3, anchor elsewhere
+    assert np.abs(red[a] - expected_a).max() <= 3 and anchor(a) == pytest.approx(30, abs=3)
+    assert np.abs(red[b][10:13] - [100, 110, 120]).max() <= 3 and np.abs(red[b][:10] - 100).max() <= 3
+    assert np.array_equal(anchors.images[:, 0], data.images[:, 10])
+    # frame 5 of A (offset +2) is also labelled VID class 1 (ImageNet 817), the others only class 0 (404, 405)
+    assert data.label_sets.shape[:2] == (3, 21)
+    assert [i for i in data.label_sets[a, 12] if i >= 0] == [404, 405, 817]
+    assert [i for i in data.label_sets[a, 11] if i >= 0] == [404, 405]
+    predictions = np.full((3, 21), 404)
+    predictions[b] = 11
+    predictions[a, 12] = 817  # right for frame 5 only: each frame is judged on its own entry
+    correct = data.correct(predictions)
+    assert correct[a].all() and correct[b].all() and not correct[c].any()
+    predictions[a, 11] = 817  # wrong for frame 4: A loses pm-1 and beyond, keeps pm-0
+    frame_correct = data.correct(predictions)
+    assert pm_k_correct(frame_correct, 0).tolist() == [i != c for i in range(3)]
+    assert pm_k_correct(frame_correct, 1)[a] == False  # noqa: E712
+
+
+def test_pm_k_matches_the_testbeds_rule_on_planted_predictions(root, cache):
+    """pm-0: the anchor is right; pm-10: the anchor and every listed neighbour are right, each frame judged on its
+    own labels (ImageNet-Vid-Robust), as the testbed scores; an unmapped anchor is wrong under both."""
+    folder = vid_robust_tree(root)
+    data = load(root, "vid-pm10", cache)
+    pmsets = json.loads((folder / "metadata" / "pmsets.json").read_text())
+    labels = json.loads((folder / "metadata" / "labels.json").read_text())
+    to_imagenet = {0: {404, 405}, 1: {817}, 2: {11}, 3: set()}
+    value_of_anchor = {3: "val/ILSVRC2015_val_00000001/000003.JPEG", 10: "val/ILSVRC2015_val_00000002/000000.JPEG",
+                       20: "val/ILSVRC2015_val_00000003/000000.JPEG"}  # the anchor frame's red / 10
+    rows = {value_of_anchor[int(round(data.images[i, 10, 4, 4, 0] / 10))]: i for i in range(len(data.labels))}
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        guess = {path: int(rng.choice([11, 404, 405, 817, 0])) for a in pmsets for path in [a, *pmsets[a]]}
+        right = {path: guess[path] in set().union(*(to_imagenet[c] for c in labels[path])) for path in guess}
+        predictions = np.zeros((len(data.labels), 21), int)
+        for a, i in rows.items():
+            by_offset = {int(Path(p).stem) - int(Path(a).stem): p for p in pmsets[a]}
+            predictions[i] = [guess[by_offset.get(offset, a)] for offset in range(-10, 11)]
+        frame_correct = data.correct(predictions)
+        for a, i in rows.items():
+            assert pm_k_correct(frame_correct, 0)[i] == right[a]
+            assert pm_k_correct(frame_correct, 10)[i] == (right[a] and all(right[p] for p in pmsets[a]))
+
+
+def test_ytbb_sequences_are_judged_on_the_anchor_and_unmapped_anchors_count(root, cache):
+    video_tree(root, "ytbb-robust", "ytbb")
+    data = load(root, "ytbb-pm10", cache)
+    assert data.images.shape == (3, 21, 8, 8, 3) and (data.labels == -1).sum() == 1
     assert data.class_subset.tolist() == [11, 404, 405, 817]
     first = data.labels == 404
     assert data.label_sets[first].tolist() == [[404, 405, 817]]
-    red = data.images[..., 4, 4, 0].astype(int)  # frame identity: red channel = 10 * frame value
-    expected_v1 = [0] * 8 + [10, 20, 30, 40, 50, 60] + [60] * 7  # 3 before the anchor, 3 after, edges repeated
-    expected_v2 = [100] * 11 + [110, 120] + [120] * 8  # anchor first: the anchor repeats before it
-    assert np.abs(red[first][0] - expected_v1).max() <= 3 and np.abs(red[~first][0] - expected_v2).max() <= 3
-    assert np.array_equal(anchors.images[:, 0], data.images[:, 10])
-    # pm-k: a wrong prediction 3 frames after the anchor fails pm-3 and beyond, not pm-2
     predictions = np.where(first[:, None], 817, 11).repeat(21, axis=1)
-    predictions[first, 13] = 11
+    predictions[first, 13] = 11  # wrong 3 frames after the anchor: fails pm-3 and beyond, not pm-2
     frame_correct = data.correct(predictions)
-    assert pm_k_correct(frame_correct, 2).all() and pm_k_correct(frame_correct, 3).tolist() == (~first).tolist()
+    mapped = data.labels >= 0
+    assert pm_k_correct(frame_correct, 2).tolist() == mapped.tolist()
+    assert pm_k_correct(frame_correct, 3).tolist() == (mapped & ~first).tolist()
 
 
 def test_video_frames_missing_is_partial(root, cache):
-    folder = video_tree(root, "imagenet-vid-robust", "vid")
-    (folder / "frames" / "v1" / "000006.JPEG").unlink()
+    folder = vid_robust_tree(root)
+    (folder / "val" / "ILSVRC2015_val_00000001" / "000006.JPEG").unlink()
     with pytest.raises(DataMissingError, match="partial: found 10 of 11"):
         load(root, "vid-pm10", cache)
+
+
+@pytest.mark.parametrize("removed", ["metadata/labels.json", "misc/rev_wnid_map.json", "misc/wnid_map.json"])
+def test_a_vid_robust_release_without_a_metadata_file_is_malformed(root, cache, removed):
+    folder = vid_robust_tree(root)
+    (folder / removed).unlink()
+    with pytest.raises(DataMalformedError, match=str(folder / removed)):
+        load(root, "vid-pm0", cache)
 
 
 def test_eval_data_label_sets_must_hold_the_label():
