@@ -100,31 +100,55 @@ def vid_robust_tree(root: Path) -> Path:
     return folder
 
 
-def video_tree(root: Path, name: str, kind: str) -> Path:
-    """YTBB-Robust in the layout its loader still assumes: two anchors, one in the middle of 7 frames (classes 0
-    and 1), one at the start of 3 frames (class 2), and a third whose class maps to no ImageNet class."""
-    folder = root / name
-    frames = {f"frames/v1/{i:06d}.JPEG": i for i in range(7)} | {f"frames/v2/{i:06d}.JPEG": 10 + i for i in range(3)}
-    frames["frames/v3/000000.JPEG"] = 20
-    for path, value in frames.items():
-        write_image(folder / path, (value * 10, 100, 100))
-    pmsets = {"frames/v1/000003.JPEG": [f"frames/v1/{i:06d}.JPEG" for i in (0, 1, 2, 4, 5, 6)],
-              "frames/v2/000000.JPEG": ["frames/v2/000001.JPEG", "frames/v2/000002.JPEG"],
-              "frames/v3/000000.JPEG": []}
-    labels = {"frames/v1/000003.JPEG": [0, 1], "frames/v2/000000.JPEG": [2], "frames/v3/000000.JPEG": [9]}
-    to_kind = {"404": 0, "405": 0, "817": 1, "11": 2}
-    (folder / "metadata").mkdir()
-    (folder / "misc").mkdir()
-    (folder / "metadata" / "pmsets.json").write_text(json.dumps(pmsets))
-    (folder / "metadata" / "labels.json").write_text(json.dumps(labels))
-    (folder / "misc" / f"imagenet_class_idx_to_{kind}_class_idx.json").write_text(json.dumps(to_kind))
+YTBB_TAGS = ["good", "unsure", "bad", "person", "cow", "car", "none"]  # the anchor tool's names (real: 27)
+PAIR_TAGS = ["similar", "dissimilar", "blur-increase", "bad-anchor"]
+
+
+def ytbb_robust_tree(root: Path) -> Path:
+    """YTBB-Robust in its release's format: frames `ytbb_videos/<ytid>_<ms>/frame-<n>.jpg`, metadata in the
+    annotation tool's JSON and the anchors' CSV (values in the frames' red channel / 10):
+
+    - anchor A `ab_c-d_1000/frame-995.jpg` (a ytid with an underscore; its key written as an absolute path), good,
+      annotated person, CSV label 22 (car, swapped): neighbours frames 990-1005, across frame-999 -> frame-1000,
+      kept when `similar`; frame 997 is `similar` but `blur-increase` and frame 1002 `dissimilar`: both dropped,
+      frame 1010 lies 15 frames away: dropped;
+    - anchor B `xy_2000/frame-5.jpg`, good, annotated cow (no ImageNet class): kept, always wrong;
+    - dropped anchors: C `unsure` as well as good, D good but one of its pairs `bad-anchor`, E `bad`.
+    """
+    folder = root / "ytbb-robust"
+    videos = folder / "ytbb_videos"
+    a_frames = {f"ab_c-d_1000/frame-{n}.jpg": n % 100 for n in [*range(990, 1006), 1010]}
+    others = {"xy_2000/frame-5.jpg": 50, "xy_2000/frame-6.jpg": 51, "cc_1/frame-1.jpg": 60, "dd_1/frame-1.jpg": 61,
+              "dd_1/frame-2.jpg": 62, "ee_1/frame-1.jpg": 63}
+    for path, value in (a_frames | others).items():
+        write_image(videos / path, (value * 2, 100, 100))
+    anchor = "ab_c-d_1000/frame-995.jpg"
+    annotate = lambda key, tags, names: {"key": key, "labels": [names.index(t) for t in tags], "notes": ""}  # noqa
+    anchors = [annotate(f"/data/ytbb/{anchor}", ["good", "person"], YTBB_TAGS),
+               annotate("xy_2000/frame-5.jpg", ["good", "cow"], YTBB_TAGS),
+               annotate("cc_1/frame-1.jpg", ["good", "unsure", "person"], YTBB_TAGS),
+               annotate("dd_1/frame-1.jpg", ["good", "person"], YTBB_TAGS),
+               annotate("ee_1/frame-1.jpg", ["bad", "person"], YTBB_TAGS)]
+    pairs = [annotate(f"{anchor},{frame}", {997: ["similar", "blur-increase"], 1002: ["dissimilar"]}.get(
+        int(frame.split("-")[-1][:-4]), ["similar"]), PAIR_TAGS) for frame in a_frames if frame != anchor]
+    pairs += [annotate("xy_2000/frame-5.jpg,xy_2000/frame-6.jpg", ["similar"], PAIR_TAGS),
+              annotate("dd_1/frame-1.jpg,dd_1/frame-2.jpg", ["similar", "bad-anchor"], PAIR_TAGS)]
+    metadata = folder / "metadata"
+    metadata.mkdir(parents=True)
+    (metadata / "anchor_labels.json").write_text(json.dumps({"labels": YTBB_TAGS, "annotations": anchors}))
+    (metadata / "pmk_labels.json").write_text(json.dumps({"labels": PAIR_TAGS, "annotations": pairs}))
+    (metadata / "ytbb_class_index.json").write_text(json.dumps({"0": "person", "6": "cow", "22": "none",
+                                                                 "23": "car"}))
+    (metadata / "rev_class_idx_map.json").write_text(json.dumps({"0": [11], "23": [404, 405]}))
+    (metadata / "ytbb_robustness_test_anchors_full.csv").write_bytes(
+        b"ytid,time_ms,label\r\nab_c-d,1000,22\r\nxy,2000,6\r\ncc,1,0\r\n")
     return folder
 
 
 def natural_shift_trees(root: Path) -> None:
     """Under `root` (a --data-root), a miniature of every dataset the `imagenet` benchmark's natural shifts read,
     with the manifests the loaders require: ImageNetV2, -Sketch, -R and -A hold two classes of one image each,
-    ObjectNet, ImageNet-Vid-Robust and YTBB-Robust are objectnet_tree's, vid_robust_tree's and video_tree's; `imagenet/val` holds only the 1000
+    ObjectNet, ImageNet-Vid-Robust and YTBB-Robust are objectnet_tree's, vid_robust_tree's and ytbb_robust_tree's; `imagenet/val` holds only the 1000
     (empty) wnid folders that give the class list."""
     for wnid in WNIDS:
         (root / "imagenet" / "val" / wnid).mkdir(parents=True)
@@ -135,4 +159,4 @@ def natural_shift_trees(root: Path) -> None:
         manifest(root / dataset, class_tree(root / dataset / images, classes, per_class=1))
     objectnet_tree(root)
     vid_robust_tree(root)
-    video_tree(root, "ytbb-robust", "ytbb")
+    ytbb_robust_tree(root)

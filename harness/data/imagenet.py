@@ -316,35 +316,104 @@ def frame_window(anchor: str, neighbours: Sequence[str], half: int) -> list[str]
     return [anchor if offset == 0 else by_offset.get(offset, anchor) for offset in range(-half, half + 1)]
 
 
+YTBB_METADATA = ("anchor_labels.json", "pmk_labels.json", "ytbb_class_index.json", "rev_class_idx_map.json",
+                 "ytbb_robustness_test_anchors_full.csv")
+YTBB_NEIGHBOUR_REJECTED = frozenset({"dissimilar", "problematic", "incorrect", "dont know", "deformation",
+                                     "background-change", "occlusion-increased", "blur-increase", "bad-anchor"})
+YTBB_CSV_SWAPPED = {22: 23, 23: 22}  # the CSV numbers "none" and "car" the other way round from ytbb_class_index
+
+
 def load_ytbb_robust(root: Path, frames: int) -> Listing:
-    """YTBB-Robust under `<root>/ytbb-robust/`, in the layout this loader assumed before the release was checked
-    (the release's annotation-tool format is still to come, issue 16):
+    """YTBB-Robust under `<root>/ytbb-robust/`: frames `ytbb_videos/<youtube id>_<anchor ms>/frame-<n>.jpg` (n not
+    zero-padded) and, in `metadata/`, the files the ImageNet testbed's eval setting reads (its
+    `ytbb-robust_metadata/` folder with the release's `pmk_labels.json`):
 
-    - `metadata/pmsets.json`: anchor frame path -> list of neighbouring frame paths (its pm-k set);
-    - `metadata/labels.json`: anchor frame path -> list of YTBB class indices present in the anchor;
-    - `misc/imagenet_class_idx_to_ytbb_class_idx.json`: ImageNet class index -> YTBB class index;
-    - frames anywhere below the folder; all paths are relative to `<root>/ytbb-robust/`.
+    - `anchor_labels.json`, `pmk_labels.json`: the annotation tool's format, {"labels": [names], "annotations":
+      [{"key", "labels": [indices into names], "notes"}]}; anchor keys are `<video>/frame-<n>.jpg` (or absolute
+      paths ending so), pair keys `<anchor key>,<frame key>`;
+    - `ytbb_class_index.json`: YTBB class index -> name (24 classes; 22 "none", 23 "car");
+    - `rev_class_idx_map.json`: YTBB class index -> the ImageNet class indices it projects from;
+    - `ytbb_robustness_test_anchors_full.csv`: ytid,time_ms,label, each anchor video's original YTBB label, with
+      22 and 23 the other way round.
 
-    Sequences are placed by frame number (`frame_window`) and every frame is judged on the anchor's classes, as
-    the testbed judges YTBB-Robust; an anchor whose classes map to no ImageNet class counts as wrong.
+    As the testbed scores it: an anchor is kept when annotated `good` and neither `bad` nor `unsure`, and none of
+    its pairs is tagged `bad-anchor`; a neighbour within PM_K_MAX frames is kept when its pair is tagged
+    `similar` and none of YTBB_NEIGHBOUR_REJECTED. An anchor's classes are those its annotation names and its
+    CSV label (swapped back); they project onto ImageNet through rev_class_idx_map.json ("none" never), and
+    every frame of a sequence is judged against the anchor's classes. An anchor whose classes map to no ImageNet
+    class is kept and counts as wrong. Frames are placed by frame number (`frame_window`). The completeness check
+    counts the frames of the kept anchors and neighbours.
     """
     folder = require_dir(root / "ytbb-robust", VIDEO_SOURCE)
-    meta = [folder / "metadata" / "pmsets.json", folder / "metadata" / "labels.json",
-            folder / "misc" / "imagenet_class_idx_to_ytbb_class_idx.json"]
-    pmsets, labels, to_kind = (read_json(path, VIDEO_SOURCE) for path in meta)
-    kind_to_imagenet: dict[int, list[int]] = {}
-    for imagenet_index, kind_index in to_kind.items():
-        kind_to_imagenet.setdefault(int(kind_index), []).append(int(imagenet_index))
-    listed = sorted({folder / p for anchor, others in pmsets.items() for p in [anchor, *others]})
-    present = [path for path in listed if path.is_file()]
-    samples = []
-    for anchor in sorted(pmsets):
-        classes = sorted(int(c) for c in labels.get(anchor, []))
-        label_set = tuple(sorted({i for c in classes for i in kind_to_imagenet.get(c, [])}))
-        paths = frame_window(anchor, pmsets[anchor], frames // 2)
-        samples.append(Sample(tuple(folder / p for p in paths), label_set, classes[0] if classes else -1))
-    subset = tuple(sorted({i for indices in kind_to_imagenet.values() for i in indices}))
-    return Listing(folder, samples, meta + present, len(present), len(listed), subset)
+    videos = require_dir(folder / "ytbb_videos", VIDEO_SOURCE)
+    meta = [folder / "metadata" / name for name in YTBB_METADATA]
+    anchor_labels, pmk_labels, class_index, rev_map = (read_json(path, VIDEO_SOURCE) for path in meta[:4])
+    csv_labels = _ytbb_csv_labels(meta[4])
+    ytbb_index = {name: int(index) for index, name in class_index.items()}
+    to_imagenet = {int(index): [int(i) for i in indices] for index, indices in rev_map.items()
+                   if class_index.get(index) != "none"}
+    anchors = {_ytbb_key(entry["key"]): set(_tags(anchor_labels, entry, meta[0])) for entry in
+               _annotations(anchor_labels, meta[0])}
+    neighbours: dict[str, list[str]] = {anchor: [] for anchor in anchors}
+    bad_anchors = set()
+    for entry in _annotations(pmk_labels, meta[1]):
+        anchor_key, _, frame_key = entry["key"].partition(",")
+        anchor, frame, tags = _ytbb_key(anchor_key), _ytbb_key(frame_key), set(_tags(pmk_labels, entry, meta[1]))
+        if "bad-anchor" in tags:
+            bad_anchors.add(anchor)
+        if anchor in neighbours and "similar" in tags and not tags & YTBB_NEIGHBOUR_REJECTED and \
+                abs(frame_number(frame) - frame_number(anchor)) <= PM_K_MAX:
+            neighbours[anchor].append(frame)
+    samples, frame_files = [], set()
+    for anchor in sorted(anchors):
+        tags = anchors[anchor]
+        if "good" not in tags or tags & {"bad", "unsure"} or anchor in bad_anchors:
+            continue
+        classes = {ytbb_index[tag] for tag in tags if tag in ytbb_index}
+        if anchor.split("/")[0] in csv_labels:
+            classes.add(csv_labels[anchor.split("/")[0]])
+        label_set = tuple(sorted({i for c in classes for i in to_imagenet.get(c, [])}))
+        paths = frame_window(anchor, neighbours[anchor], frames // 2)
+        frame_files |= {videos / anchor, *(videos / p for p in neighbours[anchor])}
+        samples.append(Sample(tuple(videos / p for p in paths), label_set, min(classes, default=-1)))
+    present = sorted(path for path in frame_files if path.is_file())
+    subset = tuple(sorted({i for indices in to_imagenet.values() for i in indices}))
+    return Listing(folder, samples, meta + present, len(present), len(frame_files), subset)
+
+
+def _ytbb_key(key: str) -> str:
+    """`<video>/frame-<n>.jpg`: the last two components of an annotation key (some are absolute paths)."""
+    return "/".join(key.strip().split("/")[-2:])
+
+
+def _annotations(document: Any, path: Path) -> list[dict[str, Any]]:
+    if not isinstance(document, dict) or not isinstance(document.get("annotations"), list) or \
+            not isinstance(document.get("labels"), list):
+        raise DataMalformedError(f"{path}: not the annotation tool's format ({{\"labels\": [names], "
+                                 f"\"annotations\": [{{\"key\", \"labels\"}}]}})")
+    return document["annotations"]
+
+
+def _tags(document: dict[str, Any], entry: dict[str, Any], path: Path) -> list[str]:
+    names = document["labels"]
+    try:
+        return [names[int(index)] for index in entry["labels"]]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise DataMalformedError(f"{path}: annotation {entry.get('key')!r} has labels {entry.get('labels')!r} that "
+                                 f"index no name of its {len(names)} labels") from None
+
+
+def _ytbb_csv_labels(path: Path) -> dict[str, int]:
+    """`<ytid>_<time_ms>` -> the anchor video's YTBB class, from the CSV (22 and 23 swapped back)."""
+    rows = read_lines(path, VIDEO_SOURCE)
+    if not rows or rows[0].strip() != "ytid,time_ms,label":
+        raise DataMalformedError(f"{path}: expected a CSV with header ytid,time_ms,label")
+    labels = {}
+    for row in rows[1:]:
+        if row.strip():
+            ytid, time_ms, label = row.strip().rsplit(",", 2)
+            labels[f"{ytid}_{time_ms}"] = YTBB_CSV_SWAPPED.get(int(label), int(label))
+    return labels
 
 
 LOADERS: dict[str, Callable[[Path], Listing]] = {
