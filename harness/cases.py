@@ -37,8 +37,8 @@ def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[S
     benchmark = get_benchmark(benchmark_name)
     clean = benchmark.clean_split
     settings = [Setting("clean", clean, clean, config.samples_for("clean"))]
-    settings += [Setting("natural", shift.name, shift.split, config.samples_for("natural"), k=shift.k)
-                 for shift in benchmark.natural_shifts]
+    settings += [Setting("natural", shift.name, shift.split, config.samples_for("natural"), k=shift.k,
+                         id_split=shift.id_split) for shift in benchmark.natural_shifts]
     scope = SettingScope(config, model, benchmark_name, clean)
     for kind in SHIFT_KINDS.values():
         settings += kind(scope)

@@ -1,10 +1,10 @@
 """Effective and relative robustness of the models of a run report, from its case records.
 
-Effective robustness needs a model's clean case and its natural-shift cases: each shift's accuracy is set
-against the committed trend of its benchmark (harness/trends) on the clean accuracy, the ID accuracy a report
-holds. (Taori et al. use ImageNet accuracy on the shift's class subset for ImageNet-R/-A, ObjectNet and the video
-sets; case records do not carry it, so the report uses the testbed trends fitted on full `val` accuracy, which
-are in the same JSON.) Relative robustness (Taori et al.) of model B against model A on a shift is
+Effective robustness sets each natural shift's accuracy against the committed trend of its benchmark
+(harness/trends) at the model's in-distribution (ID) accuracy. For a shift over a class subset (ImageNet-R/-A,
+ObjectNet, the video sets) that is, as Taori et al. define it, the accuracy on the clean split over the shift's
+classes, which the case measured beside the shift (`metrics.id_on_classes`), on the trend fitted on that
+(`val-on-<shift>-classes`); otherwise the clean case's accuracy on the trend on the clean split. Relative robustness (Taori et al.) of model B against model A on a shift is
 acc_shift(B) - acc_shift(A), e.g. a release candidate against the release, or a robustness intervention
 against the model it started from.
 """
@@ -28,12 +28,17 @@ def effective_robustness(cases: Iterable[CaseRecord]) -> dict[str, dict[str, dic
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for case in sorted(cases, key=lambda c: (c.model, c.setting["name"])):
         trends = load_trends(case.benchmark)
-        if case.category != "natural" or case.model not in clean or trends is None:
+        if case.category != "natural" or trends is None:
             continue
-        trend = trends.on_clean(case.setting["name"])
+        on_classes = (case.metrics or {}).get("id_on_classes")
+        if on_classes is not None and on_classes.get("accuracy") is not None:
+            trend, id_accuracy = trends.on(case.setting["name"], on_classes["split"]), on_classes["accuracy"]
+        elif case.model in clean:
+            trend, id_accuracy = trends.on_clean(case.setting["name"]), clean[case.model]
+        else:
+            continue
         if trend is None:
             continue
-        id_accuracy = clean[case.model]
         predicted = trend.predict(id_accuracy)
         out.setdefault(case.model, {})[case.setting["name"]] = {
             "id_accuracy": id_accuracy, "accuracy": case.accuracy, "predicted": round(predicted, 6),

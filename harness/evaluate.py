@@ -268,6 +268,17 @@ def _inputs(case: Case, model: LoadedModel, run: RunContext) -> Inputs:
                                             "perturbed_source": on_disk.provenance["dataset_path"]})
 
 
+def _id_accuracy(case: Case, model: LoadedModel, scorer: CaseScorer) -> dict[str, Any]:
+    """The model's accuracy on the case's in-distribution split over the shift's classes (`Setting.id_split`),
+    under the same class-subset restriction as the shift, at the same sample cap."""
+    run = scorer.run
+    data = get_benchmark(case.benchmark, run.data_root).load(case.setting.id_split, case.setting.samples, run.cache,
+                                                             model.preprocess)
+    correct = data.correct(scorer.predictions(Inputs(data, data.images, dict(data.provenance))))
+    return {"split": case.setting.id_split, "n": int(correct.size), "correct": int(correct.sum()),
+            "accuracy": float(correct.mean()) if correct.size else None, "sha256": data.provenance["sha256"]}
+
+
 def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
     """Measure `case` on `model` under `run`. Attacks always run in float32; other forward passes autocast to
     `run.amp`, and a case run under autocast says so in its metrics (`autocast`). `run.progress(done, total)` is
@@ -279,6 +290,8 @@ def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
     scorer = CaseScorer(case, model, run)
     scored = perturbation.score(inputs, scorer, case.setting.k)
     extra = dict(scored.metrics)
+    if case.setting.id_split is not None:
+        extra["id_on_classes"] = _id_accuracy(case, model, scorer)
     if run.amp != "off" and perturbation.autocast:
         extra["autocast"] = run.amp
     return CaseResult(case, scored.per_sample.astype(bool), dict(inputs.provenance), run.seed, scorer.batch_size,

@@ -183,7 +183,9 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
     def run(case: Case) -> GateDecision:
         suite = state.suite
         try:
-            get_benchmark(case.benchmark, suite.data_root).check(case.setting.split)  # before any model loads
+            benchmark = get_benchmark(case.benchmark, suite.data_root)
+            for split in filter(None, (case.setting.split, case.setting.id_split)):
+                benchmark.check(split)  # before any model loads
             model = loaded_models.get(case.model)
             result = evaluate(case, model, dataclasses.replace(state.run(loaded_models.get),
                                                                progress=state.progress.for_case(case.id)))

@@ -27,6 +27,7 @@ class Setting:
     samples: int
     k: int | None = None
     perturbation: Perturbation | None = None
+    id_split: str | None = None  # a natural shift over a class subset: the ID split measured beside it
 
     @property
     def key(self) -> str:
@@ -43,6 +44,8 @@ class Setting:
         """Everything that defines the measurement protocol (compared against a baseline's)."""
         out: dict[str, Any] = {"category": self.category, "name": self.name, "split": self.split,
                                "metric": self.metric, "samples": self.samples}
+        if self.id_split is not None:
+            out["id_split"] = self.id_split
         return out | ({} if self.perturbation is None else self.perturbation.record())
 
 

@@ -147,11 +147,16 @@ def ytbb_robust_tree(root: Path) -> Path:
 
 def natural_shift_trees(root: Path) -> None:
     """Under `root` (a --data-root), a miniature of every dataset the `imagenet` benchmark's natural shifts read,
-    with the manifests the loaders require: ImageNetV2, -Sketch, -R and -A hold two classes of one image each,
-    ObjectNet, ImageNet-Vid-Robust and YTBB-Robust are objectnet_tree's, vid_robust_tree's and ytbb_robust_tree's; `imagenet/val` holds only the 1000
-    (empty) wnid folders that give the class list."""
+    with the manifests the loaders require: ImageNetV2, -Sketch, -R and -A hold two classes of one image each;
+    ObjectNet, ImageNet-Vid-Robust and YTBB-Robust are objectnet_tree's, vid_robust_tree's and
+    ytbb_robust_tree's; `imagenet/val` holds the 1000 wnid folders that give the class list, with one image in
+    each class of the shifts' class subsets (for their `val-on-<shift>-classes` ID accuracy)."""
     for wnid in WNIDS:
         (root / "imagenet" / "val" / wnid).mkdir(parents=True)
+    on_classes = (1, 2, 3, 4, 11, 404, 405, 409, 530, 817, 954)  # the classes of the shifts' subsets below
+    for index in on_classes:
+        write_image(root / "imagenet" / "val" / WNIDS[index] / "img_000.JPEG", COLORS[index % len(COLORS)])
+    manifest(root / "imagenet", len(on_classes))
     for dataset, classes, images in [("imagenetv2-matched-frequency", ["0", "999"], ""),
                                      ("imagenet-sketch", WNIDS[:2], "sketch"),
                                      ("imagenet-r", [WNIDS[1], WNIDS[2]], ""),

@@ -1,5 +1,6 @@
 """Effective and relative robustness: committed trends against fresh fits, the report's figures, the CLI."""
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -166,3 +167,18 @@ def test_relative_robustness_between_two_reports(tmp_path, capsys):
     assert main(["relative-robustness", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
                  "--models", "embedded:synth-clip", "embedded:nope"]) == 2
     assert "model embedded:nope is not in report B" in capsys.readouterr().err
+
+
+def test_a_shift_with_a_class_subset_uses_the_measured_subset_accuracy_and_its_trend():
+    """Taori et al.'s definition: ImageNet-R against ImageNet val over ImageNet-R's 200 classes."""
+    model = "openclip:ViT-B-32@openai"
+    clean = record(model, "clean", "val", 0.63, benchmark="imagenet")
+    shift = dataclasses.replace(record(model, "natural", "rendition", 0.69, benchmark="imagenet"),
+                                metrics={"id_on_classes": {"split": "val-on-imagenet-r-classes", "n": 200,
+                                                           "correct": 160, "accuracy": 0.8}})
+    entry = report([clean, shift]).metrics[model]["effective_robustness"]["rendition"]
+    trend = load_trends("imagenet").on("rendition", "val-on-imagenet-r-classes")
+    assert entry["trend"]["x"] == "val-on-imagenet-r-classes" and entry["id_accuracy"] == 0.8
+    assert entry["effective_robustness"] == pytest.approx(0.69 - trend.predict(0.8), abs=1e-6)
+    without_clean = report([shift]).metrics[model]["effective_robustness"]["rendition"]
+    assert without_clean["id_accuracy"] == 0.8  # the subset accuracy needs no clean case

@@ -102,11 +102,15 @@ def content_sha256(*arrays: np.ndarray) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class NaturalShift:
-    """One natural-shift setting: evaluate on `split`, scored top-1 (k is None) or pm-k over frame sequences."""
+    """One natural-shift setting: evaluate on `split`, scored top-1 (k is None) or pm-k over frame sequences.
+    `id_split`, for a shift over a subset of the benchmark's classes, names the in-distribution split its
+    effective robustness is measured against: the clean split over those classes (the ImageNet testbed's
+    `val-on-<shift>-classes`, Taori et al.'s definition); None: the clean split itself."""
 
     name: str
     split: str
     k: int | None = None
+    id_split: str | None = None
 
     @property
     def metric(self) -> str:

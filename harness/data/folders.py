@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -159,11 +160,11 @@ def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sam
 
 
 def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:
-    """sha256 over the files' paths relative to `folder`, sizes and modification times."""
+    """sha256 over the files' paths relative to `folder` (`..` for files beside it), sizes and modification times."""
     digest = hashlib.sha256()
     for path in files:
         stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{os.path.relpath(path, folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

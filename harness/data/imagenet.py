@@ -430,6 +430,22 @@ LOADERS: dict[str, Callable[[Path], Listing]] = {
 }
 
 
+# The testbed's in-distribution splits of the shifts over a class subset: `val` restricted to the classes of the
+# shift (its listing's class subset), scored with predictions restricted to them as the shift's are.
+ON_CLASSES = {"val-on-imagenet-r-classes": "rendition", "val-on-imagenet-a-classes": "imagenet-a",
+              "val-on-objectnet-classes": "objectnet", "val-on-vid-robust-classes": "vid-pm0",
+              "val-on-ytbb-robust-classes": "ytbb-pm0"}
+
+
+def val_on_classes(root: Path, shift_split: str) -> Listing:
+    """ImageNet val's images of the classes `shift_split` covers, with that class subset. Its completeness is val's
+    (checked on all of val), and the shift's metadata must be readable."""
+    val, shift = load_val(root), LOADERS[shift_split](root)
+    classes = set(shift.class_subset or ())
+    samples = [sample for sample in val.samples if sample.label_set[0] in classes]
+    return Listing(val.folder, samples, val.files + shift.files, val.n_images, val.expected_images, shift.class_subset)
+
+
 # --------------------------------------------------------------------------------------------- benchmark
 
 class ImageNetBenchmark:
@@ -440,24 +456,26 @@ class ImageNetBenchmark:
     natural_shifts = (
         NaturalShift("v2", "v2"),
         NaturalShift("sketch", "sketch"),
-        NaturalShift("rendition", "rendition"),
-        NaturalShift("imagenet-a", "imagenet-a"),
-        NaturalShift("objectnet", "objectnet"),
-        NaturalShift("vid-pm0", "vid-pm0", k=0),
-        NaturalShift("vid-pm10", "vid-pm10", k=PM_K_MAX),
-        NaturalShift("ytbb-pm0", "ytbb-pm0", k=0),
-        NaturalShift("ytbb-pm10", "ytbb-pm10", k=PM_K_MAX),
+        NaturalShift("rendition", "rendition", id_split="val-on-imagenet-r-classes"),
+        NaturalShift("imagenet-a", "imagenet-a", id_split="val-on-imagenet-a-classes"),
+        NaturalShift("objectnet", "objectnet", id_split="val-on-objectnet-classes"),
+        NaturalShift("vid-pm0", "vid-pm0", k=0, id_split="val-on-vid-robust-classes"),
+        NaturalShift("vid-pm10", "vid-pm10", k=PM_K_MAX, id_split="val-on-vid-robust-classes"),
+        NaturalShift("ytbb-pm0", "ytbb-pm0", k=0, id_split="val-on-ytbb-robust-classes"),
+        NaturalShift("ytbb-pm10", "ytbb-pm10", k=PM_K_MAX, id_split="val-on-ytbb-robust-classes"),
     )
 
     def __init__(self, data_root: Path | None):
         self.data_root = None if data_root is None else Path(data_root)
 
     def _listing(self, split: str) -> "Listing":
-        if split not in LOADERS:
-            raise ValueError(f"unknown imagenet split {split!r}; known: {', '.join(LOADERS)}")
+        if split not in LOADERS and split not in ON_CLASSES:
+            raise ValueError(f"unknown imagenet split {split!r}; known: {', '.join([*LOADERS, *ON_CLASSES])}")
         if self.data_root is None:
             raise DataMissingError(f"the imagenet benchmark reads its data from --data-root, which is not set "
                                    f"(split {split!r}; see harness/data/imagenet.py for the layouts)")
+        if split in ON_CLASSES:
+            return val_on_classes(self.data_root, ON_CLASSES[split])
         return LOADERS[split](self.data_root)
 
     def check(self, split: str) -> None:

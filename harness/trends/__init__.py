@@ -83,8 +83,12 @@ class TrendSet:
     source: dict[str, Any]
     trends: tuple[Trend, ...]
 
+    def on(self, shift: str, x: str) -> Trend | None:
+        """The trend of `shift` on the ID accuracy named `x` (the clean split, or `val-on-<shift>-classes`)."""
+        return next((t for t in self.trends if t.shift == shift and t.x == x), None)
+
     def on_clean(self, shift: str) -> Trend | None:
-        return next((t for t in self.trends if t.shift == shift and t.x == self.clean), None)
+        return self.on(shift, self.clean)
 
     def on_classes(self, shift: str) -> Trend | None:
         """The trend on the shift's class-subset ID accuracy, or the clean one when the shift has no subset."""

@@ -399,3 +399,19 @@ def test_ytbb_robust_reads_the_real_annotations(root, cache):
         write_image(folder / "ytbb_videos" / "/".join(entry["key"].split("/")[-2:]), (1, 2, 3), size=(4, 4))
     data = load(root, "ytbb-pm0", cache, n=5000, preprocess=Preprocess(4, 4, "bilinear"))
     assert len(data.labels) == 2169 and (data.labels == -1).sum() == 78
+
+
+def test_val_on_a_shifts_classes_is_val_restricted_to_them(root, cache):
+    from imagenet_trees import natural_shift_trees
+
+    natural_shift_trees(root)
+    benchmark = get_benchmark("imagenet", root)
+    shifts = {shift.name: shift for shift in benchmark.natural_shifts}
+    assert shifts["rendition"].id_split == "val-on-imagenet-r-classes" and shifts["v2"].id_split is None
+    for shift, classes in [("rendition", [1, 2]), ("objectnet", [409, 530, 954]), ("vid-pm10", [11, 404, 405, 817]),
+                           ("ytbb-pm0", [11, 404, 405])]:
+        data = benchmark.load(shifts[shift].id_split, 100, cache, PRE)
+        assert sorted(data.labels.tolist()) == classes and data.class_subset.tolist() == classes
+    (root / "imagenet" / "val" / WNIDS[404] / "img_000.JPEG").unlink()
+    with pytest.raises(DataMissingError, match="partial"):
+        benchmark.check("val-on-vid-robust-classes")
