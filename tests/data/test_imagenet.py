@@ -415,3 +415,33 @@ def test_val_on_a_shifts_classes_is_val_restricted_to_them(root, cache):
     (root / "imagenet" / "val" / WNIDS[404] / "img_000.JPEG").unlink()
     with pytest.raises(DataMissingError, match="partial"):
         benchmark.check("val-on-vid-robust-classes")
+
+
+def test_ytbb_pm_k_matches_the_testbeds_rule_on_planted_predictions(root, cache):
+    """YTBB-Robust: pm-0 the anchor right, pm-10 the anchor and every kept neighbour right, all judged on the
+    anchor's classes; the unmapped anchor is wrong under both."""
+    ytbb_robust_tree(root)
+    data = load(root, "ytbb-pm10", cache)
+    kept = {"ab_c-d_1000/frame-995.jpg": [990, 991, 992, 993, 994, 996, 998, 999, 1000, 1001, 1003, 1004, 1005],
+            "xy_2000/frame-5.jpg": [6]}
+    classes = {"ab_c-d_1000/frame-995.jpg": {11, 404, 405}, "xy_2000/frame-5.jpg": set()}
+    rows = {"ab_c-d_1000/frame-995.jpg": int(np.flatnonzero(data.labels == 11)[0]),
+            "xy_2000/frame-5.jpg": int(np.flatnonzero(data.labels == -1)[0])}
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        predictions = np.zeros((2, 21), int)
+        expected = {}
+        for anchor, i in rows.items():
+            start = frame_number_of(anchor)
+            guess = {offset: int(rng.choice([11, 404, 405, 817])) for offset in range(-10, 11)}
+            kept_offsets = {n - start for n in kept[anchor]}
+            predictions[i] = [guess[o] if o in kept_offsets or o == 0 else guess[0] for o in range(-10, 11)]
+            right = lambda o: guess[o] in classes[anchor]  # noqa: E731
+            expected[i] = (right(0), right(0) and all(right(o) for o in kept_offsets))
+        frame_correct = data.correct(predictions)
+        for i, (pm0, pm10) in expected.items():
+            assert (pm_k_correct(frame_correct, 0)[i], pm_k_correct(frame_correct, 10)[i]) == (pm0, pm10)
+
+
+def frame_number_of(key: str) -> int:
+    return int(key.split("-")[-1].split(".")[0])
