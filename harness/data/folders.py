@@ -117,21 +117,25 @@ def folder_listing(folder: Path, dirs: Sequence[tuple[Path, int]], expected: int
 # ------------------------------------------------------------------------------------ checks and selection
 
 def check_complete(listing: Listing) -> None:
-    """Raise DataMissingError "partial: found X of Y" when fewer images are present than expected; a
-    `manifest.json` `{"expected_images": X}` in the dataset folder replaces the published count."""
+    """Raise DataMalformedError "partial: found X of Y" when fewer images are present than expected (a dataset
+    that is there but incomplete is never a skip); a `manifest.json` `{"expected_images": X}` in the dataset
+    folder replaces the published count."""
     expected = listing.expected_images
     manifest = listing.folder / "manifest.json"
     if manifest.is_file():
-        expected = int(json.loads(manifest.read_text(encoding="utf-8"))["expected_images"])
+        try:
+            expected = int(json.loads(manifest.read_text(encoding="utf-8"))["expected_images"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            raise DataMalformedError(f"{manifest}: expected {{\"expected_images\": N}} ({error!r})") from None
     if listing.n_images < expected:
-        raise DataMissingError(
+        raise DataMalformedError(
             f"partial: found {listing.n_images} of {expected} images in {listing.folder}; complete the download, "
             f"or, for a deliberately reduced tree, write {manifest} with {{\"expected_images\": {listing.n_images}}}")
 
 
 def verify_checksums(folder: Path) -> None:
     """When `folder/SHA256SUMS` exists (lines `<sha256>  <relative path>`), every listed file must exist and
-    match; raises DataMissingError naming the files that do not."""
+    match; raises DataMalformedError naming the files that do not."""
     sums = folder / "SHA256SUMS"
     if not sums.is_file():
         return
@@ -144,7 +148,7 @@ def verify_checksums(folder: Path) -> None:
         if not path.is_file() or sha256_file(path) != digest.lower():
             bad.append(str(path))
     if bad:
-        raise DataMissingError(f"{len(bad)} file(s) missing or failing {sums}: {', '.join(bad[:10])}")
+        raise DataMalformedError(f"{len(bad)} file(s) missing or failing {sums}: {', '.join(bad[:10])}")
 
 
 def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sample]:

@@ -58,7 +58,7 @@ def imagenet_wnids(root: Path) -> list[str]:
         if folder.is_dir():
             wnids = sorted(p.name for p in folder.iterdir() if p.is_dir() and WNID.fullmatch(p.name))
             if len(wnids) != 1000:
-                raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder}")
+                raise DataMalformedError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder}")
             return wnids
     raise DataMissingError(
         f"the ImageNet class list (1000 wnid folders) was not found in {root / 'imagenet' / 'val'} or "
@@ -96,7 +96,7 @@ def load_imagenet_c(root: Path, corruption: str, severity: int) -> Listing | Non
         return None
     wnids = sorted(p.name for p in class_dirs(folder) if WNID.fullmatch(p.name))
     if len(wnids) != 1000:
-        raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder} ({IMAGENET_C_SOURCE})")
+        raise DataMalformedError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder} ({IMAGENET_C_SOURCE})")
     return folder_listing(folder, [(folder / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 
 
@@ -112,7 +112,7 @@ def load_stylized(root: Path) -> Listing | None:
         return None
     wnids = sorted(p.name for p in class_dirs(folder / "val") if WNID.fullmatch(p.name))
     if len(wnids) != 1000:
-        raise DataMissingError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder / 'val'} "
+        raise DataMalformedError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder / 'val'} "
                                f"({STYLIZED_SOURCE})")
     return folder_listing(folder, [(folder / "val" / w, i) for i, w in enumerate(wnids)], EXPECTED_IMAGES["val"])
 

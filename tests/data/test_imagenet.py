@@ -86,10 +86,10 @@ def test_no_data_root_is_data_missing(cache):
 
 def test_partial_dataset_detected_unless_manifest_says_so(root, cache):
     count = val_tree(root, with_manifest=False)
-    with pytest.raises(DataMissingError, match=f"partial: found {count} of 50000"):
+    with pytest.raises(DataMalformedError, match=f"partial: found {count} of 50000"):
         load(root, "val", cache)
     manifest(root / "imagenet", count + 1)
-    with pytest.raises(DataMissingError, match=f"partial: found {count} of {count + 1}"):
+    with pytest.raises(DataMalformedError, match=f"partial: found {count} of {count + 1}"):
         load(root, "val", cache)
     manifest(root / "imagenet", count)
     assert len(load(root, "val", cache).labels) > 0
@@ -146,7 +146,7 @@ def test_checksum_manifest_is_verified(root, cache):
     (folder / "SHA256SUMS").write_text(f"{sha256_file(target)}  val/{WNIDS[1]}/img_000.JPEG\n")
     load(root, "val", cache)
     (folder / "SHA256SUMS").write_text(f"{'0' * 64}  val/{WNIDS[1]}/img_000.JPEG\n")
-    with pytest.raises(DataMissingError, match="SHA256SUMS"):
+    with pytest.raises(DataMalformedError, match="SHA256SUMS"):
         load(root, "val", cache)
 
 
@@ -178,7 +178,7 @@ def test_rendition_and_a_set_the_class_subset_of_their_folders(root, cache, spli
     assert data.class_subset.tolist() == [3, 42, 700]
     assert sorted(set(data.labels.tolist())) == [3, 42, 700]  # 1000-way indices
     manifest(root / folder, 30_000)
-    with pytest.raises(DataMissingError, match="partial"):
+    with pytest.raises(DataMalformedError, match="partial"):
         load(root, split, cache)
 
 
@@ -287,7 +287,7 @@ def test_ytbb_robust_with_a_broken_annotation_file_is_malformed(root, cache):
 def test_video_frames_missing_is_partial(root, cache):
     folder = vid_robust_tree(root)
     (folder / "val" / "ILSVRC2015_val_00000001" / "000006.JPEG").unlink()
-    with pytest.raises(DataMissingError, match="partial: found 10 of 11"):
+    with pytest.raises(DataMalformedError, match="partial: found 10 of 11"):
         load(root, "vid-pm10", cache)
 
 
@@ -413,7 +413,7 @@ def test_val_on_a_shifts_classes_is_val_restricted_to_them(root, cache):
         data = benchmark.load(shifts[shift].id_split, 100, cache, PRE)
         assert sorted(data.labels.tolist()) == classes and data.class_subset.tolist() == classes
     (root / "imagenet" / "val" / WNIDS[404] / "img_000.JPEG").unlink()
-    with pytest.raises(DataMissingError, match="partial"):
+    with pytest.raises(DataMalformedError, match="partial"):
         benchmark.check("val-on-vid-robust-classes")
 
 
