@@ -1,7 +1,8 @@
 """The controller of a run: registered only in the process that is not an xdist worker (the only process of a
 run without xdist), as xdist's DSession is.
 
-Workers attach one case record per case to their test reports (`RECORD_PROPERTY`); xdist carries the reports
+Workers attach one case record per case to their test reports (`RECORD_PROPERTY`, as a JSON string, which is
+also what pytest's JUnit XML shows of it); xdist carries the reports
 here. The controller learns which cases were collected, merges their records, marks every collected case
 without one as not run or errored, checks the run's validity, writes the report once (and, when recording, the
 baselines, all or none) and prints the summary table.
@@ -9,6 +10,7 @@ baselines, all or none) and prints the summary table.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 from pathlib import Path
@@ -99,7 +101,7 @@ class RunController:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == RECORD_PROPERTY:
-                self.records[report.nodeid] = CaseRecord.from_json(value)
+                self.records[report.nodeid] = CaseRecord.from_json(json.loads(value))
         if report.failed and report.nodeid not in self.records:
             self.failures.setdefault(report.nodeid, first_line(report.longreprtext))
         elif report.skipped and report.nodeid not in self.failures:

@@ -7,6 +7,7 @@ the process is not an xdist worker) merges the records and reports.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import resource
@@ -208,7 +209,7 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
                               f"pytest --model {case.model} --update-baselines", suite.max_flip_rate)
         record = judged(record, decision, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"),
                         worker_peak_rss_mb=peak_rss_mb(), worker_rss_mb=rss_mb())
-        request.node.user_properties.append((RECORD_PROPERTY, record.to_json()))
+        request.node.user_properties.append((RECORD_PROPERTY, json.dumps(record.to_json(), sort_keys=True)))
         return decision
 
     return run

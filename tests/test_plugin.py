@@ -285,3 +285,18 @@ def test_a_hung_case_times_out_as_an_error_and_the_run_is_incomplete(tmp_path):
     assert "Timeout" in next(c["message"] for c in report["cases"] if c["id"] == "synth-cnn-test")
     assert done.returncode == 1 and report["run"]["complete"] is False
     assert "baselines NOT updated" in done.stdout and not (tmp_path / "none" / "synth-cnn.json").exists()
+
+
+def test_junit_xml_carries_each_case_record_as_json(tmp_path):
+    """CI systems read JUnit XML: the record there is the JSON the report holds, not a Python repr."""
+    import xml.etree.ElementTree as ElementTree
+
+    done = run_suite("--model", "embedded:synth-cnn", "-k", "synth-cnn-test", "-n", "0",
+                     f"--report-dir={tmp_path / 'r'}", f"--junitxml={tmp_path / 'junit.xml'}")
+    assert done.returncode == 0, done.stdout[-2000:]
+    [prop] = [p for p in ElementTree.parse(tmp_path / "junit.xml").iter("property") if p.get("name") ==
+              "robustness_record"]
+    record = json.loads(prop.get("value"))
+    assert record["id"] == "synth-cnn-test" and record["status"] == "passed"
+    assert record == {k: v for k, v in read_json(tmp_path / "r" / "latest.json")["cases"][0].items()
+                      if k != "nodeid"} | {"model_provenance": record["model_provenance"], "nodeid": None}
