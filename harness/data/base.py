@@ -67,13 +67,13 @@ class EvalData:
 
     def correct(self, predictions: np.ndarray) -> np.ndarray:
         """bool, shaped as `predictions` (N,) or (N, F): the prediction is the label, or in the label set."""
+        # predictions are class indices (>= 0), so the -1 of a label or of set padding never matches
         if self.label_sets is None:
-            return (predictions == self.labels.reshape(-1, *[1] * (predictions.ndim - 1))) & (
-                self.labels.reshape(-1, *[1] * (predictions.ndim - 1)) >= 0)
+            return predictions == self.labels.reshape(-1, *[1] * (predictions.ndim - 1))
         if self.label_sets.ndim == 3:
-            return ((predictions[..., None] == self.label_sets) & (self.label_sets >= 0)).any(axis=-1)
+            return (predictions[..., None] == self.label_sets).any(axis=-1)
         sets = self.label_sets.reshape(len(self.labels), *[1] * (predictions.ndim - 1), -1)
-        return ((predictions[..., None] == sets) & (sets >= 0)).any(axis=-1)
+        return (predictions[..., None] == sets).any(axis=-1)
 
 
 _DIGESTS: dict[tuple[int, ...], tuple[tuple[weakref.ref, ...], str]] = {}
