@@ -4,6 +4,11 @@ A spec reads `<attack>-<norm>-<eps>`, eps in [0, 1] pixel units written as a fra
 (`0.5`), e.g. `pgd-linf-1/255`, `apgd-ce-l2-0.5`, `square-linf-2/255`. Add an attack with
 `@register_attack("name", norms=(...), ...)`.
 
+`@roz` after a spec (`pgd-linf-8/255@roz`) states its budget as RoZ's code does (wang-research-lab/roz): in CLIP's
+normalized space, clipped to RoZ's box [-1.8, 2.15] rather than to the image range (see `RozSpace`). It is a
+comparison mode for setting RoZ's figures beside the project's, never the default: a normalized eps is about 0.27x
+in pixels (CLIP's channel std is 0.261 to 0.276), so `8/255@roz` is about 2.1/255 in pixel units.
+
 Two kinds of attack:
 - bounded: the attack keeps the perturbation inside the eps-ball; a sample is robust when the model still
   classifies the adversarial image correctly;
@@ -21,6 +26,7 @@ import torch
 import torchattacks
 from torch import nn
 
+from .config import SuiteConfig
 from .registry import Registry
 from .settings import Setting, SettingScope, config_error, register_shift_kind
 from .shifts.base import Inputs, Perturbation, Scored, Scorer
@@ -45,21 +51,43 @@ class AttackSpec:
     queries: int
     minimum_norm: bool
     white_box: bool
+    space: str = "pixel"
+    components: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.attack}-{self.norm}-{self.eps_text}"
+        return f"{self.attack}-{self.norm}-{self.eps_text}" + ("" if self.space == "pixel" else f"@{self.space}")
+
+    @property
+    def bounded(self) -> bool:
+        """Keeps its perturbation inside the eps-ball (not a minimum-norm attack)."""
+        return not self.minimum_norm
+
+    def at(self, eps: float) -> "AttackSpec":
+        """This attack at budget `eps` (same units), its step size scaled with it."""
+        text = f"{eps:.9g}"
+        return dataclasses.replace(self, eps_text=text, eps=eps, alpha=eps * ATTACKS[self.attack].alpha_fraction)
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"name": self.name}
+        """The spec's protocol record; the fields of the pixel-space default are left out, so a record made before
+        they existed still matches."""
+        out = dataclasses.asdict(self) | {"name": self.name}
+        if self.space == "pixel":
+            del out["space"]
+        if not self.components:
+            del out["components"]
+        else:
+            out["components"] = list(self.components)
+        return out
 
 
-Builder = Callable[[nn.Module, AttackSpec, int, int], torchattacks.attack.Attack]  # (model, spec, n_classes, seed)
+AttackFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) -> adversarial images
+Builder = Callable[[nn.Module, AttackSpec, int, int], AttackFn]  # (model, spec, n_classes, seed)
 
 
 @dataclasses.dataclass(frozen=True)
 class AttackEntry:
-    build: Builder
+    build: Builder | None  # None for a worst case over `components`
     norms: tuple[str, ...]
     steps: int = 1
     alpha_fraction: float = 1.0  # step size as a fraction of eps
@@ -67,6 +95,7 @@ class AttackEntry:
     queries: int = 0
     minimum_norm: bool = False
     white_box: bool = True
+    components: tuple[str, ...] = ()  # a worst case over these attacks (run_attack), when not empty
 
 
 ATTACKS: Registry[AttackEntry] = Registry("attack")
@@ -74,8 +103,8 @@ ATTACKS: Registry[AttackEntry] = Registry("attack")
 
 def register_attack(name: str, norms: tuple[str, ...], **options) -> Callable[[Builder], Builder]:
     """Decorator: register the builder as attack `name` for `norms`, with the AttackEntry `options` (steps,
-    alpha_fraction, restarts, queries, minimum_norm, white_box), and return it unchanged; a name already registered
-    is refused (DuplicateNameError)."""
+    alpha_fraction, restarts, queries, minimum_norm, white_box), and return it unchanged; a name already
+    registered is refused (DuplicateNameError)."""
     def decorate(build: Builder) -> Builder:
         ATTACKS.add(name, AttackEntry(build, norms, **options))
         return build
@@ -136,6 +165,18 @@ def _apgd_dlr(model, spec, n_classes, seed):
                              n_restarts=spec.restarts, seed=seed, loss="dlr")
 
 
+@register_attack("apgd-t", norms=("linf", "l2"), steps=10)
+def _apgd_t(model, spec, n_classes, seed):
+    return torchattacks.APGDT(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+                              n_restarts=spec.restarts, seed=seed, n_classes=n_classes)
+
+
+@register_attack("fab-t", norms=("linf", "l2"), steps=10, minimum_norm=True)
+def _fab_t(model, spec, n_classes, seed):
+    return torchattacks.FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+                            n_restarts=spec.restarts, seed=seed, multi_targeted=True, n_classes=n_classes)
+
+
 @register_attack("fab", norms=("linf", "l2"), steps=20, minimum_norm=True)
 def _fab(model, spec, n_classes, seed):
     return torchattacks.FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
@@ -154,6 +195,36 @@ def _spsa(model, spec, n_classes, seed):
                              max_batch_size=spec.queries)
 
 
+# RoZ's NES: 20 signed steps of 0.15 eps, each from 100 antithetic Gaussian pairs (sigma 0.001).
+@register_attack("nes", norms=("linf",), steps=20, alpha_fraction=0.15, queries=100, white_box=False)
+def _nes(model, spec, n_classes, seed):
+    from .nes import NES
+
+    return NES(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, queries=spec.queries, seed=seed)
+
+
+@register_attack("hsj", norms=("l2", "linf"), steps=10, queries=1000, minimum_norm=True, white_box=False)
+def _hsj(model, spec, n_classes, seed):
+    from .hopskipjump import HopSkipJump
+
+    return HopSkipJump(model, norm=spec.norm, max_iter=spec.steps, max_eval=spec.queries,
+                       init_eval=max(1, spec.queries // 10), seed=seed)
+
+
+def register_worst_case(name: str, norms: tuple[str, ...], components: tuple[str, ...], queries: int = 0) -> None:
+    """Register attack `name`: per sample, the worst case over the registered attacks `components` at the same
+    budget (robust only if robust under each); `queries` go to its score-based components."""
+    ATTACKS.add(name, AttackEntry(None, norms, queries=queries, components=components))
+
+
+# AutoAttack's standard version (Croce & Hein 2020; RobustBench's protocol), as torchattacks' AutoAttack builds
+# it: APGD-CE, APGD-T and FAB-T at 10 steps each, then Square at 5,000 queries. Here each component runs on every
+# clean-correct sample and a sample is robust only if it survives all of them (the per-sample worst case), so the
+# worst case is never above any component on any sample.
+register_worst_case("autoattack", norms=("linf", "l2"), components=("apgd-ce", "apgd-t", "fab-t", "square"),
+                    queries=5000)
+
+
 def known_attacks() -> list[str]:
     return [f"{name}-{norm}" for name, entry in ATTACKS.items() for norm in entry.norms]
 
@@ -164,7 +235,12 @@ EPS_LIMITS = {"linf": 1.0, "l2": 100.0}
 
 
 def parse_attack(text: str) -> AttackSpec:
-    """`pgd-linf-1/255` -> AttackSpec; ValueError naming the known attacks when it cannot be parsed."""
+    """`pgd-linf-1/255` (or `pgd-linf-8/255@roz`) -> AttackSpec; ValueError naming the known attacks when it
+    cannot be parsed."""
+    text, at, space = text.partition("@")
+    if at and space not in SPACES:
+        raise ValueError(f"attack {text}@{space}: unknown budget space {space!r}; known: {', '.join(SPACES)} (or "
+                         f"none, for pixel units)")
     parts = text.rsplit("-", 2)
     if len(parts) != 3:
         raise ValueError(f"attack {text!r} is not of the form <attack>-<norm>-<eps>; known: {', '.join(known_attacks())}")
@@ -181,7 +257,18 @@ def parse_attack(text: str) -> AttackSpec:
     if not 0 < eps <= limit:
         raise ValueError(f"attack {text!r}: eps must be in (0, {limit:g}] pixel units for {norm}, got {eps}")
     return AttackSpec(attack, norm, eps_text, eps, entry.steps, eps * entry.alpha_fraction, entry.restarts,
-                      entry.queries, entry.minimum_norm, entry.white_box)
+                      entry.queries, entry.minimum_norm, entry.white_box, space or "pixel", entry.components)
+
+
+def component_specs(spec: AttackSpec) -> list[AttackSpec]:
+    """The attacks a worst-case spec runs, each at its budget, norm and space (its `queries` go to each
+    score-based component)."""
+    out = []
+    for name in spec.components:
+        component = parse_attack(f"{name}-{spec.norm}-{spec.eps_text}")
+        out.append(dataclasses.replace(component, space=spec.space, eps=spec.eps,
+                                       queries=spec.queries if component.queries else 0))
+    return out
 
 
 def perturbation_norms(clean: torch.Tensor, adversarial: torch.Tensor, norm: str) -> torch.Tensor:
@@ -234,12 +321,14 @@ def check_attackable(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 @dataclasses.dataclass(frozen=True)
 class AttackOutcome:
     """Per sample (N,): `clean_correct`, `robust` (correct clean and not broken within eps), and the `norms` of
-    the perturbations the attack returned (pixel units, in the spec's norm)."""
+    the perturbations the attack returned (in the spec's norm and units: pixels, or RoZ's normalized space);
+    for a worst case, `components` holds each component's `robust` by name."""
 
     adversarial: torch.Tensor
     clean_correct: torch.Tensor
     robust: torch.Tensor
     norms: torch.Tensor
+    components: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -252,6 +341,81 @@ def _global_rng_restored() -> Iterator[None]:
         yield
 
 
+# RoZ clips CLIP-normalized adversarial images to this box, the same for every channel (wang-research-lab/roz,
+# scripts/common_adversarial_attack/attack_methods/*.py, `clip_epsilon_ball`: clamp(min=-1.8), clamp(max=2.15)).
+ROZ_BOX = (-1.8, 2.15)
+SPACES = ("roz",)
+
+
+class RozSpace(nn.Module):
+    """`classifier` seen from RoZ's attack space, where budgets are stated on normalized images z = (x - mean) /
+    std and adversarial images are clipped to ROZ_BOX. Inputs u in [0, 1] stand for z = lo + u (hi - lo), so an
+    attack that clips u to [0, 1] clips z to RoZ's box, and an eps of e on z is e / (hi - lo) on u. The pixels
+    x = z std + mean it hands the classifier may leave [0, 1] a little where the box is wider than a channel's
+    range: RoZ feeds them to the model, and so does this. Needs the classifier's `mean` and `std` (PixelClassifier)."""
+
+    def __init__(self, classifier: nn.Module, name: str):
+        super().__init__()
+        mean, std = getattr(classifier, "mean", None), getattr(classifier, "std", None)
+        if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor):
+            raise AttackValidityError(f"{name}: the @roz space needs a classifier that normalizes inside with "
+                                      f"`mean` and `std` tensors (harness.models.base.PixelClassifier)")
+        low, high = ((0 - mean) / std).min().item(), ((1 - mean) / std).max().item()
+        if low < ROZ_BOX[0] - 1e-3 or high > ROZ_BOX[1] + 1e-3:
+            raise AttackValidityError(
+                f"{name}: this model's normalized pixels span [{low:.3f}, {high:.3f}], outside RoZ's box "
+                f"{list(ROZ_BOX)}, which assumes CLIP's normalization; state its budget in pixel units instead")
+        self.classifier, self.mean, self.std = classifier, mean, std
+        self.low, self.scale = ROZ_BOX[0], ROZ_BOX[1] - ROZ_BOX[0]
+        self.train(classifier.training)
+
+    def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return (((pixels - self.mean) / self.std - self.low) / self.scale).clamp(0, 1)
+
+    def to_pixels(self, inputs: torch.Tensor) -> torch.Tensor:
+        return (inputs * self.scale + self.low) * self.std + self.mean
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.to_pixels(inputs))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+    """A batch under attack: `images` (N, 3, H, W) in [0, 1] with `labels` (N,), scored on `model`, crafted on
+    `source`, of which only the `attacked` indices (correct clean) are attacked; `n_classes` of the logits."""
+
+    model: nn.Module
+    source: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    attacked: torch.Tensor
+    n_classes: int
+
+
+def _attack_once(batch: _Batch, spec: AttackSpec, seed: int) -> AttackOutcome:
+    """One attack `spec` on `batch`; the images not attacked are returned unchanged and not robust."""
+    images, labels, attacked = batch.images, batch.labels, batch.attacked
+    adversarial, norms = images.clone(), torch.zeros(len(images), device=images.device)
+    correct = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+    if attacked.numel():
+        view = RozSpace(batch.source, spec.name) if spec.space == "roz" else None
+        in_space = spec if view is None else dataclasses.replace(spec, eps=spec.eps / view.scale,
+                                                                 alpha=spec.alpha / view.scale)
+        inputs = images[attacked] if view is None else view.from_pixels(images[attacked])
+        with _global_rng_restored():
+            attack = ATTACKS[spec.attack].build(view if view is not None else batch.source, in_space,
+                                                batch.n_classes, seed)
+            torch.manual_seed(seed)
+            crafted = attack(inputs, labels[attacked]).detach()
+        check_adversarial(inputs, crafted, in_space)
+        norms[attacked] = perturbation_norms(inputs, crafted, spec.norm) * (1 if view is None else view.scale)
+        adversarial[attacked] = crafted if view is None else view.to_pixels(crafted)
+        with torch.no_grad():
+            correct[attacked] = batch.model(adversarial[attacked]).argmax(dim=1) == labels[attacked]
+    survived = correct | (norms > spec.eps + 1e-6) if spec.minimum_norm else correct
+    return AttackOutcome(adversarial, correct, survived, norms)
+
+
 def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec, seed: int,
                attack_model: nn.Module | None = None) -> AttackOutcome:
     """Attack `images` (N, 3, H, W) in [0, 1] and score `model` on the result; random draws come from `seed`, and
@@ -259,63 +423,96 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spe
 
     `attack_model` crafts the perturbation when it is not `model` (a transfer attack from a surrogate). Only the
     images `model` classifies correctly are attacked, as AutoAttack does: a misclassified image counts as not
-    robust whatever the attack does, so attacking it would cost compute and could not change its score; it is returned
-    unchanged (norm 0).
+    robust whatever the attack does, so attacking it would cost compute and could not change its score; it is
+    returned unchanged (norm 0). A worst case (`spec.components`) runs each component with the same seed on
+    every attacked image, exactly as that component alone would, and returns, per image, the adversarial image
+    of the first component that broke it.
     """
     source = attack_model if attack_model is not None else model
     check_attackable(source, images, labels, spec)
     with torch.no_grad():
         logits = model(images)
     clean_correct, n_classes = logits.argmax(dim=1) == labels, logits.shape[1]
-    adversarial, adversarial_correct = images.clone(), torch.zeros_like(clean_correct)
     attacked = clean_correct.nonzero().squeeze(1)
-    if attacked.numel():
-        with _global_rng_restored():
-            attack = ATTACKS[spec.attack].build(source, spec, n_classes, seed)
-            torch.manual_seed(seed)
-            adversarial[attacked] = attack(images[attacked], labels[attacked]).detach()
-        check_adversarial(images, adversarial, spec)
-        with torch.no_grad():
-            adversarial_correct[attacked] = model(adversarial[attacked]).argmax(dim=1) == labels[attacked]
-    norms = perturbation_norms(images, adversarial, spec.norm)
-    moved = norms[clean_correct] > 0
-    if attack_model is None and spec.white_box and moved.numel() and not moved.any():
-        raise AttackValidityError(f"{spec.name}: the attack returned every correctly classified input unchanged")
-    survived = adversarial_correct | (norms > spec.eps + 1e-6) if spec.minimum_norm else adversarial_correct
-    return AttackOutcome(adversarial, clean_correct, clean_correct & survived, norms)
+    parts = component_specs(spec) if spec.components else [spec]
+    batch = _Batch(model, source, images, labels, attacked, n_classes)
+    outcomes = [_attack_once(batch, part, seed) for part in parts]
+    if attack_model is None and spec.white_box and attacked.numel():
+        for part, outcome in zip(parts, outcomes):
+            if part.white_box and (part.bounded or len(parts) == 1) and not (outcome.norms[attacked] > 0).any():
+                raise AttackValidityError(f"{part.name}: the attack returned every correctly classified input "
+                                          f"unchanged")
+    robust, adversarial, norms = clean_correct.clone(), images.clone(), torch.zeros_like(outcomes[0].norms)
+    for outcome in reversed(outcomes):  # the first component that broke an image gives its adversarial image
+        broken = clean_correct & ~outcome.robust
+        adversarial[broken], norms[broken] = outcome.adversarial[broken], outcome.norms[broken]
+        robust &= outcome.robust
+    if len(parts) == 1:
+        adversarial, norms = outcomes[0].adversarial, outcomes[0].norms
+    components = {part.attack: clean_correct & outcome.robust for part, outcome in zip(parts, outcomes)
+                  } if spec.components else {}
+    return AttackOutcome(adversarial, clean_correct, clean_correct & robust, norms, components)
 
 
 @dataclasses.dataclass(frozen=True)
 class Attack(Perturbation):
     """An adversarial attack `spec` on the model under test, or, with `surrogate` (a model id), crafted on that
     model and transferred. Always scored in float32, never under autocast, so budgets and gradients mean what
-    they say."""
+    they say. With a `ceiling`, the case is the run's canary: an accuracy above it under this (large) budget
+    means the attack does not bite, as under gradient masking, and the case fails (AttackValidityError)."""
 
     spec: AttackSpec
     surrogate: str | None = None
+    ceiling: float | None = None
 
     def record(self) -> dict[str, Any]:
-        return {"attack": self.spec.as_dict()} | ({} if self.surrogate is None else {"surrogate": self.surrogate})
+        return ({"attack": self.spec.as_dict()} | ({} if self.surrogate is None else {"surrogate": self.surrogate})
+                | ({} if self.ceiling is None else {"ceiling": self.ceiling}))
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
-        return scorer.attack(inputs, self.spec, self.surrogate)
+        scored = scorer.attack(inputs, self.spec, self.surrogate)
+        accuracy = float(scored.per_sample.mean()) if scored.per_sample.size else 0.0
+        if self.ceiling is not None and accuracy > self.ceiling:
+            raise AttackValidityError(
+                f"GRADIENT MASKING suspected: {self.spec.name} leaves accuracy {accuracy:.3f} (n="
+                f"{scored.per_sample.size}), above the canary's ceiling {self.ceiling}: an undefended model "
+                f"collapses under this budget, so gradients are not reaching the input (a detached or "
+                f"non-differentiable head, a wrong normalization, a broken attack) and every robust accuracy of "
+                f"this model overstates robustness. Check the model's forward pass; a model that is robust by "
+                f"design raises the ceiling with [tool.robustness.adversarial] canary_max_accuracy")
+        return scored
 
     @property
     def autocast(self) -> bool:
         return False
 
 
+def configured_attack(config: SuiteConfig, section: str, text: str) -> AttackSpec:
+    """The spec `text` with the run's `[tool.robustness.adversarial.options]` for its attack (steps, queries,
+    restarts); a ConfigError naming `section` when it does not parse or its attack has no such option."""
+    try:
+        spec = parse_attack(text)
+        unknown = sorted(set(config.attack_options) - set(ATTACKS.names()))
+        if unknown:
+            raise ValueError(f"options for unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS.names())}")
+    except ValueError as error:
+        raise config_error(section, error) from None
+    return dataclasses.replace(spec, **config.attack_options.get(spec.attack, {}))
+
+
 @register_shift_kind("attack")
 def attack_settings(scope: SettingScope) -> list[Setting]:
-    """One white-box or black-box setting per configured attack (`adversarial.attacks`), on the clean split."""
-    settings = []
-    for text in scope.config.attacks:
-        try:
-            spec = parse_attack(text)
-        except ValueError as error:
-            raise config_error("adversarial", error) from None
-        settings.append(Setting("adversarial", spec.name, scope.clean_split,
-                                scope.config.samples_for("adversarial", spec.attack), perturbation=Attack(spec)))
+    """One setting per configured attack (`adversarial.attacks`) on the clean split, then the canary
+    (`adversarial.canary`, named `canary-<spec>`) that every model of the run gets."""
+    config = scope.config
+    settings = [Setting("adversarial", spec.name, scope.clean_split, config.samples_for("adversarial", spec.attack),
+                        perturbation=Attack(spec))
+                for spec in (configured_attack(config, "adversarial", text) for text in config.attacks)]
+    if config.canary:
+        spec = configured_attack(config, "adversarial.canary", config.canary)
+        settings.append(Setting("adversarial", f"canary-{spec.name}", scope.clean_split,
+                                config.samples_for("adversarial", spec.attack),
+                                perturbation=Attack(spec, ceiling=config.canary_max_accuracy)))
     return settings
 
 
@@ -338,10 +535,7 @@ def transfer_settings(scope: SettingScope) -> list[Setting]:
     surrogate = surrogate_for(scope)
     settings = []
     for text in scope.config.transfer_attacks if surrogate else ():
-        try:
-            spec = parse_attack(text)
-        except ValueError as error:
-            raise config_error("adversarial.transfer", error) from None
+        spec = configured_attack(scope.config, "adversarial.transfer", text)
         name = f"transfer-{spec.name}-from-{ModelId.parse(surrogate).line}"
         settings.append(Setting("adversarial", name, scope.clean_split,
                                 scope.config.samples_for("adversarial", spec.attack),

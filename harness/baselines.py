@@ -22,12 +22,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from .config import ConfigError, GatePolicy, policy_from_table
 from .files import json_bytes, write_json_atomic, write_staged
 from .metrics import wilson_lower_one_sided
-from .records import CaseRecord, decode_bits
+from .records import CaseRecord, decode_bits, decode_values
 
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 << 20  # far above any real baseline (the embedded ones are 0.3 MB); a larger file is refused
@@ -142,6 +143,14 @@ def _check_case(path: Path, key: str, entry: Any, document: Mapping[str, Any]) -
     if int(bits.sum()) != entry["correct"]:
         raise BaselineError(f"{where}['per_sample'] holds {int(bits.sum())} correct samples, "
                             f"but 'correct' says {entry['correct']}")
+    if "per_sample_values" in entry:
+        try:
+            values = decode_values(entry["per_sample_values"], entry["n"])
+        except ValueError as error:
+            raise BaselineError(f"{where}['per_sample_values'] is not valid: {error}: {_RERECORD}") from None
+        if not np.array_equal(np.isinf(values), bits):
+            raise BaselineError(f"{where}['per_sample_values'] disagree with 'per_sample' (a sample is robust at "
+                                f"the maximum exactly when its value is null): {_RERECORD}")
     _check_pixel_fields(where, entry)
 
 
@@ -316,7 +325,8 @@ def baseline_entry(record: CaseRecord, policy: GatePolicy) -> dict[str, Any]:
         "interval95": list(record.interval95), "per_sample": record.per_sample,
         "threshold": round(threshold_for(record.correct, record.n, policy), 6),
         "policy": {"confidence": policy.confidence, "margin": policy.margin},
-    } | {key: record.data[key] for key in ("pixel_recipe", "image_digests") if key in (record.data or {})}
+    } | {key: record.data[key] for key in ("pixel_recipe", "image_digests") if key in (record.data or {})} | (
+        {} if record.per_sample_values is None else {"per_sample_values": list(record.per_sample_values)})
 
 
 @dataclasses.dataclass(frozen=True)

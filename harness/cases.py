@@ -3,13 +3,13 @@
 `expand_cases` crosses every configured model with its benchmark's settings: the clean split, each natural
 shift, and the settings of every registered shift kind (harness.settings.SHIFT_KINDS; the built-in kinds register
 in their modules: corruptions, transforms and sequences in harness.shifts, attacks and transfer attacks in
-harness.attacks, typographic attacks in harness.shifts.typographic).
+harness.attacks, minimal perturbations in harness.minimal, typographic attacks in harness.shifts.typographic).
 """
 from __future__ import annotations
 
 import dataclasses
 
-from . import attacks  # noqa: F401  (registers the attack and transfer shift kinds)
+from . import attacks, minimal  # noqa: F401  (register the attack, transfer and minimal-perturbation kinds)
 from .config import ConfigError, SuiteConfig
 from .data import get_benchmark
 from .models import resolve

@@ -1,15 +1,22 @@
-"""Run-level validity checks over merged cases: accuracy must not rise with the dose of a perturbation.
+"""Run-level validity checks over merged cases; a violation fails the run (harness.controller).
 
-A stronger attack (larger eps) or a harsher corruption (higher severity) of the same kind, on the same samples,
-may not score above the weaker one's 95% interval: when it does, the attack or the corruption is broken.
-Corruptions whose severity levels are not one growing dose (NOT_A_DOSE) are not checked.
+- Dose response: a stronger attack (larger eps) or a harsher corruption (higher severity) of the same kind, on
+  the same samples, may not score above the weaker one's 95% interval: when it does, the attack or the
+  corruption is broken. Corruptions whose severity levels are not one growing dose (NOT_A_DOSE) are not checked.
+- Gradient masking (Carlini et al. 2019, "On Evaluating Adversarial Robustness", section 5): a black-box attack
+  may not leave significantly fewer samples robust than a white-box attack at the same norm and budget. Its
+  samples are the first n of the white-box case's (the loaders' samples are prefixes), so the two are compared
+  pairwise: exact McNemar on the samples where exactly one of them broke the model, at MASKING_ALPHA.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Iterable
 
+from .metrics import mcnemar_worse_p
 from .records import CaseRecord
+
+MASKING_ALPHA = 0.01
 
 
 # ImageNet-C severities that are not one dose of one perturbation (Hendrycks & Dietterich 2019, imagecorruptions):
@@ -21,7 +28,8 @@ def _dose(case: CaseRecord) -> tuple[tuple, float] | None:
     setting = case.setting
     if "attack" in setting:
         attack = setting["attack"]
-        return (case.model, "attack", attack["attack"], attack["norm"], setting.get("surrogate")), attack["eps"]
+        return ((case.model, "attack", attack["attack"], attack["norm"], attack.get("space"), setting.get("surrogate")),
+                attack["eps"])
     if "corruption" in setting and setting["corruption"]["name"] not in NOT_A_DOSE:
         corruption = setting["corruption"]
         return (case.model, "corruption", corruption["name"]), corruption["severity"]
@@ -43,4 +51,43 @@ def dose_response_violations(cases: Iterable[CaseRecord]) -> list[str]:
                 problems.append(f"{stronger.id}: accuracy {stronger.accuracy:.4f} is above the 95% interval of "
                                 f"the weaker {weaker.id} ({weaker.interval95[0]:.4f}, "
                                 f"{weaker.interval95[1]:.4f}): accuracy must not rise with the dose")
+    return problems
+
+
+def _budget(case: CaseRecord) -> tuple[tuple, dict] | None:
+    attack = case.setting.get("attack")
+    if attack is None or case.setting.get("surrogate") is not None or not case.measured or attack.get("components"):
+        return None
+    return (case.model, case.setting["split"], attack["norm"], attack["eps"], attack.get("space", "pixel")), attack
+
+
+def masking_violations(cases: Iterable[CaseRecord]) -> list[str]:
+    """Messages naming each (white-box, black-box) pair at one budget where the black-box attack left
+    significantly fewer of the shared samples robust: a sign that gradients are masked."""
+    white: dict[tuple, list[CaseRecord]] = defaultdict(list)
+    black: list[tuple[tuple, CaseRecord]] = []
+    for case in cases:
+        budget = _budget(case)
+        if budget is None:
+            continue
+        key, attack = budget
+        if not attack["white_box"]:
+            black.append((key, case))
+        elif not attack["minimum_norm"]:
+            white[key].append(case)
+    problems = []
+    for key, blind in black:
+        for sighted in white.get(key, []):
+            if sighted.n < blind.n:
+                continue
+            ours, theirs = blind.bits(), sighted.bits()[:blind.n]
+            broke_only_black, broke_only_white = int((theirs & ~ours).sum()), int((ours & ~theirs).sum())
+            p_value = mcnemar_worse_p(broke_only_black, broke_only_white)
+            if p_value < MASKING_ALPHA:
+                problems.append(
+                    f"GRADIENT MASKING suspected: {blind.id} (black box) leaves {int(ours.sum())}/{blind.n} robust, "
+                    f"{sighted.id} (white box) {int(theirs.sum())} of the same {blind.n}; the black-box attack "
+                    f"broke {broke_only_black} samples the white-box one did not (and {broke_only_white} the other "
+                    f"way), McNemar p={p_value:.3g} < {MASKING_ALPHA}: the white-box attack's gradients do not "
+                    f"reach the input, so its robust accuracy overstates robustness")
     return problems

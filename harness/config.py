@@ -53,6 +53,11 @@ class SuiteConfig:
     transfer_attacks: tuple[str, ...]
     surrogates: tuple[str, ...]
     typographic: tuple[str, ...]
+    attack_options: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    canary: str | None = None
+    canary_max_accuracy: float = 0.1
+    minimal: tuple[str, ...] = ()
+    minimal_bisections: int = 5
     update_baselines: bool = False
     allow_loosen: bool = False
     save_adversarials: Path | None = None
@@ -126,6 +131,31 @@ def _positive_int(source: str, key: str, value: Any) -> int:
 AMP_MODES = ("off", "bf16", "fp16")
 
 
+def _fraction(source: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{source}: '{key}' must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+ATTACK_OPTIONS = ("steps", "queries", "restarts")
+
+
+def _attack_options(source: str, table: Any) -> dict[str, dict[str, int]]:
+    """`[tool.robustness.adversarial.options]`: per attack name, the steps, queries or restarts that replace its
+    registered defaults, e.g. `autoattack = {queries = 5000}`."""
+    key = "adversarial.options"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: '{key}' must be a table of attack name -> {{steps, queries, restarts}}")
+    options = {}
+    for attack, values in table.items():
+        if not isinstance(values, dict) or set(values) - set(ATTACK_OPTIONS):
+            raise ConfigError(f"{source}: '{key}.{attack}' must be a table with keys among "
+                              f"{', '.join(ATTACK_OPTIONS)}, got {values!r}")
+        options[attack] = {name: _positive_int(source, f"{key}.{attack}.{name}", value)
+                           for name, value in values.items()}
+    return options
+
+
 def _amp(source: str, value: Any) -> str:
     if value not in AMP_MODES:
         raise ConfigError(f"{source}: 'amp' must be one of {', '.join(AMP_MODES)}, got {value!r}")
@@ -186,6 +216,13 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         transfer_attacks=_str_list(source, "adversarial.transfer", adversarial.get("transfer", [])),
         surrogates=_str_list(source, "adversarial.surrogates", adversarial.get("surrogates", [])),
         typographic=_str_list(source, "adversarial.typographic", adversarial.get("typographic", [])),
+        attack_options=_attack_options(source, adversarial.get("options", {})),
+        canary=_typed(source, "adversarial.canary", adversarial["canary"], str) if "canary" in adversarial else None,
+        canary_max_accuracy=_fraction(source, "adversarial.canary_max_accuracy",
+                                      adversarial.get("canary_max_accuracy", 0.1)),
+        minimal=_str_list(source, "adversarial.minimal", adversarial.get("minimal", [])),
+        minimal_bisections=_positive_int(source, "adversarial.minimal_bisections",
+                                         adversarial.get("minimal_bisections", 5)),
         update_baselines=bool(merged.get("update_baselines", False)),
         allow_loosen=bool(merged.get("allow_loosen", False)),
         save_adversarials=Path(merged["save_adversarials"]).resolve() if merged.get("save_adversarials") else None,

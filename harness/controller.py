@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 import pytest
 
 from .baselines import BaselineError, baseline_path, baselines_lock, commit_documents, read_baseline, updated_documents
-from .checks import dose_response_violations
+from .checks import dose_response_violations, masking_violations
 from .config import SuiteConfig
 from .records import CaseRecord, Status
 from .report import build_report, format_table, git_commit, new_run_id, utc_now, write_report
@@ -135,7 +135,7 @@ class RunController:
             reasons = sorted({(case.message or "")[:200] for case in cases})
             self.problems.append(f"run measured NOTHING: none of the {len(cases)} selected cases produced a "
                                  f"result, so nothing was gated. Why: " + " | ".join(reasons))
-        violations = dose_response_violations(cases)
+        violations = dose_response_violations(cases) + masking_violations(cases)
         if violations:
             self.problems += ["INVALID: " + message for message in violations]
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

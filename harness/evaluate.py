@@ -29,7 +29,7 @@ from .files import write_atomic
 from .metrics import pm_k_correct, wilson_interval
 from .models import LoadedModel
 from .progress import Progress
-from .records import CaseRecord, encode_bits
+from .records import CaseRecord, encode_bits, encode_values
 from .shifts.base import Inputs, Perturbation, Scored
 
 
@@ -68,6 +68,7 @@ class CaseResult:
     batch_size: int
     duration_s: float
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    values: np.ndarray | None = None  # float (n,), a quantity measured per sample (harness.shifts.base.Scored)
 
     @property
     def n(self) -> int:
@@ -93,7 +94,8 @@ class CaseResult:
             data=self.data, data_sha256=self.data.get("perturbed_sha256", self.data["sha256"]), seed=self.seed,
             batch_size=self.batch_size, n=self.n, correct=self.correct, accuracy=self.accuracy,
             interval95=(round(lo_hi[0], 6), round(lo_hi[1], 6)), per_sample=encode_bits(self.per_sample),
-            metrics=dict(self.extra), duration_s=round(self.duration_s, 3), model_provenance=dict(model_provenance))
+            metrics=dict(self.extra), duration_s=round(self.duration_s, 3), model_provenance=dict(model_provenance),
+            per_sample_values=None if self.values is None else encode_values(self.values))
 
 
 def to_pixels(images: np.ndarray | torch.Tensor, device: torch.device, contiguous: bool = True) -> torch.Tensor:
@@ -178,8 +180,9 @@ def classify(classifier: torch.nn.Module, images: np.ndarray, run: RunContext,
 
 @dataclasses.dataclass(frozen=True)
 class Attacked:
-    """Per sample (N,): `robust` (correct on the adversarial image), `clean_correct`; `stats` the clean accuracy and
-    the median perturbation norm of clean-correct samples; `adversarial` uint8 (N, H, W, 3) when asked for."""
+    """Per sample (N,): `robust` (correct on the adversarial image), `clean_correct`; `stats` the clean accuracy,
+    the median perturbation norm of clean-correct samples and, for a worst case, each component's accuracy and
+    bits; `adversarial` uint8 (N, H, W, 3) when asked for (clamped to [0, 1] first, for the RoZ space)."""
 
     robust: np.ndarray
     clean_correct: np.ndarray
@@ -193,6 +196,7 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
     With `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded, so a re-evaluation of
     them can differ slightly from the float images that were scored)."""
     robust, clean, norms, adversarial = [], [], [], []
+    components: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), run.batch_size):
         pixels = to_pixels(images[start:start + run.batch_size], run.device)
         targets = torch.from_numpy(labels[start:start + run.batch_size]).to(run.device)
@@ -201,15 +205,38 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
         robust.append(outcome.robust.cpu().numpy())
         clean.append(outcome.clean_correct.cpu().numpy())
         norms.append(outcome.norms.cpu().numpy())
+        for name, bits in outcome.components.items():
+            components.setdefault(name, []).append(bits.cpu().numpy())
         if run.save_adversarials is not None:
-            adversarial.append((outcome.adversarial.permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy())
+            pixels = outcome.adversarial.clamp(0, 1).permute(0, 2, 3, 1)
+            adversarial.append((pixels * 255).round().byte().cpu().numpy())
         if run.progress is not None:
             run.progress(min(start + run.batch_size, len(images)), len(images))
     clean_correct, all_norms = np.concatenate(clean), np.concatenate(norms)
     stats = {"clean_accuracy": float(clean_correct.mean()),
              "median_perturbation_norm": float(np.median(all_norms[clean_correct])) if clean_correct.any() else None}
+    if components:
+        stats["components"] = {name: {"accuracy": float(np.concatenate(bits).mean()),
+                                      "per_sample": encode_bits(np.concatenate(bits))}
+                               for name, bits in components.items()}
     return Attacked(np.concatenate(robust), clean_correct, stats,
                     np.concatenate(adversarial) if adversarial else None)
+
+
+def minimal(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, bisections: int,
+            run: RunContext) -> np.ndarray:
+    """float (N,): each image's minimal flipping budget (harness.minimal.minimal_eps), in batches, float32."""
+    from .minimal import minimal_eps
+
+    values = []
+    for start in range(0, len(images), run.batch_size):
+        pixels = to_pixels(images[start:start + run.batch_size], run.device)
+        targets = torch.from_numpy(labels[start:start + run.batch_size]).to(run.device)
+        values.append(minimal_eps(model.classifier, pixels, targets, spec, bisections,
+                                  seed=run.seed * 1_000_003 + start).numpy())
+        if run.progress is not None:
+            run.progress(min(start + run.batch_size, len(images)), len(images))
+    return np.concatenate(values)
 
 
 def save_adversarials(path: Path, attacked: Attacked, labels: np.ndarray) -> None:
@@ -250,6 +277,12 @@ class CaseScorer:
             name = re.sub(r"[^A-Za-z0-9._-]", "_", self.case.setting.name) + ".npz"
             save_adversarials(Path(self.run.save_adversarials) / self.case.line / name, attacked, labels)
         return Scored(attacked.robust, attacked.stats)
+
+    def minimal(self, inputs: Inputs, spec: AttackSpec, bisections: int) -> np.ndarray:
+        values, self.batch_size = fitted(lambda b: minimal(self.model, inputs.images, inputs.data.labels, spec,
+                                                           bisections, dataclasses.replace(self.run, batch_size=b)),
+                                         self.run.batch_size)
+        return values
 
 
 def _inputs(case: Case, model: LoadedModel, run: RunContext) -> Inputs:
@@ -295,4 +328,4 @@ def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
     if run.amp != "off" and perturbation.autocast:
         extra["autocast"] = run.amp
     return CaseResult(case, scored.per_sample.astype(bool), dict(inputs.provenance), run.seed, scorer.batch_size,
-                      time.perf_counter() - started, extra)
+                      time.perf_counter() - started, extra, scored.values)

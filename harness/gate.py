@@ -5,7 +5,10 @@ Rule (one-sided: an improvement never fails):
 - when the baseline holds per-sample correctness for the same samples (the protocol guard ensures it): also
   regressed when the drop exceeds the margin and the exact McNemar test on the discordant pairs says "worse"
   at the policy's confidence;
-- with a flip-rate limit: also regressed when (correct->wrong + wrong->correct) / n exceeds it.
+- with a flip-rate limit: also regressed when (correct->wrong + wrong->correct) / n exceeds it;
+- for a setting that measures a value per sample (a minimal perturbation): also regressed when the median value
+  fell by more than half the measurement's precision and the one-sided Wilcoxon signed-rank test on the pairs
+  says "lower" at the policy's confidence.
 
 Not comparable (protocol-mismatch) when the setting, the seed or the evaluated pixels differ from the baseline's;
 for a library corruption, when its recipe differs (a library version is named with both versions). Under the
@@ -20,9 +23,9 @@ import numpy as np
 
 from .baselines import is_seeded, threshold_for
 from .config import GatePolicy
-from .metrics import mcnemar_worse_p
+from .metrics import mcnemar_worse_p, values_lower_p
 from .pixels import PixelDrift, pixel_drift
-from .records import CaseRecord, Status, decode_bits
+from .records import CaseRecord, Status, decode_bits, decode_values
 from .sensitivity import detectable_drop
 
 PROTOCOL_FIELDS = ("setting", "data_sha256", "seed")
@@ -137,6 +140,28 @@ def judged(record: CaseRecord, decision: GateDecision, **where: Any) -> CaseReco
         detectable_drop=decision.detectable_drop, **where)
 
 
+def _eps(value: float) -> str:
+    return "above the maximum" if np.isinf(value) else f"{value:.5g} (= {value * 255:.3g}/255)"
+
+
+def _values_change(record: CaseRecord, entry: Mapping[str, Any], alpha: float) -> tuple[str, list[str]]:
+    """The summary and the regression reasons of a per-sample value (a minimal perturbation) against its
+    baseline's; nothing for a setting without values."""
+    now = record.values()
+    if now is None or "per_sample_values" not in entry:
+        return "", []
+    before = decode_values(entry["per_sample_values"], entry["n"])
+    p_value = values_lower_p(now, before)
+    median_now, median_before = float(np.median(now)), float(np.median(before))
+    summary = (f"; median minimal eps {_eps(median_now)} (baseline {_eps(median_before)}), signed-rank "
+               f"p={p_value:.3g}")
+    tolerance = (record.metrics or {}).get("precision", 0.0) / 2
+    if median_now < median_before - tolerance and p_value < alpha:
+        return summary, [f"median minimal perturbation fell from {_eps(median_before)} to {_eps(median_now)} "
+                         f"(paired signed-rank p={p_value:.3g} < {alpha:.3g})"]
+    return summary, []
+
+
 def decide(record: CaseRecord, entry: Mapping[str, Any] | None, baseline_file: str,
            record_command: str, max_flip_rate: float | None = None) -> GateDecision:
     """Gate a measured case record against its baseline `entry` (None when the baseline has no such case)."""
@@ -182,6 +207,9 @@ def decide(record: CaseRecord, entry: Mapping[str, Any] | None, baseline_file: s
     flip_rate = (changed["to_wrong"] + changed["to_right"]) / n
     if max_flip_rate is not None and flip_rate > max_flip_rate:
         reasons.append(f"flip rate {flip_rate:.4f} > --max-flip-rate {max_flip_rate}")
+    values_summary, values_reason = _values_change(record, entry, 1 - policy["confidence"])
+    summary += values_summary
+    reasons += values_reason
     status = Status.REGRESSED if reasons else Status.PASSED
     message = f"{record.id}: " + (f"REGRESSION ({'; '.join(reasons)}): " if reasons else "") + summary
     return GateDecision(status, message, entry["accuracy"], threshold, changed, p_value, drift, detectable)

@@ -142,7 +142,7 @@ def _attack_group(setting: Mapping[str, Any]) -> str | None:
     attack = setting.get("attack")
     if not attack:
         return None
-    group = f"{attack['attack']}-{attack['norm']}"
+    group = f"{attack['attack']}-{attack['norm']}" + (f"@{attack['space']}" if attack.get("space") else "")
     return f"{group} (transfer from {setting['surrogate']})" if setting.get("surrogate") else group
 
 

@@ -54,6 +54,19 @@ def encode_bits(values: np.ndarray) -> str:
     return base64.b64encode(np.packbits(values.astype(bool)).tobytes()).decode("ascii")
 
 
+def encode_values(values: np.ndarray) -> list[float | None]:
+    """float (n,) -> a JSON-able list, rounded to 9 significant digits, None for +inf ("above the maximum")."""
+    return [None if np.isinf(value) else float(f"{value:.9g}") for value in values.astype(np.float64)]
+
+
+def decode_values(values: list[float | None], n: int) -> np.ndarray:
+    """Inverse of `encode_values`: float64 (n,); ValueError unless it holds n numbers or Nones."""
+    if not isinstance(values, list) or len(values) != n or not all(
+            value is None or isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
+        raise ValueError(f"expected a list of {n} numbers or nulls")
+    return np.array([np.inf if value is None else value for value in values], dtype=np.float64)
+
+
 def decode_bits(text: str, n: int) -> np.ndarray:
     """Inverse of `encode_bits`: bool (n,); ValueError when the text does not hold exactly n samples."""
     packed = np.frombuffer(base64.b64decode(text.encode("ascii"), validate=True), dtype=np.uint8)
@@ -70,10 +83,11 @@ class CaseRecord:
     entry in `baselines/<line>.json`), `setting` the measurement protocol (`Setting.as_dict`).
     Measurement (None when the case produced no result): `data` is the data's provenance (sha256, source,
     pixel recipe), `data_sha256` the hash of the pixels scored, `per_sample` the correctness bits
-    (`encode_bits`), `accuracy` = correct / n in [0, 1], `interval95` its Wilson interval, `metrics` what the
-    setting adds (flip probability, attack statistics), `duration_s` wall seconds.
-    Verdict (None until judged): `status`, and against the baseline its `baseline` accuracy, `threshold`, `delta` (accuracy minus
-    baseline), `flips`, `mcnemar_p`, `pixel_drift`, `detectable_drop` (harness.sensitivity) and a `message`.
+    (`encode_bits`), `per_sample_values` a quantity per sample where the setting measures one (a minimal
+    perturbation, `encode_values`), `accuracy` = correct / n in [0, 1], `interval95` its Wilson interval,
+    `metrics` what the setting adds (flip probability, attack statistics), `duration_s` wall seconds.
+    Verdict (None until judged): `status`, and against the baseline its `baseline` accuracy, `threshold`, `delta`
+    (accuracy minus baseline), `flips`, `mcnemar_p`, `pixel_drift`, `detectable_drop` (harness.sensitivity) and a `message`.
     Where: the xdist `worker` with its RSS in MiB, and the pytest `nodeid` once the controller merged it.
     `model_provenance` travels with the record to the controller; reports keep it once per model instead.
     """
@@ -95,6 +109,7 @@ class CaseRecord:
     accuracy: float | None = None
     interval95: tuple[float, float] | None = None
     per_sample: str | None = None
+    per_sample_values: list[float | None] | None = None
     metrics: Mapping[str, Any] | None = None
     duration_s: float | None = None
     baseline: float | None = None
@@ -126,6 +141,15 @@ class CaseRecord:
         if self.per_sample is None or self.n is None:
             raise RecordError(f"{self.id}: has no per-sample results")
         return decode_bits(self.per_sample, self.n)
+
+    def values(self) -> np.ndarray | None:
+        """float64 (n,) of `per_sample_values` (+inf for "above the maximum"), or None when the setting has none."""
+        if self.per_sample_values is None or self.n is None:
+            return None
+        try:
+            return decode_values(list(self.per_sample_values), self.n)
+        except ValueError as error:
+            raise RecordError(f"{self.id}: per_sample_values: {error}") from None
 
     def to_json(self, with_provenance: bool = True) -> dict[str, Any]:
         """A plain JSON-able dict in field order; reports leave `model_provenance` out (with_provenance=False)."""

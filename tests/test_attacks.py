@@ -241,3 +241,169 @@ def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
     assert saved["images"].shape == uint8.shape and saved["images"].dtype == np.uint8
     assert np.array_equal(saved["robust"], robust) and np.abs(saved["images"].astype(int) - uint8).max() <= 17
     assert stats["clean_accuracy"] == 1.0
+
+
+def test_a_roz_budget_is_labelled_and_parsed_apart_from_pixel_units():
+    spec = parse_attack("pgd-linf-8/255@roz")
+    assert spec.space == "roz" and spec.name == "pgd-linf-8/255@roz" and spec.as_dict()["space"] == "roz"
+    assert "space" not in parse_attack("pgd-linf-8/255").as_dict()  # pixel records as before
+    with pytest.raises(ValueError, match="unknown budget space"):
+        parse_attack("pgd-linf-8/255@normalized")
+
+
+CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+
+
+def test_the_roz_space_bounds_the_normalized_perturbation_and_clips_to_rozs_box(batch):
+    from harness.attacks import ROZ_BOX
+    from harness.models import PixelClassifier
+
+    linear, images, _ = batch
+    classifier = PixelClassifier(linear, CLIP_MEAN, CLIP_STD).eval().requires_grad_(False)
+    with torch.no_grad():
+        labels = classifier(images).argmax(1)
+    spec = parse_attack("pgd-linf-8/255@roz")
+    outcome = run_attack(classifier, images, labels, spec, seed=0)
+    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    normalized_clean, normalized_adversarial = (images - mean) / std, (outcome.adversarial - mean) / std
+    change = (normalized_adversarial - normalized_clean).abs().flatten(1).amax(1)
+    assert change.max() <= spec.eps + 1e-5 and change.max() > spec.eps / 2  # the budget is stated on z
+    assert normalized_adversarial.min() >= ROZ_BOX[0] - 1e-5 and normalized_adversarial.max() <= ROZ_BOX[1] + 1e-5
+    pixel_change = (outcome.adversarial - images).abs().flatten(1).amax(1).max()
+    assert pixel_change <= spec.eps * max(CLIP_STD) + 1e-5  # about 0.27x in pixels
+    assert torch.allclose(outcome.norms[outcome.clean_correct], change[outcome.clean_correct], atol=1e-5)
+
+
+def test_the_roz_space_refuses_a_model_outside_rozs_box(batch):
+    from harness.models import PixelClassifier
+
+    linear, images, labels = batch
+    classifier = PixelClassifier(linear, (0.5,) * 3, (0.25,) * 3).eval()  # normalized range [-2, 2]
+    with pytest.raises(AttackValidityError, match="outside RoZ's box"):
+        run_attack(classifier, images, labels, parse_attack("pgd-linf-8/255@roz"), seed=0)
+
+
+def test_the_worst_case_is_never_above_a_component_and_each_component_is_its_standalone_run(batch):
+    model, images, labels = batch
+    spec = dataclasses.replace(parse_attack("autoattack-linf-4/255"), queries=50)
+    worst = run_attack(model, images, labels, spec, seed=5)
+    assert set(worst.components) == {"apgd-ce", "apgd-t", "fab-t", "square"}
+    check_adversarial(images, worst.adversarial, dataclasses.replace(spec, minimum_norm=False))
+    for name, robust in worst.components.items():
+        assert not torch.any(worst.robust & ~robust), name
+        alone = run_attack(model, images, labels, dataclasses.replace(parse_attack(f"{name}-linf-4/255"),
+                                                                      queries=50 if name == "square" else 0), seed=5)
+        assert torch.equal(alone.robust, robust), name
+    assert torch.equal(worst.robust, torch.stack(list(worst.components.values())).all(0))
+
+
+def test_autoattack_worst_case_matches_torchattacks_autoattack_on_the_same_samples(tmp_path):
+    """RobustBench's standard AutoAttack (torchattacks' own MultiAttack of APGD-CE, APGD-T, FAB-T and Square) against
+    the per-sample worst case, on the first 40 test images of synth-cnn at 4/255, both with Square at 500 queries
+    (the standard's 5,000 would make this test take minutes); the robust accuracies agree within the Wilson
+    interval of either."""
+    import torchattacks
+
+    from harness.cache import ArrayCache
+    from harness.data import get_benchmark
+    from harness.evaluate import to_pixels
+    from harness.metrics import wilson_interval
+    from harness.models import load_model
+
+    model = load_model("embedded:synth-cnn", torch.device("cpu"))
+    data = get_benchmark("synth").load("test", 40, ArrayCache(tmp_path), model.preprocess)
+    images, labels = to_pixels(data.images, torch.device("cpu")), torch.from_numpy(data.labels)
+    spec = dataclasses.replace(parse_attack("autoattack-linf-4/255"), queries=500)
+    ours = run_attack(model.classifier, images, labels, spec, seed=0)
+    reference = torchattacks.AutoAttack(model.classifier, norm="Linf", eps=4 / 255, version="standard",
+                                        n_classes=10, seed=0)
+    square = reference._autoattack.attacks[-1]
+    assert isinstance(square, torchattacks.Square) and square.n_queries == 5000
+    square.n_queries = 500
+    with torch.no_grad():
+        theirs = model.classifier(reference(images, labels)).argmax(1) == labels
+    n, ours_correct, theirs_correct = len(labels), int(ours.robust.sum()), int(theirs.sum())
+    assert ours_correct > 0 and ours_correct < int(ours.clean_correct.sum())  # the case is neither trivial
+    lo, hi = wilson_interval(theirs_correct, n)
+    assert lo <= ours_correct / n <= hi, (ours_correct, theirs_correct)
+    lo, hi = wilson_interval(ours_correct, n)
+    assert lo <= theirs_correct / n <= hi
+
+
+def test_run_options_replace_an_attacks_steps_and_queries(tmp_path):
+    from harness.attacks import configured_attack
+    from harness.config import ConfigError, build_config
+
+    config = build_config(tmp_path, {"adversarial": {"options": {"autoattack": {"queries": 5000},
+                                                                 "pgd": {"steps": 100}}}}, {})
+    assert configured_attack(config, "adversarial", "autoattack-linf-1/255").queries == 5000
+    assert configured_attack(config, "adversarial", "pgd-linf-1/255").steps == 100
+    assert configured_attack(config, "adversarial", "pgd-linf-1/255").as_dict()["steps"] == 100  # in the protocol
+    with pytest.raises(ConfigError, match="unknown attack"):
+        configured_attack(build_config(tmp_path, {"adversarial": {"options": {"pgdd": {"steps": 1}}}}, {}),
+                          "adversarial", "pgd-linf-1/255")
+    with pytest.raises(ConfigError, match="steps, queries, restarts"):
+        build_config(tmp_path, {"adversarial": {"options": {"pgd": {"eps": 1}}}}, {})
+
+
+class GradientMasked(torch.nn.Module):
+    """A model that masks its gradients: its logits are the embedded CNN's on pixels rounded to 1/255 (a
+    non-differentiable forward), and its input gradient is a decoy, the CNN's own gradient reversed."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        decoy = -self.inner(x)
+        return self.inner((x * 255).round().detach() / 255) + decoy - decoy.detach()
+
+
+@pytest.fixture(scope="module")
+def masked_model(tmp_path_factory):
+    from harness.cache import ArrayCache
+    from harness.data import get_benchmark
+    from harness.models import load_model
+
+    model = load_model("embedded:synth-cnn", torch.device("cpu"))
+    masked = dataclasses.replace(model, classifier=GradientMasked(model.classifier).eval())
+    data = get_benchmark("synth").load("test", 50, ArrayCache(tmp_path_factory.mktemp("cache")), model.preprocess)
+    return masked, data
+
+
+def test_a_gradient_masking_model_fails_its_canary(masked_model):
+    from harness.attacks import Attack
+    from harness.cases import Case
+    from harness.evaluate import CaseScorer, RunContext
+    from harness.settings import Setting
+    from harness.shifts.base import Inputs
+
+    model, data = masked_model
+    canary = Attack(parse_attack("pgd-linf-16/255"), ceiling=0.1)
+    case = Case("masked", "masked", "synth", Setting("adversarial", "canary-pgd-linf-16/255", "test", 50,
+                                                     perturbation=canary))
+    scorer = CaseScorer(case, model, RunContext(torch.device("cpu"), batch_size=50))
+    with pytest.raises(AttackValidityError, match="GRADIENT MASKING suspected: pgd-linf-16/255 leaves accuracy"):
+        canary.score(Inputs(data, data.images, {}), scorer, None)
+
+
+def test_a_gradient_masking_model_is_flagged_when_a_black_box_attack_beats_the_white_box_one(masked_model):
+    from case_records import measured
+    from harness.checks import masking_violations
+    from harness.evaluate import RunContext, attack
+
+    model, data = masked_model
+    run = RunContext(torch.device("cpu"), batch_size=50)
+    records = []
+    for text in ("pgd-linf-16/255", "square-linf-16/255"):
+        spec = parse_attack(text)
+        attacked = attack(model, data.images, data.labels, spec, run)
+        records.append(measured(attacked.robust, id=f"masked-{text}", model="masked",
+                                setting={"category": "adversarial", "name": text, "split": "test",
+                                         "attack": spec.as_dict()}))
+    white, black = records
+    assert black.accuracy < white.accuracy - 0.2  # the decoy gradient leads PGD away, Square is not fooled
+    (problem,) = masking_violations(records)
+    assert problem.startswith("GRADIENT MASKING suspected: masked-square-linf-16/255 (black box)")
+    unmasked = dataclasses.replace(black, per_sample=white.per_sample, correct=white.correct)
+    assert masking_violations([white, unmasked]) == []

@@ -253,3 +253,21 @@ def test_updated_documents_is_pure_and_reports_new_changed_and_loosened_entries(
     same = updated_documents([recorded([True] * 90 + [False] * 10)], {"synth-clip": document}, tmp_path,
                              policy_for, {"seed": 0})
     assert same.changes == [] and same.loosened == []
+
+
+def test_a_baseline_keeps_per_sample_values_and_refuses_values_that_disagree_with_its_bits(tmp_path):
+    from harness.records import encode_values
+
+    values = np.array([0.0, 0.01, np.inf])
+    record = measured(np.isinf(values), per_sample_values=encode_values(values))
+    entry = baseline_entry(record, POLICY)
+    assert entry["per_sample_values"] == [0.0, 0.01, None]
+    path = tmp_path / "synth-clip.json"
+    write_baseline(path, {"clean/test": entry})
+    assert read_baseline(path)["cases"]["clean/test"]["per_sample_values"] == [0.0, 0.01, None]
+    write_baseline(path, {"clean/test": {**entry, "per_sample_values": [0.0, None, None]}})
+    with pytest.raises(BaselineError, match="disagree with 'per_sample'"):
+        read_baseline(path)
+    write_baseline(path, {"clean/test": {**entry, "per_sample_values": [0.0, "x", None]}})
+    with pytest.raises(BaselineError, match="per_sample_values'\\] is not valid"):
+        read_baseline(path)

@@ -35,3 +35,34 @@ def test_corruptions_whose_severities_are_not_one_dose_are_not_checked():
                             setting={"corruption": {"name": name, "severity": s}}) for s, a in ((2, 0.5), (3, 0.8))]
     assert dose_response_violations(ladder("saturate") + ladder("spatter")) == []
     assert len(dose_response_violations(ladder("contrast"))) == 1
+
+
+def _attack_record(name, bits, white_box, minimum_norm=False, **attack):
+    from case_records import measured
+
+    spec = {"attack": name.split("-")[0], "norm": "linf", "eps": 1 / 255, "white_box": white_box,
+            "minimum_norm": minimum_norm, **attack}
+    return measured(bits, id=f"m-{name}", setting={"category": "adversarial", "name": name, "split": "test",
+                                                   "attack": spec})
+
+
+def test_a_black_box_attack_stronger_than_a_white_box_one_on_the_same_samples_is_flagged():
+    from harness.checks import masking_violations
+
+    white = _attack_record("pgd-linf-1/255", [True] * 40 + [False] * 10, white_box=True)
+    black = _attack_record("square-linf-1/255", [True] * 10 + [False] * 10, white_box=False)  # first 20 samples
+    (problem,) = masking_violations([white, black])
+    assert "m-square-linf-1/255 (black box) leaves 10/20 robust" in problem and "m-pgd-linf-1/255" in problem
+    weaker = _attack_record("square-linf-1/255", [True] * 19 + [False], white_box=False)
+    assert masking_violations([white, weaker]) == []
+
+
+def test_masking_compares_only_the_same_norm_budget_and_space_and_never_minimum_norm_attacks():
+    from harness.checks import masking_violations
+
+    black = _attack_record("square-linf-1/255", [False] * 20, white_box=False)
+    others = [_attack_record("pgd-linf-2/255", [True] * 20, white_box=True, eps=2 / 255),
+              _attack_record("pgd-l2-1/255", [True] * 20, white_box=True, norm="l2"),
+              _attack_record("pgd-linf-1/255@roz", [True] * 20, white_box=True, space="roz"),
+              _attack_record("fab-linf-1/255", [True] * 20, white_box=True, minimum_norm=True)]
+    assert masking_violations([black, *others]) == []

@@ -96,3 +96,30 @@ def test_project_computed_pixels_that_differ_are_refused_with_the_right_fix():
     baseline = baseline_entry(measured([True] * 10), POLICY)
     decision = decide(measured([True] * 10, data_sha256="other"), baseline, "b.json", "cmd")
     assert decision.status == "protocol-mismatch" and "computed exactly on every CPU" in decision.message
+
+
+def _minimal_record(values, precision=0.001):
+    from harness.records import encode_values
+
+    values = np.asarray(values, dtype=float)
+    return measured(np.isinf(values), per_sample_values=encode_values(values), metrics={"precision": precision})
+
+
+def test_a_minimal_perturbation_gates_its_median_with_a_paired_test_on_the_values():
+    before = [0.010] * 30 + [np.inf] * 10
+    entry = baseline_entry(_minimal_record(before), GatePolicy(0.99, 0.01))
+    same = decide(_minimal_record(before), entry, "b.json", "record")
+    assert same.ok and "median minimal eps 0.01" in same.message
+    fell = decide(_minimal_record([0.005] * 30 + [np.inf] * 10), entry, "b.json", "record")
+    assert fell.status.value == "regressed" and "median minimal perturbation fell" in fell.message
+    rose = decide(_minimal_record([0.020] * 30 + [np.inf] * 10), entry, "b.json", "record")
+    assert rose.ok  # one-sided: an improvement never fails
+    within = decide(_minimal_record([0.0096] * 30 + [np.inf] * 10), entry, "b.json", "record")
+    assert within.ok  # a fall below the search's precision is not a measured fall
+
+
+def test_a_fall_of_a_few_samples_is_not_significant():
+    before = [0.010] * 21 + [0.020] * 19
+    entry = baseline_entry(_minimal_record(before), GatePolicy(0.99, 0.01))
+    now = [0.010] * 22 + [0.020] * 18  # the median moves, one sample did
+    assert decide(_minimal_record(now), entry, "b.json", "record").ok

@@ -61,3 +61,13 @@ def test_corruption_summary_matches_hand_computation():
     expected = (0.2 / ALEXNET_CORRUPTION_ERROR["fog"] + 0.4 / ALEXNET_CORRUPTION_ERROR["contrast"]) / 2
     assert summary["mce"] == pytest.approx(expected, abs=1e-6)
     assert "mce" not in corruption_summary(accuracy, 0.95, normalize_by_alexnet=False)
+
+
+def test_values_lower_p_ranks_infinity_above_every_value_and_is_one_sided():
+    from harness.metrics import values_lower_p
+
+    before = np.array([0.01] * 20 + [np.inf] * 5)
+    assert values_lower_p(before, before) == 1.0
+    assert values_lower_p(np.array([0.005] * 20 + [np.inf] * 5), before) < 1e-4
+    assert values_lower_p(np.array([0.02] * 20 + [np.inf] * 5), before) > 0.99
+    assert values_lower_p(np.array([0.01] * 20 + [0.5] * 5), before) < 0.05  # inf -> finite is a fall

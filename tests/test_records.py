@@ -79,3 +79,17 @@ def test_bits_round_trip_and_refuse_the_wrong_length():
 def test_per_sample_bits_round_trip(values):
     bits = np.array(values, dtype=bool)
     assert np.array_equal(decode_bits(encode_bits(bits), bits.size), bits)
+
+
+def test_per_sample_values_round_trip_with_infinity_as_null():
+    from case_records import measured
+    from harness.records import CaseRecord, RecordError, encode_values
+
+    values = np.array([0.0, 0.0039215686, np.inf])
+    record = measured([False, False, True], per_sample_values=encode_values(values))
+    again = CaseRecord.from_json(json.loads(json.dumps(record.to_json())))
+    assert again.per_sample_values == [0.0, 0.0039215686, None]
+    assert np.array_equal(again.values(), values)
+    assert measured([True]).values() is None
+    with pytest.raises(RecordError, match="per_sample_values"):
+        measured([True, False], per_sample_values=[0.1]).values()

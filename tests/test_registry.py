@@ -190,7 +190,8 @@ def test_shift_kinds(tmp_path):
     from harness.settings import SHIFT_KINDS, Setting, register_shift_kind
     from harness.shifts.base import Perturbation, with_pixels
 
-    assert SHIFT_KINDS.names() == ["attack", "corruption", "sequence", "transfer", "transform", "typographic"]
+    assert SHIFT_KINDS.names() == ["attack", "corruption", "minimal", "sequence", "transfer", "transform",
+                                  "typographic"]
     with pytest.raises(DuplicateNameError, match="shift kind 'attack' is already registered"):
         register_shift_kind("attack")(lambda scope: [])
 

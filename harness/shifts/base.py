@@ -36,10 +36,13 @@ class Inputs:
 
 @dataclasses.dataclass(frozen=True)
 class Scored:
-    """`per_sample` bool (N,): sample i scored correct under the setting's metric; `metrics` what the setting adds."""
+    """`per_sample` bool (N,): sample i scored correct under the setting's metric; `metrics` what the setting adds;
+    `values` float (N,) when the setting also measures a quantity per sample (a minimal perturbation; +inf for
+    "above the search's maximum"), which the gate compares pairwise with the baseline's."""
 
     per_sample: np.ndarray
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    values: np.ndarray | None = None
 
 
 class Scorer(Protocol):
@@ -53,6 +56,10 @@ class Scorer(Protocol):
 
     def attack(self, inputs: Inputs, spec: "AttackSpec", surrogate: str | None) -> Scored:
         """Robust correctness under `spec`, crafted on the model `surrogate` names when given."""
+
+    def minimal(self, inputs: Inputs, spec: "AttackSpec", bisections: int) -> np.ndarray:
+        """float (N,): each sample's minimal flipping budget under `spec`'s attack up to `spec.eps`
+        (harness.minimal.minimal_eps)."""
 
 
 class Perturbation:
