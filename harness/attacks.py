@@ -4,10 +4,10 @@ A spec reads `<attack>-<norm>-<eps>`, eps in [0, 1] pixel units written as a fra
 (`0.5`), e.g. `pgd-linf-1/255`, `apgd-ce-l2-0.5`, `square-linf-2/255`. Add an attack with
 `@register_attack("name", norms=(...), ...)`.
 
-`@roz` after a spec (`pgd-linf-8/255@roz`) states its budget as RoZ's code does (wang-research-lab/roz): in CLIP's
+`-roz` after a spec (`pgd-linf-8/255-roz`) states its budget as RoZ's code does (wang-research-lab/roz): in CLIP's
 normalized space, clipped to RoZ's box [-1.8, 2.15] rather than to the image range (see `RozSpace`). It is a
 comparison mode for setting RoZ's figures beside the project's, never the default: a normalized eps is about 0.27x
-in pixels (CLIP's channel std is 0.261 to 0.276), so `8/255@roz` is about 2.1/255 in pixel units.
+in pixels (CLIP's channel std is 0.261 to 0.276), so `8/255-roz` is about 2.1/255 in pixel units.
 
 Two kinds of attack:
 - bounded: the attack keeps the perturbation inside the eps-ball; a sample is robust when the model still
@@ -38,8 +38,9 @@ class AttackValidityError(AssertionError):
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-    """`eps` in pixel units ([0, 1] images); `steps` iterations of size `alpha` (pixel units) for iterative
-    attacks, `queries` model queries per image for score-based black-box attacks."""
+    """`eps` in pixel units ([0, 1] images), or on CLIP-normalized images for `space` "roz"; `steps` iterations
+    of size `alpha` (same units) for iterative attacks, `queries` model queries per image (per step) for
+    score-based and decision-based attacks; `components`, the attacks of a per-sample worst case."""
 
     attack: str
     norm: str
@@ -56,7 +57,7 @@ class AttackSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.attack}-{self.norm}-{self.eps_text}" + ("" if self.space == "pixel" else f"@{self.space}")
+        return f"{self.attack}-{self.norm}-{self.eps_text}" + ("" if self.space == "pixel" else f"-{self.space}")
 
     @property
     def bounded(self) -> bool:
@@ -77,7 +78,7 @@ class AttackSpec:
         if not self.components:
             del out["components"]
         else:
-            out["components"] = list(self.components)
+            out["components"] = [component.as_dict() for component in component_specs(self)]
         return out
 
 
@@ -165,16 +166,22 @@ def _apgd_dlr(model, spec, n_classes, seed):
                              n_restarts=spec.restarts, seed=seed, loss="dlr")
 
 
+# The targeted attacks aim at the 9 classes the model scores highest after the true one, as AutoAttack's standard
+# version does (torchattacks runs n_classes - 1 targets, so it is given at most 10 classes).
+TARGET_CLASSES = 9
+
+
 @register_attack("apgd-t", norms=("linf", "l2"), steps=10)
 def _apgd_t(model, spec, n_classes, seed):
     return torchattacks.APGDT(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
-                              n_restarts=spec.restarts, seed=seed, n_classes=n_classes)
+                              n_restarts=spec.restarts, seed=seed, n_classes=min(n_classes, TARGET_CLASSES + 1))
 
 
 @register_attack("fab-t", norms=("linf", "l2"), steps=10, minimum_norm=True)
 def _fab_t(model, spec, n_classes, seed):
     return torchattacks.FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
-                            n_restarts=spec.restarts, seed=seed, multi_targeted=True, n_classes=n_classes)
+                            n_restarts=spec.restarts, seed=seed, multi_targeted=True,
+                            n_classes=min(n_classes, TARGET_CLASSES + 1))
 
 
 @register_attack("fab", norms=("linf", "l2"), steps=20, minimum_norm=True)
@@ -235,12 +242,11 @@ EPS_LIMITS = {"linf": 1.0, "l2": 100.0}
 
 
 def parse_attack(text: str) -> AttackSpec:
-    """`pgd-linf-1/255` (or `pgd-linf-8/255@roz`) -> AttackSpec; ValueError naming the known attacks when it
+    """`pgd-linf-1/255` (or `pgd-linf-8/255-roz`) -> AttackSpec; ValueError naming the known attacks when it
     cannot be parsed."""
-    text, at, space = text.partition("@")
-    if at and space not in SPACES:
-        raise ValueError(f"attack {text}@{space}: unknown budget space {space!r}; known: {', '.join(SPACES)} (or "
-                         f"none, for pixel units)")
+    space = next((name for name in SPACES if text.endswith(f"-{name}")), None)
+    if space is not None:
+        text = text[:-len(space) - 1]
     parts = text.rsplit("-", 2)
     if len(parts) != 3:
         raise ValueError(f"attack {text!r} is not of the form <attack>-<norm>-<eps>; known: {', '.join(known_attacks())}")
@@ -255,20 +261,30 @@ def parse_attack(text: str) -> AttackSpec:
         raise ValueError(f"attack {text!r}: eps {eps_text!r} is not a number such as 4/255 or 0.5") from None
     limit = EPS_LIMITS[norm]
     if not 0 < eps <= limit:
-        raise ValueError(f"attack {text!r}: eps must be in (0, {limit:g}] pixel units for {norm}, got {eps}")
+        units = "pixel units" if space is None else f"{space}-normalized units"
+        raise ValueError(f"attack {text!r}: eps must be in (0, {limit:g}] {units} for {norm}, got {eps}")
     return AttackSpec(attack, norm, eps_text, eps, entry.steps, eps * entry.alpha_fraction, entry.restarts,
                       entry.queries, entry.minimum_norm, entry.white_box, space or "pixel", entry.components)
 
 
 def component_specs(spec: AttackSpec) -> list[AttackSpec]:
-    """The attacks a worst-case spec runs, each at its budget, norm and space (its `queries` go to each
-    score-based component)."""
+    """The attacks a worst-case spec runs, each at its budget, norm and space with its registered steps and
+    restarts (its `queries` go to each score-based component)."""
     out = []
     for name in spec.components:
         component = parse_attack(f"{name}-{spec.norm}-{spec.eps_text}")
         out.append(dataclasses.replace(component, space=spec.space, eps=spec.eps,
                                        queries=spec.queries if component.queries else 0))
     return out
+
+
+def option_names(attack: str) -> tuple[str, ...]:
+    """The options (`[tool.robustness.adversarial] options`) attack `attack` takes: a worst case only `queries`
+    (its components keep their own steps), an attack with a query budget `queries` too."""
+    entry = ATTACKS[attack]
+    if entry.components:
+        return ("queries",)
+    return ("steps", "restarts") + (("queries",) if entry.queries else ())
 
 
 def perturbation_norms(clean: torch.Tensor, adversarial: torch.Tensor, norm: str) -> torch.Tensor:
@@ -344,6 +360,7 @@ def _global_rng_restored() -> Iterator[None]:
 # RoZ clips CLIP-normalized adversarial images to this box, the same for every channel (wang-research-lab/roz,
 # scripts/common_adversarial_attack/attack_methods/*.py, `clip_epsilon_ball`: clamp(min=-1.8), clamp(max=2.15)).
 ROZ_BOX = (-1.8, 2.15)
+ROZ_BOX_FIT = 0.05  # how far inside the box a model's normalized range may end and still be RoZ's protocol
 SPACES = ("roz",)
 
 
@@ -358,13 +375,14 @@ class RozSpace(nn.Module):
         super().__init__()
         mean, std = getattr(classifier, "mean", None), getattr(classifier, "std", None)
         if not isinstance(mean, torch.Tensor) or not isinstance(std, torch.Tensor):
-            raise AttackValidityError(f"{name}: the @roz space needs a classifier that normalizes inside with "
+            raise AttackValidityError(f"{name}: the -roz space needs a classifier that normalizes inside with "
                                       f"`mean` and `std` tensors (harness.models.base.PixelClassifier)")
         low, high = ((0 - mean) / std).min().item(), ((1 - mean) / std).max().item()
-        if low < ROZ_BOX[0] - 1e-3 or high > ROZ_BOX[1] + 1e-3:
+        fits_low = ROZ_BOX[0] - 1e-3 <= low <= ROZ_BOX[0] + ROZ_BOX_FIT
+        if not (fits_low and ROZ_BOX[1] - ROZ_BOX_FIT <= high <= ROZ_BOX[1] + 1e-3):
             raise AttackValidityError(
-                f"{name}: this model's normalized pixels span [{low:.3f}, {high:.3f}], outside RoZ's box "
-                f"{list(ROZ_BOX)}, which assumes CLIP's normalization; state its budget in pixel units instead")
+                f"{name}: this model's normalized pixels span [{low:.3f}, {high:.3f}], which is not RoZ's box "
+                f"{list(ROZ_BOX)} (CLIP's normalization spans [-1.792, 2.146]); state its budget in pixel units")
         self.classifier, self.mean, self.std = classifier, mean, std
         self.low, self.scale = ROZ_BOX[0], ROZ_BOX[1] - ROZ_BOX[0]
         self.train(classifier.training)
@@ -442,24 +460,28 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spe
             if part.white_box and (part.bounded or len(parts) == 1) and not (outcome.norms[attacked] > 0).any():
                 raise AttackValidityError(f"{part.name}: the attack returned every correctly classified input "
                                           f"unchanged")
-    robust, adversarial, norms = clean_correct.clone(), images.clone(), torch.zeros_like(outcomes[0].norms)
-    for outcome in reversed(outcomes):  # the first component that broke an image gives its adversarial image
+    # An image keeps the adversarial image of the first component that broke it; one no component broke keeps
+    # the last component's.
+    robust, adversarial, norms = clean_correct.clone(), outcomes[-1].adversarial.clone(), outcomes[-1].norms.clone()
+    for outcome in reversed(outcomes):
         broken = clean_correct & ~outcome.robust
         adversarial[broken], norms[broken] = outcome.adversarial[broken], outcome.norms[broken]
         robust &= outcome.robust
-    if len(parts) == 1:
-        adversarial, norms = outcomes[0].adversarial, outcomes[0].norms
     components = {part.attack: clean_correct & outcome.robust for part, outcome in zip(parts, outcomes)
                   } if spec.components else {}
     return AttackOutcome(adversarial, clean_correct, clean_correct & robust, norms, components)
+
+
+CANARY_MIN_CORRECT = 20
 
 
 @dataclasses.dataclass(frozen=True)
 class Attack(Perturbation):
     """An adversarial attack `spec` on the model under test, or, with `surrogate` (a model id), crafted on that
     model and transferred. Always scored in float32, never under autocast, so budgets and gradients mean what
-    they say. With a `ceiling`, the case is the run's canary: an accuracy above it under this (large) budget
-    means the attack does not bite, as under gradient masking, and the case fails (AttackValidityError)."""
+    they say. With a `ceiling`, the case is the run's canary: when more than that share of the clean-correct
+    samples survive this (large) budget, the attack does not bite, as under gradient masking, and the case fails
+    (AttackValidityError)."""
 
     spec: AttackSpec
     surrogate: str | None = None
@@ -471,16 +493,28 @@ class Attack(Perturbation):
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
         scored = scorer.attack(inputs, self.spec, self.surrogate)
-        accuracy = float(scored.per_sample.mean()) if scored.per_sample.size else 0.0
-        if self.ceiling is not None and accuracy > self.ceiling:
+        if self.ceiling is not None:
+            self._judge_canary(scored)
+        return scored
+
+    def _judge_canary(self, scored: Scored) -> None:
+        """Fail unless at least CANARY_MIN_CORRECT samples were correct clean and at most `ceiling` of them
+        survived the attack."""
+        clean_correct = round(scored.metrics["clean_accuracy"] * scored.per_sample.size)
+        if clean_correct < CANARY_MIN_CORRECT:
             raise AttackValidityError(
-                f"GRADIENT MASKING suspected: {self.spec.name} leaves accuracy {accuracy:.3f} (n="
-                f"{scored.per_sample.size}), above the canary's ceiling {self.ceiling}: an undefended model "
+                f"canary {self.spec.name}: only {clean_correct} of {scored.per_sample.size} samples are correct "
+                f"clean, fewer than the {CANARY_MIN_CORRECT} it needs to tell whether the attack bites; the model "
+                f"is broken on clean data, or its benchmark is not the one it was trained for")
+        surviving = int(scored.per_sample.sum()) / clean_correct
+        if surviving > self.ceiling:
+            raise AttackValidityError(
+                f"GRADIENT MASKING suspected: {self.spec.name} leaves {surviving:.3f} of the {clean_correct} "
+                f"clean-correct samples correct, above the canary's ceiling {self.ceiling}: an undefended model "
                 f"collapses under this budget, so gradients are not reaching the input (a detached or "
                 f"non-differentiable head, a wrong normalization, a broken attack) and every robust accuracy of "
                 f"this model overstates robustness. Check the model's forward pass; a model that is robust by "
                 f"design raises the ceiling with [tool.robustness.adversarial] canary_max_accuracy")
-        return scored
 
     @property
     def autocast(self) -> bool:
@@ -495,9 +529,14 @@ def configured_attack(config: SuiteConfig, section: str, text: str) -> AttackSpe
         unknown = sorted(set(config.attack_options) - set(ATTACKS.names()))
         if unknown:
             raise ValueError(f"options for unknown attack(s) {', '.join(unknown)}; known: {', '.join(ATTACKS.names())}")
+        options = config.attack_options.get(spec.attack, {})
+        refused = sorted(set(options) - set(option_names(spec.attack)))
+        if refused:
+            raise ValueError(f"options.{spec.attack}: {spec.attack} takes no {', '.join(refused)}; it takes "
+                             f"{', '.join(option_names(spec.attack))}")
     except ValueError as error:
         raise config_error(section, error) from None
-    return dataclasses.replace(spec, **config.attack_options.get(spec.attack, {}))
+    return dataclasses.replace(spec, **options)
 
 
 @register_shift_kind("attack")
@@ -508,7 +547,7 @@ def attack_settings(scope: SettingScope) -> list[Setting]:
     settings = [Setting("adversarial", spec.name, scope.clean_split, config.samples_for("adversarial", spec.attack),
                         perturbation=Attack(spec))
                 for spec in (configured_attack(config, "adversarial", text) for text in config.attacks)]
-    if config.canary:
+    if config.canary:  # "" turns it off, explicitly
         spec = configured_attack(config, "adversarial.canary", config.canary)
         settings.append(Setting("adversarial", f"canary-{spec.name}", scope.clean_split,
                                 config.samples_for("adversarial", spec.attack),

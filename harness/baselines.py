@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 
 from .config import ConfigError, GatePolicy, policy_from_table
 from .files import json_bytes, write_json_atomic, write_staged
-from .metrics import wilson_lower_one_sided
+from .metrics import attacked_pairs, wilson_lower_one_sided
 from .records import CaseRecord, decode_bits, decode_values
 
 SCHEMA_VERSION = 1
@@ -143,6 +143,10 @@ def _check_case(path: Path, key: str, entry: Any, document: Mapping[str, Any]) -
     if int(bits.sum()) != entry["correct"]:
         raise BaselineError(f"{where}['per_sample'] holds {int(bits.sum())} correct samples, "
                             f"but 'correct' says {entry['correct']}")
+    search = entry["setting"].get("minimal") if isinstance(entry["setting"], dict) else None
+    if search is not None and "per_sample_values" not in entry:
+        raise BaselineError(f"{where} is a minimal-perturbation case without 'per_sample_values', which its gate "
+                            f"compares: {_RERECORD}")
     if "per_sample_values" in entry:
         try:
             values = decode_values(entry["per_sample_values"], entry["n"])
@@ -151,6 +155,9 @@ def _check_case(path: Path, key: str, entry: Any, document: Mapping[str, Any]) -
         if not np.array_equal(np.isinf(values), bits):
             raise BaselineError(f"{where}['per_sample_values'] disagree with 'per_sample' (a sample is robust at "
                                 f"the maximum exactly when its value is null): {_RERECORD}")
+        if search is not None and np.any(values[np.isfinite(values)] > search["eps"] + 1e-9):
+            raise BaselineError(f"{where}['per_sample_values'] exceed the search's maximum {search['eps']}: "
+                                f"{_RERECORD}")
     _check_pixel_fields(where, entry)
 
 
@@ -354,6 +361,23 @@ def _change(case: CaseRecord, entry: Mapping[str, Any], previous: Mapping[str, A
             f"{previous['threshold']:.4f} -> {entry['threshold']:.4f}")
 
 
+def _median_fall(entry: Mapping[str, Any], previous: Mapping[str, Any] | None, precision: float) -> str | None:
+    """How a re-recorded minimal perturbation's median fell against the recorded one (over the samples with one
+    in both), when it fell by more than half the precision; None otherwise."""
+    if previous is None or "per_sample_values" not in previous or "per_sample_values" not in entry or (
+            previous["n"] != entry["n"]):
+        return None
+    now = decode_values(entry["per_sample_values"], entry["n"])
+    before = decode_values(previous["per_sample_values"], previous["n"])
+    pairs = attacked_pairs(now, before)
+    if not pairs.any():
+        return None
+    median_now, median_before = float(np.median(now[pairs])), float(np.median(before[pairs]))
+    if median_now < median_before - precision / 2:
+        return f"median minimal perturbation {median_before:.6g} -> {median_now:.6g}"
+    return None
+
+
 def updated_documents(cases: Sequence[CaseRecord], old: Mapping[str, Mapping[str, Any] | None], directory: Path,
                       policy_for: Callable[[str, Mapping[str, Any] | None], GatePolicy],
                       run_provenance: Mapping[str, Any]) -> BaselineUpdate:
@@ -376,6 +400,9 @@ def updated_documents(cases: Sequence[CaseRecord], old: Mapping[str, Mapping[str
             if previous is not None and not is_seeded(previous) and entry["threshold"] < previous["threshold"] - 1e-9:
                 loosened.append(f"{line} {case.key}: threshold {previous['threshold']:.4f} -> "
                                 f"{entry['threshold']:.4f}")
+            fell = _median_fall(entry, previous, (case.metrics or {}).get("precision", 0.0))
+            if fell is not None:
+                loosened.append(f"{line} {case.key}: {fell}")
             entries[case.key] = entry
         provenance = {"model": dict(line_cases[0].model_provenance), **run_provenance}
         if any(is_seeded(entry) for entry in entries.values()):  # published figures not measured yet

@@ -4,14 +4,17 @@
   the same samples, may not score above the weaker one's 95% interval: when it does, the attack or the
   corruption is broken. Corruptions whose severity levels are not one growing dose (NOT_A_DOSE) are not checked.
 - Gradient masking (Carlini et al. 2019, "On Evaluating Adversarial Robustness", section 5): a black-box attack
-  may not leave significantly fewer samples robust than a white-box attack at the same norm and budget. Its
-  samples are the first n of the white-box case's (the loaders' samples are prefixes), so the two are compared
-  pairwise: exact McNemar on the samples where exactly one of them broke the model, at MASKING_ALPHA.
+  may not leave significantly fewer samples robust than the white-box attacks at the same norm, budget and
+  space. A case's samples are the first n of its split (the loaders' samples are prefixes, the same for every
+  case of a model), so the two are compared pairwise on the shorter prefix: exact McNemar on the samples where
+  exactly one side broke the model, at MASKING_ALPHA.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Iterable
+
+import numpy as np
 
 from .metrics import mcnemar_worse_p
 from .records import CaseRecord
@@ -62,8 +65,10 @@ def _budget(case: CaseRecord) -> tuple[tuple, dict] | None:
 
 
 def masking_violations(cases: Iterable[CaseRecord]) -> list[str]:
-    """Messages naming each (white-box, black-box) pair at one budget where the black-box attack left
-    significantly fewer of the shared samples robust: a sign that gradients are masked."""
+    """Messages naming each black-box case that left significantly fewer samples robust than the white-box
+    attacks at its norm, budget and space: a sample counts as robust to the white box only if every bounded
+    white-box attack of the run left it robust (their per-sample worst case), so a weak one (FGSM) is no
+    excuse. Compared on the samples both measured (the shorter prefix)."""
     white: dict[tuple, list[CaseRecord]] = defaultdict(list)
     black: list[tuple[tuple, CaseRecord]] = []
     for case in cases:
@@ -77,17 +82,20 @@ def masking_violations(cases: Iterable[CaseRecord]) -> list[str]:
             white[key].append(case)
     problems = []
     for key, blind in black:
-        for sighted in white.get(key, []):
-            if sighted.n < blind.n:
-                continue
-            ours, theirs = blind.bits(), sighted.bits()[:blind.n]
-            broke_only_black, broke_only_white = int((theirs & ~ours).sum()), int((ours & ~theirs).sum())
-            p_value = mcnemar_worse_p(broke_only_black, broke_only_white)
-            if p_value < MASKING_ALPHA:
-                problems.append(
-                    f"GRADIENT MASKING suspected: {blind.id} (black box) leaves {int(ours.sum())}/{blind.n} robust, "
-                    f"{sighted.id} (white box) {int(theirs.sum())} of the same {blind.n}; the black-box attack "
-                    f"broke {broke_only_black} samples the white-box one did not (and {broke_only_white} the other "
-                    f"way), McNemar p={p_value:.3g} < {MASKING_ALPHA}: the white-box attack's gradients do not "
-                    f"reach the input, so its robust accuracy overstates robustness")
+        sighted = white.get(key)
+        if not sighted:
+            continue
+        n = min([blind.n] + [case.n for case in sighted])
+        theirs = np.logical_and.reduce([case.bits()[:n] for case in sighted])
+        ours = blind.bits()[:n]
+        broke_only_black, broke_only_white = int((theirs & ~ours).sum()), int((ours & ~theirs).sum())
+        p_value = mcnemar_worse_p(broke_only_black, broke_only_white)
+        if p_value < MASKING_ALPHA:
+            names = ", ".join(case.id for case in sighted)
+            problems.append(
+                f"GRADIENT MASKING suspected: {blind.id} (black box) leaves {int(ours.sum())}/{n} robust, the "
+                f"white-box attacks at its budget ({names}) {int(theirs.sum())} of the same {n} in their per-sample "
+                f"worst case; the black-box attack broke {broke_only_black} samples none of them did (and "
+                f"{broke_only_white} the other way), McNemar p={p_value:.3g} < {MASKING_ALPHA}: the white-box "
+                f"gradients do not reach the input, so their robust accuracy overstates robustness")
     return problems

@@ -54,7 +54,7 @@ class SuiteConfig:
     surrogates: tuple[str, ...]
     typographic: tuple[str, ...]
     attack_options: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
-    canary: str | None = None
+    canary: str = "pgd-linf-16/255"
     canary_max_accuracy: float = 0.1
     minimal: tuple[str, ...] = ()
     minimal_bisections: int = 5
@@ -217,7 +217,7 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         surrogates=_str_list(source, "adversarial.surrogates", adversarial.get("surrogates", [])),
         typographic=_str_list(source, "adversarial.typographic", adversarial.get("typographic", [])),
         attack_options=_attack_options(source, adversarial.get("options", {})),
-        canary=_typed(source, "adversarial.canary", adversarial["canary"], str) if "canary" in adversarial else None,
+        canary=_typed(source, "adversarial.canary", adversarial.get("canary", "pgd-linf-16/255"), str),
         canary_max_accuracy=_fraction(source, "adversarial.canary_max_accuracy",
                                       adversarial.get("canary_max_accuracy", 0.1)),
         minimal=_str_list(source, "adversarial.minimal", adversarial.get("minimal", [])),

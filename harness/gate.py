@@ -6,9 +6,9 @@ Rule (one-sided: an improvement never fails):
   regressed when the drop exceeds the margin and the exact McNemar test on the discordant pairs says "worse"
   at the policy's confidence;
 - with a flip-rate limit: also regressed when (correct->wrong + wrong->correct) / n exceeds it;
-- for a setting that measures a value per sample (a minimal perturbation): also regressed when the median value
-  fell by more than half the measurement's precision and the one-sided Wilcoxon signed-rank test on the pairs
-  says "lower" at the policy's confidence.
+- for a setting that measures a value per sample (a minimal perturbation): also regressed when, over the samples
+  correct clean in both runs, the median value fell by more than half the measurement's precision and the
+  one-sided Wilcoxon signed-rank test on the pairs says "lower" at the policy's confidence.
 
 Not comparable (protocol-mismatch) when the setting, the seed or the evaluated pixels differ from the baseline's;
 for a library corruption, when its recipe differs (a library version is named with both versions). Under the
@@ -23,7 +23,7 @@ import numpy as np
 
 from .baselines import is_seeded, threshold_for
 from .config import GatePolicy
-from .metrics import mcnemar_worse_p, values_lower_p
+from .metrics import attacked_pairs, mcnemar_worse_p, values_lower_p
 from .pixels import PixelDrift, pixel_drift
 from .records import CaseRecord, Status, decode_bits, decode_values
 from .sensitivity import detectable_drop
@@ -151,10 +151,14 @@ def _values_change(record: CaseRecord, entry: Mapping[str, Any], alpha: float) -
     if now is None or "per_sample_values" not in entry:
         return "", []
     before = decode_values(entry["per_sample_values"], entry["n"])
+    pairs = attacked_pairs(now, before)
+    if not pairs.any():
+        return "; no sample is correct clean in both runs, so no minimal perturbation to compare", []
+    now, before = now[pairs], before[pairs]
     p_value = values_lower_p(now, before)
     median_now, median_before = float(np.median(now)), float(np.median(before))
-    summary = (f"; median minimal eps {_eps(median_now)} (baseline {_eps(median_before)}), signed-rank "
-               f"p={p_value:.3g}")
+    summary = (f"; median minimal eps over the {int(pairs.sum())} samples correct clean in both runs "
+               f"{_eps(median_now)} (baseline {_eps(median_before)}), signed-rank p={p_value:.3g}")
     tolerance = (record.metrics or {}).get("precision", 0.0) / 2
     if median_now < median_before - tolerance and p_value < alpha:
         return summary, [f"median minimal perturbation fell from {_eps(median_before)} to {_eps(median_now)} "

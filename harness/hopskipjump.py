@@ -52,7 +52,7 @@ def _seeded(seed: int) -> Iterator[None]:
     numpy_state = np.random.get_state()
     try:
         with torch.random.fork_rng(devices=devices, device_type="cuda"):
-            np.random.seed(seed)
+            np.random.seed(seed % 2**32)  # NumPy takes 32-bit seeds; run seeds can be larger
             torch.manual_seed(seed)
             yield
     finally:

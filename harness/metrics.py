@@ -40,6 +40,12 @@ def mcnemar_worse_p(to_wrong: int, to_right: int) -> float:
     return float(binomtest(to_wrong, discordant, 0.5, alternative="greater").pvalue)
 
 
+def attacked_pairs(now: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """bool (n,): the samples with a minimal perturbation (a value above 0, +inf included) in both runs, i.e.
+    correct clean in both; a sample wrong clean scores 0 and is the clean case's business."""
+    return (now > 0) & (before > 0)
+
+
 def values_lower_p(now: np.ndarray, before: np.ndarray) -> float:
     """One-sided p-value that paired values `now` are lower than `before` (float (n,), +inf allowed and ranked
     above every finite value): the Wilcoxon signed-rank test on the pairs that differ, exact below 50 of them;
@@ -48,9 +54,10 @@ def values_lower_p(now: np.ndarray, before: np.ndarray) -> float:
 
     ranked = rankdata(np.concatenate([now, before])).reshape(2, -1)  # ranks keep +inf's order, not its value
     differences = ranked[0] - ranked[1]
-    if not np.any(differences):
+    differences = differences[differences != 0]  # dropped here, so scipy may use the exact distribution
+    if not differences.size:
         return 1.0
-    return float(wilcoxon(differences, zero_method="wilcox", alternative="less").pvalue)
+    return float(wilcoxon(differences, alternative="less").pvalue)
 
 
 def pm_k_correct(frame_correct: np.ndarray, k: int) -> np.ndarray:

@@ -59,7 +59,8 @@ def _seed_at(seed: int, budget: float) -> int:
 
 def median_interval(values: np.ndarray, seed: int, confidence: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the median of `values` (which may hold +inf), BOOTSTRAP_RESAMPLES
-    resamples from `seed`; the bounds are sample values (no interpolation), so +inf stays +inf."""
+    resamples from `seed`. The bounds are resampled medians themselves (no interpolation between them), so a
+    bound is +inf when those medians are."""
     rng = np.random.default_rng(seed)
     medians = np.median(values[rng.integers(0, values.size, (BOOTSTRAP_RESAMPLES, values.size))], axis=1)
     tail = (1 - confidence) / 2

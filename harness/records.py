@@ -60,10 +60,11 @@ def encode_values(values: np.ndarray) -> list[float | None]:
 
 
 def decode_values(values: list[float | None], n: int) -> np.ndarray:
-    """Inverse of `encode_values`: float64 (n,); ValueError unless it holds n numbers or Nones."""
+    """Inverse of `encode_values`: float64 (n,); ValueError unless it holds n finite numbers >= 0 or nulls."""
     if not isinstance(values, list) or len(values) != n or not all(
-            value is None or isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
-        raise ValueError(f"expected a list of {n} numbers or nulls")
+            value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+            and np.isfinite(value) and value >= 0 for value in values):
+        raise ValueError(f"expected a list of {n} finite numbers >= 0 or nulls")
     return np.array([np.inf if value is None else value for value in values], dtype=np.float64)
 
 

@@ -244,11 +244,12 @@ def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
 
 
 def test_a_roz_budget_is_labelled_and_parsed_apart_from_pixel_units():
-    spec = parse_attack("pgd-linf-8/255@roz")
-    assert spec.space == "roz" and spec.name == "pgd-linf-8/255@roz" and spec.as_dict()["space"] == "roz"
+    spec = parse_attack("pgd-linf-8/255-roz")
+    assert spec.space == "roz" and spec.name == "pgd-linf-8/255-roz" and spec.as_dict()["space"] == "roz"
+    assert spec.eps == pytest.approx(8 / 255)
     assert "space" not in parse_attack("pgd-linf-8/255").as_dict()  # pixel records as before
-    with pytest.raises(ValueError, match="unknown budget space"):
-        parse_attack("pgd-linf-8/255@normalized")
+    with pytest.raises(ValueError, match="normalized units"):
+        parse_attack("pgd-linf-300/255-roz")
 
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -262,7 +263,7 @@ def test_the_roz_space_bounds_the_normalized_perturbation_and_clips_to_rozs_box(
     classifier = PixelClassifier(linear, CLIP_MEAN, CLIP_STD).eval().requires_grad_(False)
     with torch.no_grad():
         labels = classifier(images).argmax(1)
-    spec = parse_attack("pgd-linf-8/255@roz")
+    spec = parse_attack("pgd-linf-8/255-roz")
     outcome = run_attack(classifier, images, labels, spec, seed=0)
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     normalized_clean, normalized_adversarial = (images - mean) / std, (outcome.adversarial - mean) / std
@@ -274,13 +275,14 @@ def test_the_roz_space_bounds_the_normalized_perturbation_and_clips_to_rozs_box(
     assert torch.allclose(outcome.norms[outcome.clean_correct], change[outcome.clean_correct], atol=1e-5)
 
 
-def test_the_roz_space_refuses_a_model_outside_rozs_box(batch):
+@pytest.mark.parametrize("std", [0.25, 0.5])  # normalized ranges [-2, 2] (wider) and [-1, 1] (narrower)
+def test_the_roz_space_refuses_a_model_whose_normalization_is_not_rozs_box(batch, std):
     from harness.models import PixelClassifier
 
     linear, images, labels = batch
-    classifier = PixelClassifier(linear, (0.5,) * 3, (0.25,) * 3).eval()  # normalized range [-2, 2]
-    with pytest.raises(AttackValidityError, match="outside RoZ's box"):
-        run_attack(classifier, images, labels, parse_attack("pgd-linf-8/255@roz"), seed=0)
+    classifier = PixelClassifier(linear, (0.5,) * 3, (std,) * 3).eval()
+    with pytest.raises(AttackValidityError, match="which is not RoZ's box"):
+        run_attack(classifier, images, labels, parse_attack("pgd-linf-8/255-roz"), seed=0)
 
 
 def test_the_worst_case_is_never_above_a_component_and_each_component_is_its_standalone_run(batch):
@@ -289,12 +291,17 @@ def test_the_worst_case_is_never_above_a_component_and_each_component_is_its_sta
     worst = run_attack(model, images, labels, spec, seed=5)
     assert set(worst.components) == {"apgd-ce", "apgd-t", "fab-t", "square"}
     check_adversarial(images, worst.adversarial, dataclasses.replace(spec, minimum_norm=False))
+    alone = {name: run_attack(model, images, labels, dataclasses.replace(
+        parse_attack(f"{name}-linf-4/255"), queries=50 if name == "square" else 0), seed=5) for name in worst.components}
     for name, robust in worst.components.items():
-        assert not torch.any(worst.robust & ~robust), name
-        alone = run_attack(model, images, labels, dataclasses.replace(parse_attack(f"{name}-linf-4/255"),
-                                                                      queries=50 if name == "square" else 0), seed=5)
-        assert torch.equal(alone.robust, robust), name
+        assert torch.equal(alone[name].robust, robust), name  # each component is exactly its standalone run
     assert torch.equal(worst.robust, torch.stack(list(worst.components.values())).all(0))
+    first = alone["apgd-ce"]
+    broken_first = first.clean_correct & ~first.robust
+    assert broken_first.any()
+    assert torch.equal(worst.adversarial[broken_first], first.adversarial[broken_first])  # the first breaker's image
+    survivors = worst.robust
+    assert torch.equal(worst.adversarial[survivors], alone["square"].adversarial[survivors])
 
 
 def test_autoattack_worst_case_matches_torchattacks_autoattack_on_the_same_samples(tmp_path):
@@ -339,6 +346,14 @@ def test_run_options_replace_an_attacks_steps_and_queries(tmp_path):
     assert configured_attack(config, "adversarial", "autoattack-linf-1/255").queries == 5000
     assert configured_attack(config, "adversarial", "pgd-linf-1/255").steps == 100
     assert configured_attack(config, "adversarial", "pgd-linf-1/255").as_dict()["steps"] == 100  # in the protocol
+    components = configured_attack(config, "adversarial", "autoattack-linf-1/255").as_dict()["components"]
+    assert [c["attack"] for c in components] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert components[-1]["queries"] == 5000 and components[0]["steps"] == 10  # each component's protocol
+    for options, refused in (({"pgd": {"queries": 5}}, "pgd takes no queries"),
+                             ({"autoattack": {"steps": 100}}, "autoattack takes no steps")):
+        with pytest.raises(ConfigError, match=refused):
+            configured_attack(build_config(tmp_path, {"adversarial": {"options": options}}, {}), "adversarial",
+                              f"{next(iter(options))}-linf-1/255")
     with pytest.raises(ConfigError, match="unknown attack"):
         configured_attack(build_config(tmp_path, {"adversarial": {"options": {"pgdd": {"steps": 1}}}}, {}),
                           "adversarial", "pgd-linf-1/255")
@@ -383,8 +398,22 @@ def test_a_gradient_masking_model_fails_its_canary(masked_model):
     case = Case("masked", "masked", "synth", Setting("adversarial", "canary-pgd-linf-16/255", "test", 50,
                                                      perturbation=canary))
     scorer = CaseScorer(case, model, RunContext(torch.device("cpu"), batch_size=50))
-    with pytest.raises(AttackValidityError, match="GRADIENT MASKING suspected: pgd-linf-16/255 leaves accuracy"):
+    with pytest.raises(AttackValidityError, match="GRADIENT MASKING suspected: pgd-linf-16/255 leaves 1.000 of"):
         canary.score(Inputs(data, data.images, {}), scorer, None)
+
+
+def test_a_canary_needs_enough_samples_correct_clean_to_judge():
+    import numpy as np
+
+    from harness.attacks import Attack
+    from harness.shifts.base import Scored
+
+    class Broken:  # a model right on 5 of 100 clean samples, none of them surviving
+        def attack(self, inputs, spec, surrogate):
+            return Scored(np.zeros(100, dtype=bool), {"clean_accuracy": 0.05})
+
+    with pytest.raises(AttackValidityError, match="only 5 of 100 samples are correct clean"):
+        Attack(parse_attack("pgd-linf-16/255"), ceiling=0.1).score(None, Broken(), None)
 
 
 def test_a_gradient_masking_model_is_flagged_when_a_black_box_attack_beats_the_white_box_one(masked_model):
@@ -405,5 +434,20 @@ def test_a_gradient_masking_model_is_flagged_when_a_black_box_attack_beats_the_w
     assert black.accuracy < white.accuracy - 0.2  # the decoy gradient leads PGD away, Square is not fooled
     (problem,) = masking_violations(records)
     assert problem.startswith("GRADIENT MASKING suspected: masked-square-linf-16/255 (black box)")
+    assert "masked-pgd-linf-16/255" in problem
     unmasked = dataclasses.replace(black, per_sample=white.per_sample, correct=white.correct)
     assert masking_violations([white, unmasked]) == []
+
+
+def test_real_imagenet_models_transfer_from_resnet152_by_default(root):
+    """RoZ's substitute: with the shipped configuration, an open_clip model's transfer attacks are crafted on
+    torchvision's ResNet-152; the embedded models use each other; a model is never its own surrogate."""
+    from harness.attacks import surrogate_for
+    from harness.config import build_config, read_pyproject_table
+    from harness.settings import SettingScope
+
+    config = build_config(root, read_pyproject_table(root / "pyproject.toml"), {})
+    resnet = "torchvision:resnet152@IMAGENET1K_V1"
+    assert surrogate_for(SettingScope(config, "openclip:ViT-B-32@openai", "imagenet", "val")) == resnet
+    assert surrogate_for(SettingScope(config, resnet, "imagenet", "val")) is None
+    assert surrogate_for(SettingScope(config, "embedded:synth-clip", "synth", "test")) == "embedded:synth-cnn"

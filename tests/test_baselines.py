@@ -271,3 +271,42 @@ def test_a_baseline_keeps_per_sample_values_and_refuses_values_that_disagree_wit
     write_baseline(path, {"clean/test": {**entry, "per_sample_values": [0.0, "x", None]}})
     with pytest.raises(BaselineError, match="per_sample_values'\\] is not valid"):
         read_baseline(path)
+
+
+@pytest.mark.parametrize("values, message", [
+    ([float("nan"), 0.01, None], "finite numbers >= 0"),
+    ([-1.0, 0.01, None], "finite numbers >= 0"),
+    ([0.0, 0.5, None], "exceed the search's maximum"),
+    (None, "without 'per_sample_values'"),
+])
+def test_a_minimal_baseline_with_missing_or_impossible_values_is_refused(tmp_path, values, message):
+    from harness.records import encode_values
+
+    setting = {"category": "adversarial", "name": "minimal-pgd-linf-8/255", "minimal": {"eps": 8 / 255}}
+    good = np.array([0.0, 0.01, np.inf])
+    entry = baseline_entry(measured(np.isinf(good), setting=setting, per_sample_values=encode_values(good)), POLICY)
+    if values is None:
+        del entry["per_sample_values"]
+    else:
+        entry["per_sample_values"] = values
+    path = tmp_path / "synth-clip.json"
+    write_baseline(path, {"adversarial/minimal-pgd-linf-8/255": entry})
+    with pytest.raises(BaselineError, match=message):
+        read_baseline(path)
+
+
+def test_re_recording_a_lower_median_minimal_perturbation_loosens_the_baseline(tmp_path):
+    from harness.baselines import updated_documents
+    from harness.records import encode_values
+
+    def record(values):
+        values = np.asarray(values, dtype=float)
+        return measured(np.isinf(values), per_sample_values=encode_values(values), metrics={"precision": 0.001},
+                        model_provenance={})
+
+    previous = baseline_entry(record([0.02] * 10 + [np.inf] * 2), POLICY)
+    old = {"synth-clip": {"cases": {"clean/test": previous}, "provenance": {}}}
+    update = updated_documents([record([0.01] * 10 + [np.inf] * 2)], old, tmp_path, lambda *_: POLICY, {})
+    assert any("median minimal perturbation 0.02 -> 0.01" in line for line in update.loosened)
+    same = updated_documents([record([0.02] * 10 + [np.inf] * 2)], old, tmp_path, lambda *_: POLICY, {})
+    assert same.loosened == []

@@ -63,6 +63,19 @@ def test_masking_compares_only_the_same_norm_budget_and_space_and_never_minimum_
     black = _attack_record("square-linf-1/255", [False] * 20, white_box=False)
     others = [_attack_record("pgd-linf-2/255", [True] * 20, white_box=True, eps=2 / 255),
               _attack_record("pgd-l2-1/255", [True] * 20, white_box=True, norm="l2"),
-              _attack_record("pgd-linf-1/255@roz", [True] * 20, white_box=True, space="roz"),
+              _attack_record("pgd-linf-1/255-roz", [True] * 20, white_box=True, space="roz"),
               _attack_record("fab-linf-1/255", [True] * 20, white_box=True, minimum_norm=True)]
     assert masking_violations([black, *others]) == []
+
+
+def test_a_black_box_attack_is_compared_with_the_worst_case_of_the_white_box_attacks():
+    """FGSM alone is weak; Square beating it is no sign of masking when PGD at the same budget breaks those
+    samples too. And a black-box case with more samples is compared on the white box's prefix."""
+    from harness.checks import masking_violations
+
+    fgsm = _attack_record("fgsm-linf-1/255", [True] * 20, white_box=True)
+    pgd = _attack_record("pgd-linf-1/255", [False] * 12 + [True] * 8, white_box=True)
+    square = _attack_record("square-linf-1/255", [False] * 12 + [True] * 28, white_box=False)
+    assert masking_violations([fgsm, pgd, square]) == []
+    (problem,) = masking_violations([fgsm, square])
+    assert "leaves 8/20 robust" in problem

@@ -109,7 +109,7 @@ def test_a_minimal_perturbation_gates_its_median_with_a_paired_test_on_the_value
     before = [0.010] * 30 + [np.inf] * 10
     entry = baseline_entry(_minimal_record(before), GatePolicy(0.99, 0.01))
     same = decide(_minimal_record(before), entry, "b.json", "record")
-    assert same.ok and "median minimal eps 0.01" in same.message
+    assert same.ok and "correct clean in both runs 0.01 " in same.message
     fell = decide(_minimal_record([0.005] * 30 + [np.inf] * 10), entry, "b.json", "record")
     assert fell.status.value == "regressed" and "median minimal perturbation fell" in fell.message
     rose = decide(_minimal_record([0.020] * 30 + [np.inf] * 10), entry, "b.json", "record")
@@ -118,8 +118,17 @@ def test_a_minimal_perturbation_gates_its_median_with_a_paired_test_on_the_value
     assert within.ok  # a fall below the search's precision is not a measured fall
 
 
-def test_a_fall_of_a_few_samples_is_not_significant():
-    before = [0.010] * 21 + [0.020] * 19
+def test_a_median_that_fell_by_one_sample_is_not_significant():
+    before = [0.010] * 20 + [0.020] * 20
     entry = baseline_entry(_minimal_record(before), GatePolicy(0.99, 0.01))
-    now = [0.010] * 22 + [0.020] * 18  # the median moves, one sample did
-    assert decide(_minimal_record(now), entry, "b.json", "record").ok
+    now = [0.010] * 21 + [0.020] * 19  # the median falls from 0.015 to 0.010, but only one sample moved
+    decision = decide(_minimal_record(now), entry, "b.json", "record")
+    assert decision.ok and "median minimal eps over the 40 samples" in decision.message
+    assert "0.015" in decision.message and "p=0.5" in decision.message
+
+
+def test_a_minimal_perturbation_that_fell_regresses_even_when_most_samples_are_wrong_clean():
+    before = [0.0] * 55 + [0.020] * 45  # clean accuracy 0.45: the median over all samples is 0 either way
+    entry = baseline_entry(_minimal_record(before), GatePolicy(0.99, 0.01))
+    fell = decide(_minimal_record([0.0] * 55 + [0.002] * 45), entry, "b.json", "record")
+    assert fell.status.value == "regressed" and "median minimal perturbation fell" in fell.message
