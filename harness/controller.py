@@ -90,6 +90,7 @@ class RunController:
         self.html_path: Path | None = None
         self.baseline_changes: list[str] = []
         self.problems: list[str] = []
+        self.stopped_early: str | None = None  # why the run stopped before its last case (-x, --maxfail, Ctrl-C)
 
     def collected(self, nodeids: Iterable[str], planned: set[str]) -> None:
         for nodeid in nodeids:
@@ -110,17 +111,21 @@ class RunController:
 
     def merged_cases(self) -> tuple[list[CaseRecord], bool]:
         """Every collected case's record (an unmeasured one for a case without), and whether the run is complete:
-        every case measured or skipped for missing data."""
+        every case measured or skipped for missing data. A case left unrun because the run stopped early (-x,
+        --maxfail, an interrupt) is `not-run`, not an error; the run is incomplete then."""
         cases, complete = [], True
         for nodeid, case_id in sorted(self.expected.items()):
             record = self.records.get(nodeid)
             if record is None:
-                reason = self.failures.get(nodeid, "no result reached the controller (worker crashed or run "
-                                                   "interrupted)")
-                skipped = reason.startswith("skipped")
-                complete = complete and skipped
+                reason = self.failures.get(nodeid)
+                if reason is None and self.stopped_early:
+                    reason = f"not run: the run stopped before this case ({self.stopped_early})"
+                elif reason is None:
+                    reason = "no result reached the controller (worker crashed or run interrupted)"
+                unrun = reason.startswith(("skipped", "not run"))
+                complete = complete and reason.startswith("skipped")
                 record = CaseRecord.unmeasured(_identity(self.cases[case_id]),
-                                               Status.NOT_RUN if skipped else Status.ERROR, reason)
+                                               Status.NOT_RUN if unrun else Status.ERROR, reason)
             cases.append(record if record.nodeid == nodeid else _with_nodeid(record, nodeid))
         return cases, complete
 
@@ -128,6 +133,9 @@ class RunController:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.expected or self.config.option.collectonly:
             return
+        stopped = session.shouldstop or session.shouldfail
+        if stopped or exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.stopped_early = stopped if isinstance(stopped, str) else "interrupted"
         cases, complete = self.merged_cases()
         measured = sum(case.measured for case in cases)
         if not measured:
@@ -194,7 +202,7 @@ class RunController:
             return
         cases, _ = self.merged_cases()
         terminalreporter.section("robustness-gate summary")
-        for line in format_table(cases, self._weight_notes(cases)):
+        for line in format_table(cases, self._weight_notes(cases), full=self.config.option.verbose > 0):
             terminalreporter.write_line(line)
         for line in self.baseline_changes:
             terminalreporter.write_line(line)

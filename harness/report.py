@@ -83,8 +83,12 @@ def _cell(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_table(cases: Sequence[CaseRecord], notes: Mapping[str, str] | None = None) -> list[str]:
-    """Terminal lines per model (with an optional note under its name): problems first, then by case id."""
+def format_table(cases: Sequence[CaseRecord], notes: Mapping[str, str] | None = None,
+                 full: bool = True) -> list[str]:
+    """Terminal lines per model (with an optional note under its name): its counts per status, then its cases,
+    problems first, then by case id; with `full` False only the cases that did not pass (and passed ones with
+    a pixel drift to show). Columns: accuracy, n, 95% interval, baseline, threshold, delta, McNemar p against
+    the baseline, and the drop the case detects."""
     order = {status: i for i, status in enumerate(PROBLEMS_FIRST)}
     lines = []
     for model in sorted({c.model for c in cases}):
@@ -93,18 +97,23 @@ def format_table(cases: Sequence[CaseRecord], notes: Mapping[str, str] | None = 
         lines.append(f"{model}: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
         if notes and model in notes:
             lines.append(f"  {notes[model]}")
-        lines.append(f"  {'case':<34} {'accuracy':>8} {'95% CI':>17} {'baseline':>8} {'threshold':>9} "
-                     f"{'delta':>7} {'detects':>7}  status")
-        for c in rows:
+        shown = rows if full else [c for c in rows if not c.status.ok or c.pixel_drift]
+        if not shown:
+            continue
+        lines.append(f"  {'case':<34} {'accuracy':>8} {'n':>5} {'95% CI':>17} {'baseline':>8} {'threshold':>9} "
+                     f"{'delta':>7} {'p':>7} {'detects':>7}  status")
+        for c in shown:
             interval = f"[{c.interval95[0]:.3f}, {c.interval95[1]:.3f}]" if c.interval95 else "-"
-            lines.append(f"  {c.id:<34} {_cell(c.accuracy, '.4f'):>8} {interval:>17} {_cell(c.baseline, '.4f'):>8} "
-                         f"{_cell(c.threshold, '.4f'):>9} {_cell(c.delta, '+.4f'):>7} "
-                         f"{_cell(c.detectable_drop, '.3f'):>7}  {c.status.value}")
-            if c.status in (Status.NOT_RUN, Status.ERROR, Status.PROTOCOL_MISMATCH) and c.message:
+            lines.append(f"  {c.id:<34} {_cell(c.accuracy, '.4f'):>8} {_cell(c.n, 'd'):>5} {interval:>17} "
+                         f"{_cell(c.baseline, '.4f'):>8} {_cell(c.threshold, '.4f'):>9} {_cell(c.delta, '+.4f'):>7} "
+                         f"{_cell(c.mcnemar_p, '.2g'):>7} {_cell(c.detectable_drop, '.3f'):>7}  {c.status.value}")
+            if c.status in (Status.NOT_RUN, Status.ERROR, Status.PROTOCOL_MISMATCH, Status.REGRESSED) and c.message:
                 lines.append(f"      {c.message[:300]}")
             elif c.pixel_drift:
                 lines.append(f"      {drift_note(c.pixel_drift)}")
+        if not full and len(shown) < len(rows):
+            lines.append(f"  ({len(rows) - len(shown)} passing cases not shown; -v lists every case)")
     if lines:
-        lines.append("  detects: the smallest accuracy drop that fails the case with 80% power, at its n, confidence "
-                     "and discordance")
+        lines.append("  p: exact McNemar p of the paired change against the baseline; detects: the smallest accuracy "
+                     "drop that fails the case with 80% power, at its n, confidence and discordance")
     return lines

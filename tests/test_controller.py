@@ -43,3 +43,20 @@ def test_the_first_error_line_of_a_failure_is_kept():
     text = "def test():\n>   assert x\nE   AssertionError: accuracy fell\nE   more\n\ntests/t.py:3: AssertionError"
     assert first_line(text) == "AssertionError: accuracy fell"
     assert first_line("just one line") == "just one line"
+
+
+def test_cases_left_unrun_by_an_early_stop_are_not_run_and_the_run_incomplete(tmp_path):
+    run = controller(tmp_path)
+    ids = ["synth-cnn-test", "synth-cnn-v2", "synth-cnn-sketch"]
+    run.collected([f"robustness_tests/t.py::test[{i}]" for i in ids], set(ids))
+    run.records["robustness_tests/t.py::test[synth-cnn-test]"] = measured(
+        [False], id="synth-cnn-test", model="embedded:synth-cnn", line="synth-cnn", status="regressed")
+    run.failures["robustness_tests/t.py::test[synth-cnn-v2]"] = "worker 'gw0' crashed while running it"
+    run.stopped_early = "stopping after 1 failures"
+    cases, complete = run.merged_cases()
+    by_id = {case.id: case for case in cases}
+    assert not complete
+    assert by_id["synth-cnn-sketch"].status is Status.NOT_RUN
+    assert by_id["synth-cnn-sketch"].message == "not run: the run stopped before this case (stopping after 1 failures)"
+    assert by_id["synth-cnn-v2"].status is Status.ERROR  # a crash is still an error
+    assert by_id["synth-cnn-test"].status is Status.REGRESSED

@@ -300,3 +300,22 @@ def test_junit_xml_carries_each_case_record_as_json(tmp_path):
     assert record["id"] == "synth-cnn-test" and record["status"] == "passed"
     assert record == {k: v for k, v in read_json(tmp_path / "r" / "latest.json")["cases"][0].items()
                       if k != "nodeid"} | {"model_provenance": record["model_provenance"], "nodeid": None}
+
+
+def test_x_reports_the_cases_it_never_ran_as_not_run_and_lf_reruns_only_the_failed(tmp_path):
+    """-x and --lf as pytest users expect: after a stop the unrun cases are "not run", not errors, and --lf
+    reruns just the case that failed (pytest's cache, here in tmp_path, is on)."""
+    baselines = tmp_path / "baselines"
+    common = ["-k", "synth-cnn-test or synth-cnn-v2 or synth-cnn-sketch", "--samples=10", "-p", "no:randomly",
+              f"--baselines-dir={baselines}", "-o", f"cache_dir={tmp_path / 'cache'}"]
+    assert run_suite(*common, "--update-baselines", f"--report-dir={tmp_path / 'r0'}").returncode == 0
+    document = read_json(baselines / "synth-cnn.json")
+    del document["cases"]["natural/v2"]
+    (baselines / "synth-cnn.json").write_text(json.dumps(document))
+    stopped = run_suite(*common, "-x", f"--report-dir={tmp_path / 'r1'}")
+    statuses = {c["id"]: c["status"] for c in read_json(tmp_path / "r1" / "latest.json")["cases"]}
+    assert stopped.returncode == 1 and statuses["synth-cnn-v2"] == "no-baseline", stopped.stdout[-2000:]
+    assert "error" not in statuses.values() and "not-run" in statuses.values(), statuses
+    again = run_suite(*common, "--lf", f"--report-dir={tmp_path / 'r2'}")
+    rerun = {c["id"]: c["status"] for c in read_json(tmp_path / "r2" / "latest.json")["cases"]}
+    assert rerun == {"synth-cnn-v2": "no-baseline"}, again.stdout[-2000:]
