@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -91,6 +92,7 @@ class RunController:
         self.baseline_changes: list[str] = []
         self.problems: list[str] = []
         self.stopped_early: str | None = None  # why the run stopped before its last case (-x, --maxfail, Ctrl-C)
+        self.heartbeat = Heartbeat(config)
 
     def collected(self, nodeids: Iterable[str], planned: set[str]) -> None:
         for nodeid in nodeids:
@@ -108,6 +110,10 @@ class RunController:
         elif report.skipped and report.nodeid not in self.failures:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longreprtext
             self.failures.setdefault(report.nodeid, "skipped: " + first_line(str(reason)))
+        if report.when == "teardown" and report.nodeid in self.expected:
+            self.heartbeat.finished(report.nodeid, len(self.expected),
+                                    self.records.get(report.nodeid) is None or not (
+                                        self.records[report.nodeid].status or Status.ERROR).ok)
 
     def merged_cases(self) -> tuple[list[CaseRecord], bool]:
         """Every collected case's record (an unmeasured one for a case without), and whether the run is complete:
@@ -231,6 +237,44 @@ class RunController:
             elif now:
                 notes[case.model] = f"weights {now[:12]} (baseline line {case.line})"
         return notes
+
+
+HEARTBEAT_S = 30.0
+
+
+class Heartbeat:
+    """Under xdist, a line every HEARTBEAT_S seconds while cases finish: how many of the run's cases are done,
+    how many did not pass, the time spent and a linear estimate of the time left (the terminal shows only dots
+    otherwise)."""
+
+    def __init__(self, config: pytest.Config, every_s: float = HEARTBEAT_S):
+        self.config, self.every_s = config, every_s
+        self.started = self.last = time.monotonic()
+        self.done: set[str] = set()
+        self.not_passing = 0
+
+    def finished(self, nodeid: str, total: int, failed: bool) -> None:
+        if nodeid in self.done:
+            return
+        self.done.add(nodeid)
+        self.not_passing += failed
+        now = time.monotonic()
+        if now - self.last < self.every_s or worker_count(self.config) < 1:
+            return
+        self.last = now
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:  # on a line of its own, after the progress dots
+            reporter.write("\n" + self.line(total, now) + "\n")
+
+    def line(self, total: int, now: float) -> str:
+        elapsed, done = now - self.started, len(self.done)
+        left = elapsed / done * (total - done) if done else 0.0
+        return (f"[robustness-gate] {done}/{total} cases done, {self.not_passing} not passing, "
+                f"{_minutes(elapsed)} elapsed, about {_minutes(left)} left")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
 def _identity(case: Any) -> dict[str, Any]:

@@ -60,3 +60,26 @@ def test_cases_left_unrun_by_an_early_stop_are_not_run_and_the_run_incomplete(tm
     assert by_id["synth-cnn-sketch"].message == "not run: the run stopped before this case (stopping after 1 failures)"
     assert by_id["synth-cnn-v2"].status is Status.ERROR  # a crash is still an error
     assert by_id["synth-cnn-test"].status is Status.REGRESSED
+
+
+def test_the_heartbeat_writes_a_progress_line_under_xdist_at_most_every_period():
+    from harness.controller import Heartbeat
+
+    lines = []
+    reporter = types.SimpleNamespace(write=lambda text: lines.append(text.strip()))
+    config = types.SimpleNamespace(option=types.SimpleNamespace(numprocesses=2, dist="load"),
+                                   pluginmanager=types.SimpleNamespace(get_plugin=lambda name: reporter))
+    beat = Heartbeat(config, every_s=0.0)
+    beat.started -= 120
+    beat.finished("a", 4, failed=False)
+    beat.finished("a", 4, failed=False)  # one test's reports arrive more than once: counted once
+    beat.finished("b", 4, failed=True)
+    assert len(lines) == 2 and lines[-1].startswith("[robustness-gate] 2/4 cases done, 1 not passing, 2m00s elapsed")
+    assert lines[-1].endswith("about 2m00s left")
+    quiet = Heartbeat(config, every_s=3600.0)
+    quiet.finished("a", 4, failed=False)
+    assert len(lines) == 2
+    serial = Heartbeat(types.SimpleNamespace(option=types.SimpleNamespace(numprocesses=None, dist="no"),
+                                             pluginmanager=config.pluginmanager), every_s=0.0)
+    serial.finished("a", 4, failed=False)
+    assert len(lines) == 2  # without xdist the progress log prints lines already
