@@ -23,7 +23,6 @@ import dataclasses
 from typing import Any, Callable, Iterator
 
 import torch
-import torchattacks
 from torch import nn
 
 from .config import SuiteConfig
@@ -112,57 +111,65 @@ def register_attack(name: str, norms: tuple[str, ...], **options) -> Callable[[B
     return decorate
 
 
+def _torchattacks() -> Any:
+    """The torchattacks module, imported on first use: it costs about a second (scipy.stats among its imports),
+    which a run without attacks, or the start of one, need not pay."""
+    import torchattacks
+
+    return torchattacks
+
+
 def _torch_norm(norm: str) -> str:
     return {"linf": "Linf", "l2": "L2"}[norm]
 
 
 @register_attack("fgsm", norms=("linf",))
 def _fgsm(model, spec, n_classes, seed):
-    return torchattacks.FGSM(model, eps=spec.eps)
+    return _torchattacks().FGSM(model, eps=spec.eps)
 
 
 @register_attack("bim", norms=("linf",), steps=10, alpha_fraction=0.25)
 def _bim(model, spec, n_classes, seed):
-    return torchattacks.BIM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps)
+    return _torchattacks().BIM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps)
 
 
 @register_attack("pgd", norms=("linf", "l2"), steps=10, alpha_fraction=0.25)
 def _pgd(model, spec, n_classes, seed):
     if spec.norm == "l2":
-        return torchattacks.PGDL2(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=True)
-    return torchattacks.PGD(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=True)
+        return _torchattacks().PGDL2(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=True)
+    return _torchattacks().PGD(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, random_start=True)
 
 
 @register_attack("mim", norms=("linf",), steps=10, alpha_fraction=0.1)
 def _mim(model, spec, n_classes, seed):
-    return torchattacks.MIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=1.0)
+    return _torchattacks().MIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=1.0)
 
 
 @register_attack("dim", norms=("linf",), steps=10, alpha_fraction=0.1)
 def _dim(model, spec, n_classes, seed):
-    return torchattacks.DIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=1.0,
+    return _torchattacks().DIFGSM(model, eps=spec.eps, alpha=spec.alpha, steps=spec.steps, decay=1.0,
                                resize_rate=0.9, diversity_prob=0.5)
 
 
 @register_attack("cw", norms=("l2",), steps=50, minimum_norm=True)
 def _cw(model, spec, n_classes, seed):
-    return torchattacks.CW(model, c=1.0, kappa=0.0, steps=spec.steps, lr=0.01)
+    return _torchattacks().CW(model, c=1.0, kappa=0.0, steps=spec.steps, lr=0.01)
 
 
 @register_attack("deepfool", norms=("l2",), steps=50, minimum_norm=True)
 def _deepfool(model, spec, n_classes, seed):
-    return torchattacks.DeepFool(model, steps=spec.steps, overshoot=0.02)
+    return _torchattacks().DeepFool(model, steps=spec.steps, overshoot=0.02)
 
 
 @register_attack("apgd-ce", norms=("linf", "l2"), steps=10)
 def _apgd_ce(model, spec, n_classes, seed):
-    return torchattacks.APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+    return _torchattacks().APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                              n_restarts=spec.restarts, seed=seed, loss="ce")
 
 
 @register_attack("apgd-dlr", norms=("linf", "l2"), steps=10)
 def _apgd_dlr(model, spec, n_classes, seed):
-    return torchattacks.APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+    return _torchattacks().APGD(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                              n_restarts=spec.restarts, seed=seed, loss="dlr")
 
 
@@ -173,32 +180,32 @@ TARGET_CLASSES = 9
 
 @register_attack("apgd-t", norms=("linf", "l2"), steps=10)
 def _apgd_t(model, spec, n_classes, seed):
-    return torchattacks.APGDT(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+    return _torchattacks().APGDT(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                               n_restarts=spec.restarts, seed=seed, n_classes=min(n_classes, TARGET_CLASSES + 1))
 
 
 @register_attack("fab-t", norms=("linf", "l2"), steps=10, minimum_norm=True)
 def _fab_t(model, spec, n_classes, seed):
-    return torchattacks.FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+    return _torchattacks().FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                             n_restarts=spec.restarts, seed=seed, multi_targeted=True,
                             n_classes=min(n_classes, TARGET_CLASSES + 1))
 
 
 @register_attack("fab", norms=("linf", "l2"), steps=20, minimum_norm=True)
 def _fab(model, spec, n_classes, seed):
-    return torchattacks.FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
+    return _torchattacks().FAB(model, norm=_torch_norm(spec.norm), eps=spec.eps, steps=spec.steps,
                             n_restarts=spec.restarts, seed=seed, n_classes=n_classes)
 
 
 @register_attack("square", norms=("linf", "l2"), queries=200, white_box=False)
 def _square(model, spec, n_classes, seed):
-    return torchattacks.Square(model, norm=_torch_norm(spec.norm), eps=spec.eps, n_queries=spec.queries,
+    return _torchattacks().Square(model, norm=_torch_norm(spec.norm), eps=spec.eps, n_queries=spec.queries,
                                n_restarts=spec.restarts, seed=seed, loss="margin")
 
 
 @register_attack("spsa", norms=("linf",), steps=10, queries=32, white_box=False)
 def _spsa(model, spec, n_classes, seed):
-    return torchattacks.SPSA(model, eps=spec.eps, delta=0.01, lr=0.01, nb_iter=spec.steps, nb_sample=spec.queries,
+    return _torchattacks().SPSA(model, eps=spec.eps, delta=0.01, lr=0.01, nb_iter=spec.steps, nb_sample=spec.queries,
                              max_batch_size=spec.queries)
 
 

@@ -6,7 +6,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -37,6 +36,8 @@ def mcnemar_worse_p(to_wrong: int, to_right: int) -> float:
     discordant = to_wrong + to_right
     if discordant == 0:
         return 1.0
+    from scipy.stats import binomtest  # scipy.stats costs about a second to import: only once a case is gated
+
     return float(binomtest(to_wrong, discordant, 0.5, alternative="greater").pvalue)
 
 

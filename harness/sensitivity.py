@@ -10,7 +10,6 @@ distribution of the two flip counts; the detectable drop is found by bisection.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
 
 from .config import GatePolicy
 
@@ -20,6 +19,8 @@ _TAIL = 1e-9
 
 def gate_power(drop: float, n: int, correct: int, threshold: float, policy: GatePolicy, discordance: float) -> float:
     """P(the gate fails the case) for a candidate worse by `drop` (accuracy units) at `discordance`."""
+    from scipy.stats import binom  # scipy.stats costs about a second to import: only once a case is gated
+
     accuracy = correct / n
     churn = max(discordance, drop)
     to_wrong = min(accuracy, (churn + drop) / 2)

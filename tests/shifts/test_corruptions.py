@@ -32,6 +32,9 @@ def test_unknown_corruption_and_severity(images):
     with pytest.raises(ValueError, match="severity"):
         corrupt_images(images, "fog", 6, 0)
     assert len(ALL_CORRUPTIONS) == 19
+    from imagecorruptions import get_corruption_names
+
+    assert ALL_CORRUPTIONS == tuple(get_corruption_names("all"))  # same names in the library's order
 
 
 def test_corrupted_is_cached_by_content(tmp_path, images):
