@@ -244,12 +244,14 @@ HEARTBEAT_S = 30.0
 
 class Heartbeat:
     """Under xdist, a line every HEARTBEAT_S seconds while cases finish: how many of the run's cases are done,
-    how many did not pass, the time spent and a linear estimate of the time left (the terminal shows only dots
-    otherwise)."""
+    how many did not pass, the time since the first case finished and a linear estimate of the time left from
+    the cases since (the terminal shows only dots otherwise; other tests of the run, before the first case, do
+    not count)."""
 
     def __init__(self, config: pytest.Config, every_s: float = HEARTBEAT_S):
         self.config, self.every_s = config, every_s
-        self.started = self.last = time.monotonic()
+        self.first: float | None = None
+        self.last = time.monotonic()
         self.done: set[str] = set()
         self.not_passing = 0
 
@@ -259,6 +261,8 @@ class Heartbeat:
         self.done.add(nodeid)
         self.not_passing += failed
         now = time.monotonic()
+        if self.first is None:
+            self.first = now
         if now - self.last < self.every_s or worker_count(self.config) < 1:
             return
         self.last = now
@@ -267,10 +271,11 @@ class Heartbeat:
             reporter.write("\n" + self.line(total, now) + "\n")
 
     def line(self, total: int, now: float) -> str:
-        elapsed, done = now - self.started, len(self.done)
-        left = elapsed / done * (total - done) if done else 0.0
+        elapsed, done = now - (self.first or now), len(self.done)
+        rate = elapsed / (done - 1) if done > 1 else None
+        left = f"about {_minutes(rate * (total - done))} left" if rate is not None else "time left not known yet"
         return (f"[robustness-gate] {done}/{total} cases done, {self.not_passing} not passing, "
-                f"{_minutes(elapsed)} elapsed, about {_minutes(left)} left")
+                f"{_minutes(elapsed)} since the first, {left}")
 
 
 def _minutes(seconds: float) -> str:
