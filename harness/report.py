@@ -90,7 +90,7 @@ def format_table(cases: Sequence[CaseRecord], notes: Mapping[str, str] | None = 
     a pixel drift to show). Columns: accuracy, n, 95% interval, baseline, threshold, delta, McNemar p against
     the baseline, and the drop the case detects."""
     order = {status: i for i, status in enumerate(PROBLEMS_FIRST)}
-    lines = []
+    lines, tabled = [], False
     for model in sorted({c.model for c in cases}):
         rows = sorted((c for c in cases if c.model == model), key=lambda c: (order[c.status], c.id))
         counts = summarize(rows)
@@ -100,6 +100,7 @@ def format_table(cases: Sequence[CaseRecord], notes: Mapping[str, str] | None = 
         shown = rows if full else [c for c in rows if not c.status.ok or c.pixel_drift]
         if not shown:
             continue
+        tabled = True
         lines.append(f"  {'case':<34} {'accuracy':>8} {'n':>5} {'95% CI':>17} {'baseline':>8} {'threshold':>9} "
                      f"{'delta':>7} {'p':>7} {'detects':>7}  status")
         for c in shown:
@@ -113,7 +114,7 @@ def format_table(cases: Sequence[CaseRecord], notes: Mapping[str, str] | None = 
                 lines.append(f"      {drift_note(c.pixel_drift)}")
         if not full and len(shown) < len(rows):
             lines.append(f"  ({len(rows) - len(shown)} passing cases not shown; -v lists every case)")
-    if lines:
+    if tabled:
         lines.append("  p: exact McNemar p of the paired change against the baseline; detects: the smallest accuracy "
                      "drop that fails the case with 80% power, at its n, confidence and discordance")
     return lines
