@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from .config import ConfigError, GatePolicy, policy_from_table
 from .files import json_bytes, write_json_atomic, write_staged
 from .metrics import attacked_pairs, wilson_lower_one_sided
-from .records import CaseRecord, decode_bits, decode_values
+from .records import CLEAN_NAME, CaseRecord, decode_bits, decode_values
 
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 << 20  # far above any real baseline (the embedded ones are 0.3 MB); a larger file is refused
@@ -184,6 +184,23 @@ def _check_pixel_fields(where: str, entry: Mapping[str, Any]) -> None:
         raise BaselineError(f"{where}['image_digests']['digests'] is not valid base64: {error}") from None
 
 
+def _clean_renamed(path: Path, cases: dict[str, Any]) -> dict[str, Any]:
+    """`cases` with a clean entry of the old form (keyed by its split, `clean/val` or `clean/test`) under the clean
+    case's key `clean/clean`, its setting renamed to match: files recorded before the rename keep gating, and the
+    next --update-baselines writes the new key."""
+    old = [key for key in cases if key.startswith("clean/") and key != f"clean/{CLEAN_NAME}"]
+    if not old:
+        return cases
+    if len(old) > 1 or f"clean/{CLEAN_NAME}" in cases:
+        raise BaselineError(f"{path}: more than one clean entry ({', '.join(sorted(old))}); a line has one clean "
+                            f"case, 'clean/{CLEAN_NAME}': keep that one and delete the others")
+    entry = cases[old[0]]
+    if isinstance(entry, dict) and isinstance(entry.get("setting"), dict):
+        entry = {**entry, "setting": {**entry["setting"], "name": CLEAN_NAME}}
+    return {(f"clean/{CLEAN_NAME}" if key == old[0] else key): (entry if key == old[0] else value)
+            for key, value in cases.items()}
+
+
 def read_baseline(path: Path) -> dict[str, Any] | None:
     """The parsed, validated baseline at `path`, or None when there is no such file."""
     path = Path(path)
@@ -213,6 +230,7 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     if document["line"] != path.stem:
         raise BaselineError(f"{path}: 'line' is {document['line']!r}, but the file is the baseline of line "
                             f"{path.stem!r} (a baseline copied from another line?); restore it from git")
+    document["cases"] = _clean_renamed(path, document["cases"])
     for key, entry in document["cases"].items():
         _check_case(path, key, entry, document)
     overrides = document.get("gate", {})

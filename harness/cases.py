@@ -13,11 +13,11 @@ from . import attacks, minimal  # noqa: F401  (register the attack, transfer and
 from .config import ConfigError, SuiteConfig
 from .data import get_benchmark
 from .models import resolve
-from .records import CATEGORIES
+from .records import CATEGORIES, CLEAN_NAME
 from .settings import SHIFT_KINDS, Setting, SettingScope
 from .shifts import corruptions, perturbations, typographic  # noqa: F401  (register their shift kinds)
 
-__all__ = ["CATEGORIES", "Case", "Setting", "expand_cases", "settings_for"]
+__all__ = ["CATEGORIES", "CLEAN_NAME", "Case", "Setting", "expand_cases", "settings_for"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,7 @@ def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[S
     """The settings of one model: its benchmark's clean split and natural shifts, then every shift kind's."""
     benchmark = get_benchmark(benchmark_name)
     clean = benchmark.clean_split
-    settings = [Setting("clean", clean, clean, config.samples_for("clean"))]
+    settings = [Setting("clean", CLEAN_NAME, clean, config.samples_for("clean"))]
     settings += [Setting("natural", shift.name, shift.split, config.samples_for("natural"), k=shift.k,
                          id_split=shift.id_split) for shift in benchmark.natural_shifts]
     scope = SettingScope(config, model, benchmark_name, clean)

@@ -17,6 +17,7 @@ import numpy as np
 
 REPORT_SCHEMA_VERSION = 1
 CATEGORIES = ("clean", "natural", "synthetic", "adversarial")
+CLEAN_NAME = "clean"  # the clean case's setting name whatever its split, so `-k clean` selects it and nothing else
 
 
 class RecordError(ValueError):

@@ -20,10 +20,10 @@ DEFAULT_MARGIN = 0.03
 
 # case key of the imagenet benchmark -> column of each source (fractions in open_clip's file, percent in the
 # testbed's)
-OPENCLIP_COLUMNS = {"clean/val": "ImageNet 1k", "natural/v2": "ImageNet v2", "natural/sketch": "ImageNet Sketch",
+OPENCLIP_COLUMNS = {"clean/clean": "ImageNet 1k", "natural/v2": "ImageNet v2", "natural/sketch": "ImageNet Sketch",
                     "natural/rendition": "ImageNet-R", "natural/imagenet-a": "ImageNet-A",
                     "natural/objectnet": "ObjectNet"}
-TESTBED_COLUMNS = {"clean/val": "val", "natural/v2": "imagenetv2-matched-frequency-format-val",
+TESTBED_COLUMNS = {"clean/clean": "val", "natural/v2": "imagenetv2-matched-frequency-format-val",
                    "natural/sketch": "imagenet-sketch", "natural/rendition": "imagenet-r",
                    "natural/imagenet-a": "imagenet-a", "natural/objectnet": "objectnet-1.0-beta",
                    "natural/vid-pm0": "imagenet-vid-robust_pm0", "natural/vid-pm10": "imagenet-vid-robust_pm10",

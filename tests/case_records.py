@@ -1,8 +1,8 @@
 """Case records and reports for tests: only the fields a test is about need to be given."""
 from harness.records import CaseRecord, Report, summarize
 
-IDENTITY = {"id": "synth-clip-test", "key": "clean/test", "model": "embedded:synth-clip", "line": "synth-clip",
-            "benchmark": "synth", "category": "clean", "setting": {"category": "clean", "name": "test"}}
+IDENTITY = {"id": "synth-clip-clean", "key": "clean/clean", "model": "embedded:synth-clip", "line": "synth-clip",
+            "benchmark": "synth", "category": "clean", "setting": {"category": "clean", "name": "clean"}}
 
 
 def case_record(**fields) -> CaseRecord:
@@ -26,7 +26,7 @@ def measured(correct_bits, **overrides) -> CaseRecord:
     from harness.records import encode_bits
 
     bits = np.asarray(correct_bits, dtype=bool)
-    fields = {"setting": {"category": "clean", "name": "test", "samples": len(bits)}, "data_sha256": "abc", "seed": 0,
+    fields = {"setting": {"category": "clean", "name": "clean", "samples": len(bits)}, "data_sha256": "abc", "seed": 0,
               "n": int(bits.size), "correct": int(bits.sum()), "accuracy": float(bits.mean()),
               "interval95": [0.0, 1.0], "per_sample": encode_bits(bits)}
     return case_record(**{**fields, **overrides})

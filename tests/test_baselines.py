@@ -29,9 +29,22 @@ def test_threshold_is_below_the_baseline_and_tightens_with_n():
 def test_baseline_round_trip(tmp_path):
     path = tmp_path / "synth-clip.json"
     entry = baseline_entry(measured([True, False, True]), POLICY)
-    write_baseline(path, {"clean/test": entry})
-    assert read_baseline(path)["cases"]["clean/test"] == entry
+    write_baseline(path, {"clean/clean": entry})
+    assert read_baseline(path)["cases"]["clean/clean"] == entry
     assert read_baseline(tmp_path / "absent.json") is None
+
+
+def test_a_clean_entry_keyed_by_its_split_reads_as_the_clean_case(tmp_path):
+    """Files recorded before the clean case was named `clean` (keys `clean/test`, `clean/val`) keep gating."""
+    path = tmp_path / "synth-clip.json"
+    entry = baseline_entry(measured([True, False, True]), POLICY)
+    old = {**entry, "setting": {**entry["setting"], "name": "test"}}
+    write_baseline(path, {"clean/test": old, "natural/v2": entry})
+    cases = read_baseline(path)["cases"]
+    assert list(cases) == ["clean/clean", "natural/v2"] and cases["clean/clean"] == entry
+    write_baseline(path, {"clean/test": old, "clean/clean": entry})
+    with pytest.raises(BaselineError, match="more than one clean entry"):
+        read_baseline(path)
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -42,7 +55,7 @@ def test_baseline_round_trip(tmp_path):
 ])
 def test_malformed_baseline_names_file_and_key(tmp_path, mutate, message):
     path = tmp_path / "synth-clip.json"
-    write_baseline(path, {"clean/test": baseline_entry(measured([True, False]), POLICY)})
+    write_baseline(path, {"clean/clean": baseline_entry(measured([True, False]), POLICY)})
     path.write_text(mutate(path.read_text()))
     with pytest.raises(BaselineError, match=message) as error:
         read_baseline(path)
@@ -59,17 +72,17 @@ def test_malformed_case_entries_are_named(tmp_path, field, value, message):
     path = tmp_path / "synth-clip.json"
     entry = baseline_entry(measured([True, False]), POLICY)
     entry[field] = value
-    write_baseline(path, {"clean/test": entry})
+    write_baseline(path, {"clean/clean": entry})
     with pytest.raises(BaselineError, match=message) as error:
         read_baseline(path)
-    assert "cases['clean/test']" in str(error.value)
+    assert "cases['clean/clean']" in str(error.value)
 
 
 def test_missing_case_key_is_named(tmp_path):
     path = tmp_path / "synth-clip.json"
     entry = baseline_entry(measured([True, False]), POLICY)
     del entry["threshold"]
-    write_baseline(path, {"clean/test": entry})
+    write_baseline(path, {"clean/clean": entry})
     with pytest.raises(BaselineError, match="missing key 'threshold'"):
         read_baseline(path)
 
@@ -121,17 +134,17 @@ def _written(tmp_path, document, name="synth-cnn.json"):
 def test_hand_edits_that_would_switch_the_gate_off_are_refused(tmp_path, edit, message):
     entry = baseline_entry(measured([True] * 488 + [False] * 12), POLICY)
     edit(entry)
-    path = _written(tmp_path, measured_document({"clean/test": entry}))
+    path = _written(tmp_path, measured_document({"clean/clean": entry}))
     with pytest.raises(BaselineError, match=message) as error:
         read_baseline(path)
-    assert str(path) in str(error.value) and "cases['clean/test']" in str(error.value)
+    assert str(path) in str(error.value) and "cases['clean/clean']" in str(error.value)
     assert "restore the file from git" in str(error.value)
 
 
 def test_a_seeded_figure_is_valid_only_for_a_family_with_published_figures(tmp_path):
     from harness.seeding import seeded_entry
 
-    document = measured_document({"clean/val": seeded_entry("clean/val", 0.6, OPENCLIP_SOURCE, 0.03)})
+    document = measured_document({"clean/clean": seeded_entry("clean/clean", 0.6, OPENCLIP_SOURCE, 0.03)})
     document["provenance"]["seeded_from"] = OPENCLIP_SOURCE
     with pytest.raises(BaselineError, match="figures only for openclip: models"):
         read_baseline(_written(tmp_path, document))
@@ -141,7 +154,7 @@ def test_a_seeded_figure_is_valid_only_for_a_family_with_published_figures(tmp_p
 
 def test_a_baseline_copied_from_another_line_is_refused(tmp_path):
     entry = baseline_entry(measured([True] * 9 + [False]), POLICY)
-    copied = measured_document({"clean/test": entry}, line="synth-clip", model="embedded:synth-clip")
+    copied = measured_document({"clean/clean": entry}, line="synth-clip", model="embedded:synth-clip")
     with pytest.raises(BaselineError, match="baseline of line 'synth-cnn'"):
         read_baseline(_written(tmp_path, copied))
     copied["line"] = "synth-cnn"  # line edited to match: the architecture still tells
@@ -228,16 +241,16 @@ def test_a_policy_edited_into_one_entry_is_refused():
     from harness.baselines import check_policy
 
     entry = baseline_entry(measured([True] * 90 + [False] * 10), GatePolicy(0.99, 0.1))
-    check_policy(entry, "b.json", "clean/test", GatePolicy(0.99, 0.1))
+    check_policy(entry, "b.json", "clean/clean", GatePolicy(0.99, 0.1))
     with pytest.raises(BaselineError, match="recorded under policy.*restore the file from git"):
-        check_policy(entry, "b.json", "clean/test", POLICY)
+        check_policy(entry, "b.json", "clean/clean", POLICY)
 
 
 def test_updated_documents_is_pure_and_reports_new_changed_and_loosened_entries(tmp_path):
     from harness.baselines import updated_documents
     from harness.config import build_config
 
-    def recorded(bits, key="clean/test"):
+    def recorded(bits, key="clean/clean"):
         return dataclasses.replace(measured(bits, key=key, line="synth-clip", model="embedded:synth-clip",
                                                category="clean"), model_provenance={"weights_sha256": "w"})
 
@@ -246,10 +259,10 @@ def test_updated_documents_is_pure_and_reports_new_changed_and_loosened_entries(
     [(path, document)] = first.documents.items()
     assert path == tmp_path / "synth-clip.json" and not path.exists()  # nothing written
     assert document["schema_version"] == 1 and document["provenance"] == {"model": {"weights_sha256": "w"}, "seed": 0}
-    assert first.changes[0].startswith("synth-clip clean/test: new, accuracy 0.9000") and not first.loosened
+    assert first.changes[0].startswith("synth-clip clean/clean: new, accuracy 0.9000") and not first.loosened
     worse = updated_documents([recorded([True] * 80 + [False] * 20)], {"synth-clip": document}, tmp_path,
                               policy_for, {"seed": 0})
-    assert worse.loosened and worse.changes[0].startswith("synth-clip clean/test: 0.9000 (n=100) -> 0.8000")
+    assert worse.loosened and worse.changes[0].startswith("synth-clip clean/clean: 0.9000 (n=100) -> 0.8000")
     same = updated_documents([recorded([True] * 90 + [False] * 10)], {"synth-clip": document}, tmp_path,
                              policy_for, {"seed": 0})
     assert same.changes == [] and same.loosened == []
@@ -263,12 +276,12 @@ def test_a_baseline_keeps_per_sample_values_and_refuses_values_that_disagree_wit
     entry = baseline_entry(record, POLICY)
     assert entry["per_sample_values"] == [0.0, 0.01, None]
     path = tmp_path / "synth-clip.json"
-    write_baseline(path, {"clean/test": entry})
-    assert read_baseline(path)["cases"]["clean/test"]["per_sample_values"] == [0.0, 0.01, None]
-    write_baseline(path, {"clean/test": {**entry, "per_sample_values": [0.0, None, None]}})
+    write_baseline(path, {"clean/clean": entry})
+    assert read_baseline(path)["cases"]["clean/clean"]["per_sample_values"] == [0.0, 0.01, None]
+    write_baseline(path, {"clean/clean": {**entry, "per_sample_values": [0.0, None, None]}})
     with pytest.raises(BaselineError, match="disagree with 'per_sample'"):
         read_baseline(path)
-    write_baseline(path, {"clean/test": {**entry, "per_sample_values": [0.0, "x", None]}})
+    write_baseline(path, {"clean/clean": {**entry, "per_sample_values": [0.0, "x", None]}})
     with pytest.raises(BaselineError, match="per_sample_values'\\] is not valid"):
         read_baseline(path)
 
@@ -305,7 +318,7 @@ def test_re_recording_a_lower_median_minimal_perturbation_loosens_the_baseline(t
                         model_provenance={})
 
     previous = baseline_entry(record([0.02] * 10 + [np.inf] * 2), POLICY)
-    old = {"synth-clip": {"cases": {"clean/test": previous}, "provenance": {}}}
+    old = {"synth-clip": {"cases": {"clean/clean": previous}, "provenance": {}}}
     update = updated_documents([record([0.01] * 10 + [np.inf] * 2)], old, tmp_path, lambda *_: POLICY, {})
     assert any("median minimal perturbation 0.02 -> 0.01" in line for line in update.loosened)
     same = updated_documents([record([0.02] * 10 + [np.inf] * 2)], old, tmp_path, lambda *_: POLICY, {})

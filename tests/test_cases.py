@@ -15,7 +15,7 @@ def test_default_cases_cover_every_category_for_both_models(config):
     ids = {case.id for case in cases}
     assert len(ids) == len(cases)
     for line in ("synth-clip", "synth-cnn"):
-        assert f"{line}-test" in ids and f"{line}-vid-pm4" in ids
+        assert f"{line}-clean" in ids and f"{line}-vid-pm4" in ids
         assert sum(1 for i in ids if i.startswith(line) and i.split("-")[-1] in "12345" and "linf" not in i) >= 75
         assert f"{line}-p-translate" in ids and f"{line}-greyscale" in ids and f"{line}-stylized" in ids
         assert f"{line}-typographic-1x14px-white-random" in ids
@@ -24,6 +24,15 @@ def test_default_cases_cover_every_category_for_both_models(config):
     attack_types = {c.setting.perturbation.spec.attack for c in cases if isinstance(c.setting.perturbation, Attack)}
     assert len(attack_types) >= 11
     assert not any("adversarial" in c.setting.name for c in cases if c.setting.category != "adversarial")
+
+
+def test_clean_case_ids_say_clean_and_no_id_names_the_clean_split(config):
+    """`-k test` matches every test_* function anyway, so no case id may lean on the clean split's name."""
+    cases = expand_cases(config)
+    clean = [case for case in cases if case.setting.category == "clean"]
+    assert [case.id for case in clean] == ["synth-clip-clean", "synth-cnn-clean"]
+    assert {case.setting.split for case in clean} == {"test"}
+    assert not any(part == "test" for case in cases for part in case.id.split("-"))
 
 
 def test_per_attack_sample_caps(config):
@@ -47,7 +56,7 @@ def test_bad_settings_name_the_table(tmp_path, table, message):
 def test_a_model_line_can_be_named(tmp_path):
     cases = expand_cases(build_config(tmp_path, {}, {"models": ["candidate=embedded:synth-cnn"]}))
     assert {case.line for case in cases} == {"candidate"}
-    assert cases[0].id == "candidate-test"
+    assert cases[0].id == "candidate-clean"
 
 
 def test_device_resolution(monkeypatch):

@@ -16,23 +16,23 @@ def controller(tmp_path):
 
 
 def test_a_case_id_is_read_from_a_node_id_only_for_known_cases():
-    known = {"synth-cnn-test": None}
-    assert case_id_of("robustness_tests/test_clean.py::test_clean[synth-cnn-test]", known) == "synth-cnn-test"
+    known = {"synth-cnn-clean": None}
+    assert case_id_of("robustness_tests/test_clean.py::test_clean[synth-cnn-clean]", known) == "synth-cnn-clean"
     assert case_id_of("tests/test_x.py::test_y[synth-cnn-other]", known) is None
     assert case_id_of("tests/test_x.py::test_y", known) is None
 
 
 def test_collected_cases_without_a_record_are_errors_unless_skipped(tmp_path):
     run = controller(tmp_path)
-    ids = ["synth-cnn-test", "synth-cnn-v2", "synth-cnn-sketch"]
+    ids = ["synth-cnn-clean", "synth-cnn-v2", "synth-cnn-sketch"]
     run.collected([f"robustness_tests/t.py::test[{i}]" for i in ids], set(ids))
-    record = measured([True, False], id="synth-cnn-test", model="embedded:synth-cnn", line="synth-cnn")
-    run.records["robustness_tests/t.py::test[synth-cnn-test]"] = record
+    record = measured([True, False], id="synth-cnn-clean", model="embedded:synth-cnn", line="synth-cnn")
+    run.records["robustness_tests/t.py::test[synth-cnn-clean]"] = record
     run.failures["robustness_tests/t.py::test[synth-cnn-v2]"] = "skipped: not run: no data"
     cases, complete = run.merged_cases()
     by_id = {case.id: case for case in cases}
     assert not complete
-    assert by_id["synth-cnn-test"].nodeid == "robustness_tests/t.py::test[synth-cnn-test]"
+    assert by_id["synth-cnn-clean"].nodeid == "robustness_tests/t.py::test[synth-cnn-clean]"
     assert by_id["synth-cnn-v2"].status is Status.NOT_RUN and not by_id["synth-cnn-v2"].measured
     assert by_id["synth-cnn-sketch"].status is Status.ERROR
     assert "worker crashed or run interrupted" in by_id["synth-cnn-sketch"].message
@@ -47,10 +47,10 @@ def test_the_first_error_line_of_a_failure_is_kept():
 
 def test_cases_left_unrun_by_an_early_stop_are_not_run_and_the_run_incomplete(tmp_path):
     run = controller(tmp_path)
-    ids = ["synth-cnn-test", "synth-cnn-v2", "synth-cnn-sketch"]
+    ids = ["synth-cnn-clean", "synth-cnn-v2", "synth-cnn-sketch"]
     run.collected([f"robustness_tests/t.py::test[{i}]" for i in ids], set(ids))
-    run.records["robustness_tests/t.py::test[synth-cnn-test]"] = measured(
-        [False], id="synth-cnn-test", model="embedded:synth-cnn", line="synth-cnn", status="regressed")
+    run.records["robustness_tests/t.py::test[synth-cnn-clean]"] = measured(
+        [False], id="synth-cnn-clean", model="embedded:synth-cnn", line="synth-cnn", status="regressed")
     run.failures["robustness_tests/t.py::test[synth-cnn-v2]"] = "worker 'gw0' crashed while running it"
     run.stopped_early = "stopping after 1 failures"
     cases, complete = run.merged_cases()
@@ -59,7 +59,7 @@ def test_cases_left_unrun_by_an_early_stop_are_not_run_and_the_run_incomplete(tm
     assert by_id["synth-cnn-sketch"].status is Status.NOT_RUN
     assert by_id["synth-cnn-sketch"].message == "not run: the run stopped before this case (stopping after 1 failures)"
     assert by_id["synth-cnn-v2"].status is Status.ERROR  # a crash is still an error
-    assert by_id["synth-cnn-test"].status is Status.REGRESSED
+    assert by_id["synth-cnn-clean"].status is Status.REGRESSED
 
 
 def test_the_heartbeat_writes_a_progress_line_under_xdist_at_most_every_period():

@@ -17,7 +17,7 @@ import pytest
 from suite_helpers import ROOT, read_json, run_suite
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SELECTION = ("synth-clip-test or synth-clip-v2 or synth-clip-sketch or synth-clip-rendition or "
+SELECTION = ("synth-clip-clean or synth-clip-v2 or synth-clip-sketch or synth-clip-rendition or "
              "synth-clip-gaussian_noise-3 or synth-clip-contrast-3 or synth-clip-greyscale or "
              "synth-clip-fgsm-linf-1/255 or synth-clip-pgd-linf-1/255")
 SELECTED = 9
@@ -48,7 +48,7 @@ def test_under_trained_checkpoint_fails_with_readable_regressions(tmp_path):
     done, report = gate(f"embedded:synth-clip@{short}", tmp_path)
     assert done.returncode == 1, done.stdout[-4000:]
     regressed = [case for case in report["cases"] if case["status"] == "regressed"]
-    assert {case["id"] for case in regressed} >= {"synth-clip-test", "synth-clip-v2"}
+    assert {case["id"] for case in regressed} >= {"synth-clip-clean", "synth-clip-v2"}
     baselines = committed_cases()
     for case in regressed:
         assert case["accuracy"] < case["threshold"] or case["mcnemar_p"] < 0.01

@@ -119,7 +119,7 @@ def test_the_page_renders_in_headless_chromium_without_console_errors(page, tmp_
 
 
 def test_pytest_html_writes_the_page_next_to_the_json_report(tmp_path):
-    done = run_suite("-k", "synth-cnn-test or synth-cnn-v2", "--samples=10", f"--baselines-dir={tmp_path / 'none'}",
+    done = run_suite("-k", "synth-cnn-clean or synth-cnn-v2", "--samples=10", f"--baselines-dir={tmp_path / 'none'}",
                      f"--report-dir={tmp_path / 'r'}", "-n", "0", "--html")
     assert done.returncode == 1, done.stdout[-3000:]  # no baseline: both cases fail, the report is still written
     run_json = next((tmp_path / "r").glob("run-*.json"))

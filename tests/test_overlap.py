@@ -151,7 +151,7 @@ def test_cli_reads_per_sample_results_from_a_report_and_checks_their_data(tmp_pa
     for i, image in enumerate(render_split("train", 20, seed=0).images):
         Image.fromarray(image).save(corpus / f"train-{i}.png")
     bits = np.arange(n) % 3 == 0
-    case = dict(IDENTITY, id="synth-cnn-test", model="embedded:synth-cnn", status="passed", n=n,
+    case = dict(IDENTITY, id="synth-cnn-clean", model="embedded:synth-cnn", status="passed", n=n,
                 per_sample=encode_bits(bits), data=dict(data.provenance))
     (tmp_path / "report.json").write_text(json.dumps(report_with([case])))
     args = ["overlap", "--eval", "synth:test", "--corpus", str(corpus), "--report", str(tmp_path / "report.json"),

@@ -6,8 +6,8 @@ import pytest
 
 from suite_helpers import read_json, run_suite
 
-SELECTION = "synth-clip-test or synth-cnn-sketch or synth-clip-vid-pm4 or gaussian_noise-3 or pgd-linf-1/255"
-SELECTED = {"synth-clip-test", "synth-cnn-sketch", "synth-clip-vid-pm4", "synth-clip-gaussian_noise-3",
+SELECTION = "synth-clip-clean or synth-cnn-sketch or synth-clip-vid-pm4 or gaussian_noise-3 or pgd-linf-1/255"
+SELECTED = {"synth-clip-clean", "synth-cnn-sketch", "synth-clip-vid-pm4", "synth-clip-gaussian_noise-3",
             "synth-cnn-gaussian_noise-3", "synth-clip-pgd-linf-1/255", "synth-cnn-pgd-linf-1/255"}
 SAMPLES = "--samples=24"
 
@@ -76,7 +76,7 @@ def test_serial_and_parallel_runs_measure_identical_samples(recorded):
 
 def test_a_different_protocol_is_refused_not_compared(recorded):
     tmp, _ = recorded
-    done = run_suite("-k", "synth-clip-test", "--samples=20", f"--baselines-dir={tmp / 'baselines'}",
+    done = run_suite("-k", "synth-clip-clean", "--samples=20", f"--baselines-dir={tmp / 'baselines'}",
                      f"--report-dir={tmp / 'mismatch'}", "-n", "0")
     assert done.returncode == 1
     assert "protocol-mismatch" in done.stdout and "setting.samples: baseline 24, now 20" in done.stdout
@@ -117,26 +117,26 @@ def test_unknown_model_is_a_usage_error_listing_known_ids(tmp_path):
 
 
 def test_model_without_baseline_fails_each_case_with_how_to_record(tmp_path):
-    done = run_suite("-k", "synth-cnn-test or synth-cnn-v2", "--samples=10", f"--baselines-dir={tmp_path / 'none'}",
+    done = run_suite("-k", "synth-cnn-clean or synth-cnn-v2", "--samples=10", f"--baselines-dir={tmp_path / 'none'}",
                      f"--report-dir={tmp_path / 'r'}", "-n", "0")
     assert done.returncode == 1
     assert done.stdout.count("no baseline for case") >= 2
     assert "pytest --model embedded:synth-cnn --update-baselines" in done.stdout
     statuses = {c["id"]: c["status"] for c in read_json(tmp_path / "r" / "latest.json")["cases"]}
-    assert statuses == {"synth-cnn-test": "no-baseline", "synth-cnn-v2": "no-baseline"}
+    assert statuses == {"synth-cnn-clean": "no-baseline", "synth-cnn-v2": "no-baseline"}
 
 
 @pytest.mark.parametrize("content, message", [
     ('{"schema_version": 1, "line": "synth-cnn"', "not valid JSON"),
     ('{"schema_version": 1, "line": "synth-cnn", "model": "embedded:synth-cnn", "provenance": {}, "cases": '
-     '{"clean/test": {"n": "ten"}}}', "missing key 'setting'"),
+     '{"clean/clean": {"n": "ten"}}}', "missing key 'setting'"),
 ])
 def test_malformed_baseline_is_an_error_naming_the_file(tmp_path, content, message):
     baselines = tmp_path / "baselines"
     baselines.mkdir()
     broken = baselines / "synth-cnn.json"
     broken.write_text(content)
-    done = run_suite("-k", "synth-cnn-test", "--samples=10", f"--baselines-dir={baselines}",
+    done = run_suite("-k", "synth-cnn-clean", "--samples=10", f"--baselines-dir={baselines}",
                      f"--report-dir={tmp_path / 'r'}", "-n", "0")
     assert done.returncode == 1
     assert str(broken) in done.stdout and message in done.stdout
@@ -155,7 +155,7 @@ def test_crashed_worker_marks_the_run_incomplete(tmp_path):
         "def pytest_runtest_call(item):\n"
         "    if item.nodeid.endswith('[synth-cnn-v2]'):\n"
         "        os._exit(3)\n")
-    done = run_suite("-k", "synth-cnn-test or synth-cnn-v2", "--samples=10", "-n", "2",
+    done = run_suite("-k", "synth-cnn-clean or synth-cnn-v2", "--samples=10", "-n", "2",
                      f"--report-dir={tmp_path / 'r'}", "-p", "crash_plugin", "--max-worker-restart=0",
                      extra_env={"PYTHONPATH": str(tmp_path)})
     assert done.returncode != 0
@@ -201,10 +201,10 @@ def test_data_is_checked_before_the_model_loads_and_a_partial_run_lists_what_did
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     done = run_suite("--model", f"torchvision:resnet18@{garbage}", "--model", "embedded:synth-cnn",
-                     "-k", "resnet18-val or synth-cnn-test", f"--report-dir={tmp_path / 'r'}", "-n", "0")
+                     "-k", "resnet18-val or synth-cnn-clean", f"--report-dir={tmp_path / 'r'}", "-n", "0")
     report = read_json(tmp_path / "r" / "latest.json")
     statuses = {c["id"]: c["status"] for c in report["cases"]}
-    assert statuses == {"resnet18-val": "not-run", "synth-cnn-test": "passed"}, done.stdout[-2000:]
+    assert statuses == {"resnet18-val": "not-run", "synth-cnn-clean": "passed"}, done.stdout[-2000:]
     assert done.returncode == 0 and report["run"]["complete"] and report["run"]["measured"] == 1
     assert "--data-root" in done.stdout
 
@@ -259,7 +259,7 @@ def test_concurrent_baseline_updates_wait_for_each_other_and_lose_nothing(tmp_pa
                               "--update-baselines", f"--baselines-dir={tmp_path / 'baselines'}",
                               f"--report-dir={tmp_path / name}", "-n", "0", "-p", "no:randomly"],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for name, selection in (("a", "synth-cnn-test or synth-cnn-v2"), ("b", "synth-cnn-sketch or synth-cnn-pose"))]
+            for name, selection in (("a", "synth-cnn-clean or synth-cnn-v2"), ("b", "synth-cnn-sketch or synth-cnn-pose"))]
     deadline = time.monotonic() + 600
     while not all((tmp_path / name / "latest.json").exists() for name in "ab") and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -269,20 +269,20 @@ def test_concurrent_baseline_updates_wait_for_each_other_and_lose_nothing(tmp_pa
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     recorded = read_json(tmp_path / "baselines" / "synth-cnn.json")["cases"]
-    assert set(recorded) == {"clean/test", "natural/v2", "natural/sketch", "natural/pose"}
+    assert set(recorded) == {"clean/clean", "natural/v2", "natural/sketch", "natural/pose"}
 
 
 def test_a_hung_case_times_out_as_an_error_and_the_run_is_incomplete(tmp_path):
     from suite_helpers import ROOT
 
-    done = run_suite("-p", "hang_plugin", "-k", "synth-cnn-test or synth-cnn-v2", "--samples=10",
+    done = run_suite("-p", "hang_plugin", "-k", "synth-cnn-clean or synth-cnn-v2", "--samples=10",
                      "--case-timeout=8", f"--report-dir={tmp_path}", f"--baselines-dir={tmp_path / 'none'}",
                      "--update-baselines", "-n", "0", timeout=300,
-                     extra_env={"HANG_CASE": "synth-cnn-test", "PYTHONPATH": str(ROOT / "tests" / "fixtures")})
+                     extra_env={"HANG_CASE": "synth-cnn-clean", "PYTHONPATH": str(ROOT / "tests" / "fixtures")})
     report = read_json(tmp_path / "latest.json")
     statuses = {c["id"]: c["status"] for c in report["cases"]}
-    assert statuses == {"synth-cnn-test": "error", "synth-cnn-v2": "recorded"}, done.stdout[-2000:]
-    assert "Timeout" in next(c["message"] for c in report["cases"] if c["id"] == "synth-cnn-test")
+    assert statuses == {"synth-cnn-clean": "error", "synth-cnn-v2": "recorded"}, done.stdout[-2000:]
+    assert "Timeout" in next(c["message"] for c in report["cases"] if c["id"] == "synth-cnn-clean")
     assert done.returncode == 1 and report["run"]["complete"] is False
     assert "baselines NOT updated" in done.stdout and not (tmp_path / "none" / "synth-cnn.json").exists()
 
@@ -291,13 +291,13 @@ def test_junit_xml_carries_each_case_record_as_json(tmp_path):
     """CI systems read JUnit XML: the record there is the JSON the report holds, not a Python repr."""
     import xml.etree.ElementTree as ElementTree
 
-    done = run_suite("--model", "embedded:synth-cnn", "-k", "synth-cnn-test", "-n", "0",
+    done = run_suite("--model", "embedded:synth-cnn", "-k", "synth-cnn-clean", "-n", "0",
                      f"--report-dir={tmp_path / 'r'}", f"--junitxml={tmp_path / 'junit.xml'}")
     assert done.returncode == 0, done.stdout[-2000:]
     [prop] = [p for p in ElementTree.parse(tmp_path / "junit.xml").iter("property") if p.get("name") ==
               "robustness_record"]
     record = json.loads(prop.get("value"))
-    assert record["id"] == "synth-cnn-test" and record["status"] == "passed"
+    assert record["id"] == "synth-cnn-clean" and record["status"] == "passed"
     assert record == {k: v for k, v in read_json(tmp_path / "r" / "latest.json")["cases"][0].items()
                       if k != "nodeid"} | {"model_provenance": record["model_provenance"], "nodeid": None}
 
@@ -306,7 +306,7 @@ def test_x_reports_the_cases_it_never_ran_as_not_run_and_lf_reruns_only_the_fail
     """-x and --lf as pytest users expect: after a stop the unrun cases are "not run", not errors, and --lf
     reruns just the case that failed (pytest's cache, here in tmp_path, is on)."""
     baselines = tmp_path / "baselines"
-    common = ["-k", "synth-cnn-test or synth-cnn-v2 or synth-cnn-sketch", "--samples=10", "-p", "no:randomly",
+    common = ["-k", "synth-cnn-clean or synth-cnn-v2 or synth-cnn-sketch", "--samples=10", "-p", "no:randomly",
               f"--baselines-dir={baselines}", "-o", f"cache_dir={tmp_path / 'cache'}"]
     assert run_suite(*common, "--update-baselines", f"--report-dir={tmp_path / 'r0'}").returncode == 0
     document = read_json(baselines / "synth-cnn.json")

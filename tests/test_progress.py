@@ -13,7 +13,7 @@ class Clock:
 def test_short_cases_write_nothing_and_long_ones_write_at_most_one_line_per_interval(tmp_path):
     clock, echoed = Clock(), []
     log = ProgressLog(tmp_path / "progress" / "gw0.log", interval_s=10, echo=echoed.append, clock=clock)
-    quick = log.for_case("synth-clip-test")
+    quick = log.for_case("synth-clip-clean")
     for done in (250, 500):
         clock.now += 1
         quick(done, 500)

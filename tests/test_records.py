@@ -64,7 +64,7 @@ def test_a_report_round_trips_and_names_its_file_when_it_is_not_one():
         Report.from_json({"schema_version": 0}, "old.json")
     broken = report.to_json()
     broken["cases"][0]["status"] = "green"
-    with pytest.raises(RecordError, match="x.json: case 'synth-clip-test': unknown status"):
+    with pytest.raises(RecordError, match="x.json: case 'synth-clip-clean': unknown status"):
         Report.from_json(broken, "x.json")
 
 

@@ -8,9 +8,9 @@ from harness.report import build_report, format_table
 
 def test_a_report_keeps_each_models_provenance_once_and_sorts_its_cases():
     cases = [measured([True, False], id=f"synth-clip-{name}", model="embedded:synth-clip",
-                      model_provenance={"weights_sha256": "w"}) for name in ("v2", "test")]
+                      model_provenance={"weights_sha256": "w"}) for name in ("v2", "clean")]
     report = build_report({"id": "r", "started": "2026-01-01T00:00:00+00:00"}, cases)
-    assert [case.id for case in report.cases] == ["synth-clip-test", "synth-clip-v2"]
+    assert [case.id for case in report.cases] == ["synth-clip-clean", "synth-clip-v2"]
     assert report.models == {"embedded:synth-clip": {"weights_sha256": "w"}}
     assert "model_provenance" not in report.to_json()["cases"][0]
     assert report.summary["passed"] == 2
