@@ -12,6 +12,7 @@ of a pair, so drift of the machine's speed does not favour either; each side kee
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -110,19 +111,21 @@ def main() -> None:
     if args.model == "embedded:synth-clip":
         import open_clip
 
-        from harness.embedded.renderer import CLASSNAMES, TEMPLATES
+        from harness.data import get_benchmark
         from harness.models.embedded import EMBEDDED_DIR, _checkpoint
 
         open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
         clip = open_clip.create_model("synth-clip", pretrained=str(_checkpoint(model.model_id))).eval()
         tokenizer = open_clip.get_tokenizer("synth-clip")
 
+        prompts = get_benchmark("synth").prompts()
+
         def per_class():
-            for name in CLASSNAMES:
-                zero_shot_head(clip.encode_text, tokenizer, [name], TEMPLATES, device)
+            for name in prompts.classnames:
+                zero_shot_head(clip.encode_text, tokenizer, dataclasses.replace(prompts, classnames=(name,)), device)
 
         rows.append(("(c) zero-shot head", *best_of_alternating(args.repeats, lambda: zero_shot_head(
-            clip.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device), per_class), 1.0))
+            clip.encode_text, tokenizer, prompts, device), per_class), 1.0))
 
     print(f"{'measurement':<22} {'harness/batched s':>18} {'bare/per-class s':>17} {'ratio':>7} {'target':>7}")
     for name, ours, reference, target in rows:

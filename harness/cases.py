@@ -8,11 +8,13 @@ harness.attacks, minimal perturbations in harness.minimal, typographic attacks i
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from . import attacks, minimal  # noqa: F401  (register the attack, transfer and minimal-perturbation kinds)
 from .config import ConfigError, SuiteConfig
-from .data import get_benchmark
+from .data import BENCHMARKS, get_benchmark
 from .models import resolve
+from .prompts import Prompts, PromptsError, configured_prompts
 from .records import CATEGORIES, CLEAN_NAME
 from .settings import SHIFT_KINDS, Setting, SettingScope
 from .shifts import corruptions, perturbations, typographic  # noqa: F401  (register their shift kinds)
@@ -45,12 +47,40 @@ def settings_for(benchmark_name: str, config: SuiteConfig, model: str) -> list[S
     return settings
 
 
+def model_benchmark(text: str, config: SuiteConfig) -> str:
+    """The benchmark model `text` is evaluated on: `config.benchmark` when set, else its family's own. Only a
+    zero-shot family (one whose `zero_shot` is true: it builds its head from any benchmark's class names) may be
+    moved to another benchmark; a supervised classifier knows only its own classes."""
+    model_id, family = resolve(text)
+    own = family.benchmark(model_id)
+    if not config.benchmark or config.benchmark == own:
+        return own
+    if config.benchmark not in BENCHMARKS:
+        raise ConfigError(f"benchmark {config.benchmark!r} (--benchmark or [tool.robustness] benchmark) is not "
+                          f"registered; known: {', '.join(BENCHMARKS.names())}")
+    if not getattr(family, "zero_shot", False):
+        raise ConfigError(f"{text} classifies the classes of {own!r} with a trained head, so it cannot be evaluated "
+                          f"on {config.benchmark!r}; drop --benchmark, or gate a zero-shot model there")
+    return config.benchmark
+
+
+def model_prompts(text: str, config: SuiteConfig) -> Prompts:
+    """The prompts of model `text`'s zero-shot head: its benchmark's, under `[tool.robustness.prompts]`."""
+    try:
+        return configured_prompts(get_benchmark(model_benchmark(text, config)).prompts(), config.templates,
+                                  config.classnames, Path("/"))
+    except PromptsError as error:
+        raise ConfigError(str(error)) from None
+
+
 def expand_cases(config: SuiteConfig) -> list[Case]:
     """Every case of the run: each configured model crossed with its benchmark's settings, in a stable order."""
     cases = []
     for text in config.models:
         model_id, family = resolve(text)
-        benchmark = family.benchmark(model_id)
+        benchmark = model_benchmark(text, config)
+        if getattr(family, "zero_shot", False):
+            model_prompts(text, config)  # a bad prompts file fails the run at start, not at its first case
         cases += [Case(text, model_id.line, benchmark, setting)
                   for setting in settings_for(benchmark, config, text)]
     ids = [case.id for case in cases]
@@ -58,3 +88,9 @@ def expand_cases(config: SuiteConfig) -> list[Case]:
     if duplicates:
         raise ConfigError(f"two models share a model line, so their case ids collide: {', '.join(duplicates[:5])}")
     return cases
+
+
+def unmatched_smoke(config: SuiteConfig, cases: list[Case]) -> list[str]:
+    """The names of `config.smoke` that no case of the run has (a misspelt name, or a setting another benchmark
+    or protocol has): the smoke slice is smaller than listed by these."""
+    return sorted(set(config.smoke) - {case.setting.name for case in cases})

@@ -1,8 +1,11 @@
 """Run-level validity checks over merged cases; a violation fails the run (harness.controller).
 
 - Dose response: a stronger attack (larger eps) or a harsher corruption (higher severity) of the same kind, on
-  the same samples, may not score above the weaker one's 95% interval: when it does, the attack or the
-  corruption is broken. Corruptions whose severity levels are not one growing dose (NOT_A_DOSE) are not checked.
+  the same samples, may not score above the weaker one: when it scores above the weaker's 95% interval and an
+  exact McNemar test on the samples the two judged differently says it is significantly better (p < DOSE_ALPHA),
+  the attack or the corruption is broken. The paired test keeps small runs honest: at n = 50, 0.96 then 1.00
+  (two samples that only the harsher setting got right) is noise, p = 0.25. Corruptions whose severity levels
+  are not one growing dose (NOT_A_DOSE) are not checked.
 - Gradient masking (Carlini et al. 2019, "On Evaluating Adversarial Robustness", section 5): a black-box attack
   may not leave significantly fewer samples robust than the white-box attacks at the same norm, budget and
   space. A case's samples are the first n of its split (the loaders' samples are prefixes, the same for every
@@ -20,6 +23,7 @@ from .metrics import mcnemar_worse_p
 from .records import CaseRecord
 
 MASKING_ALPHA = 0.01
+DOSE_ALPHA = 0.01
 
 
 # ImageNet-C severities that are not one dose of one perturbation (Hendrycks & Dietterich 2019, imagecorruptions):
@@ -50,10 +54,18 @@ def dose_response_violations(cases: Iterable[CaseRecord]) -> list[str]:
     for ladder in ladders.values():
         ladder.sort(key=lambda item: item[0])
         for (_, weaker), (_, stronger) in zip(ladder, ladder[1:]):
-            if stronger.accuracy > weaker.interval95[1]:
+            if stronger.accuracy <= weaker.interval95[1]:
+                continue
+            n = min(weaker.n, stronger.n)
+            weak, strong = weaker.bits()[:n], stronger.bits()[:n]
+            only_stronger, only_weaker = int((strong & ~weak).sum()), int((weak & ~strong).sum())
+            p_value = mcnemar_worse_p(only_stronger, only_weaker)
+            if p_value < DOSE_ALPHA:
                 problems.append(f"{stronger.id}: accuracy {stronger.accuracy:.4f} is above the 95% interval of "
                                 f"the weaker {weaker.id} ({weaker.interval95[0]:.4f}, "
-                                f"{weaker.interval95[1]:.4f}): accuracy must not rise with the dose")
+                                f"{weaker.interval95[1]:.4f}), and on the same {n} samples it got {only_stronger} "
+                                f"right that the weaker got wrong against {only_weaker} the other way (McNemar "
+                                f"p={p_value:.3g} < {DOSE_ALPHA}): accuracy must not rise with the dose")
     return problems
 
 

@@ -66,6 +66,10 @@ class SuiteConfig:
     max_flip_rate: float | None = None
     amp: str = "off"
     timeouts: dict[str, float] = dataclasses.field(default_factory=dict)
+    benchmark: str = ""  # every model's benchmark ("" : each family's own)
+    templates: str = ""  # "", "openai", "single" or an absolute path (see harness.prompts)
+    classnames: str = ""  # "" or an absolute path
+    smoke: tuple[str, ...] = ()  # setting names marked `smoke`: `pytest -m smoke` gates this slice of every model
 
     def timeout_for(self, category: str) -> float:
         """Seconds one case of `category` may run (its model's loading included) before it is an error."""
@@ -87,17 +91,22 @@ class SuiteConfig:
         return min(cap, self.attack_sample_caps.get(attack, cap)) if attack else cap
 
 
-_DEFAULTS: dict[str, Any] = {
-    "models": ["embedded:synth-clip", "embedded:synth-cnn"],
-    "samples": 500,
-    "seed": 0,
-    "device": "auto",
-    "amp": "off",
-    "batch_size": 250,
-    "baselines_dir": "baselines",
-    "report_dir": "reports",
-    "cache_dir": ".cache/robustness-gate",
-}
+PROTOCOL = Path(__file__).resolve().with_name("protocol.toml")  # the default protocol, in [tool.robustness]'s schema
+
+
+def default_protocol() -> dict[str, Any]:
+    """harness/protocol.toml: what every project's `[tool.robustness]` table starts from."""
+    with PROTOCOL.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def with_defaults(defaults: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
+    """`table` over `defaults`: tables merge key by key, any other value (a list among them) replaces."""
+    merged = dict(defaults)
+    for key, value in table.items():
+        both_tables = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = with_defaults(merged[key], value) if both_tables else value
+    return merged
 
 
 def read_pyproject_table(pyproject: Path) -> dict[str, Any]:
@@ -168,15 +177,37 @@ def _str_list(source: str, key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+PROMPT_KEYWORDS = ("", "openai", "single")
+
+
+def _prompt_option(source: str, key: str, value: Any, root: Path, keywords: tuple[str, ...]) -> str:
+    """A prompts option as SuiteConfig keeps it: a keyword as is, a file as its absolute path (which must exist)."""
+    value = _typed(source, key, value, str)
+    if value in keywords:
+        return value
+    path = (root / value).resolve()
+    if not path.is_file():
+        choices = " or ".join(f'"{k}"' for k in keywords if k)
+        raise ConfigError(f"{source}: '{key}' = {value!r} names no file ({path}); give a text file, one entry per "
+                          f"line" + (f", or {choices}" if choices else ""))
+    return str(path)
+
+
 def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, Any]) -> SuiteConfig:
-    """Merge pyproject `table` with command-line `overrides` (None means "not given"); paths resolve against `root`."""
+    """pyproject's `table` over the default protocol, then command-line `overrides` (None means "not given");
+    paths resolve against `root`."""
     source = f"{root / 'pyproject.toml'} [tool.robustness]"
-    merged = {**_DEFAULTS, **{k: v for k, v in table.items() if not isinstance(v, dict)}}
+    table = with_defaults(default_protocol(), table)
+    merged = {k: v for k, v in table.items() if not isinstance(v, dict)}
     merged.update({k: v for k, v in overrides.items() if v is not None})
 
     gate_table = table.get("gate", {})
     synthetic = table.get("synthetic", {})
     adversarial = table.get("adversarial", {})
+    prompts = {**table.get("prompts", {}), **{k: overrides[k] for k in ("templates", "classnames")
+                                              if overrides.get(k) is not None}}
+    if set(prompts) - {"templates", "classnames"}:
+        raise ConfigError(f"{source}: 'prompts' takes the keys templates and classnames, got {sorted(prompts)}")
     gate = policy_from_table(f"{source} gate", gate_table, GatePolicy())
     by_category = {name: policy_from_table(f"{source} gate.{name}", value, gate)
                    for name, value in gate_table.items() if isinstance(value, dict)}
@@ -229,6 +260,10 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         data_root=(root / merged["data_root"]).resolve() if merged.get("data_root") else None,
         strict_data=bool(merged.get("strict_data", False)),
         max_flip_rate=None if max_flip_rate is None else float(max_flip_rate),
+        benchmark=_typed(source, "benchmark", merged.get("benchmark", ""), str),
+        smoke=_str_list(source, "smoke", list(merged.get("smoke", []))),
+        templates=_prompt_option(source, "prompts.templates", prompts.get("templates", ""), root, PROMPT_KEYWORDS),
+        classnames=_prompt_option(source, "prompts.classnames", prompts.get("classnames", ""), root, ("",)),
     )
 
 

@@ -1,5 +1,11 @@
 """The pytest plugin, worker side: options, case parametrization, and the fixtures that measure and gate a case.
 
+Installed, it loads into every pytest run through its `pytest11` entry point (`robustness_gate`), and stays
+inert where the run's root has no `[tool.robustness]` table in pyproject.toml and no suite option (`--model`,
+`--samples`, ...) is given: a project that has not set the suite up is not touched. The suite's own test files
+ship in the package `robustness_tests`: `pytest --pyargs robustness_tests` gates the models of the current
+project's `[tool.robustness]` against its own `baselines/`.
+
 A worker (or the single process of a run without xdist) measures each case, has the gate decide it, and attaches
 the case's record to its test report; the controller (harness.controller.RunController, registered only where
 the process is not an xdist worker) merges the records and reports.
@@ -12,6 +18,7 @@ import os
 import re
 import resource
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,14 +27,15 @@ import torch
 
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
 from .cache import ArrayCache
-from .cases import CATEGORIES, Case, expand_cases
+from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
 from .controller import PLANNED_OUTPUT, RECORD_PROPERTY, Collection, RunController, XdistCollection, relative_to
 from .data import DataMissingError, get_benchmark
 from .evaluate import RunContext, evaluate
 from .gate import GateDecision, decide, judged, record_decision
-from .models import LoadedModel, UnknownModelError, load_model
+from .models import LoadedModel, UnknownModelError, load_model, resolve
 from .progress import ProgressLog
+from .registry import ExtensionError, load_extensions
 
 _STATE = pytest.StashKey["SuiteState"]()
 
@@ -36,6 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("robustness", "robustness-gate (defaults: [tool.robustness] in pyproject.toml)")
     group.addoption("--model", action="append", default=None, metavar="ID",
                     help="model id to gate, repeatable, e.g. embedded:synth-clip (default: pyproject models)")
+    group.addoption("--benchmark", default=None, metavar="NAME",
+                    help="evaluate every model on this benchmark (e.g. synth: any zero-shot model on the embedded "
+                         "benchmark); default: each model family's own")
+    group.addoption("--templates", default=None, metavar="SET",
+                    help="prompt templates of zero-shot heads: openai (80), single, or a file (one per line); "
+                         "default: the benchmark's")
+    group.addoption("--classnames", default=None, metavar="FILE",
+                    help="class names of zero-shot heads, one per line in label order; default: the benchmark's")
     group.addoption("--samples", type=int, default=None, metavar="N", help="cap on samples per case")
     group.addoption("--seed", type=int, default=None, metavar="N", help="seed of corruptions and attacks")
     group.addoption("--device", default=None, metavar="DEV", help="auto, cpu, cuda or cuda:N")
@@ -94,16 +110,35 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
             "allow_loosen": option.allow_loosen, "max_flip_rate": option.max_flip_rate,
             "save_adversarials": option.save_adversarials, "data_root": option.data_root,
             "strict_data": option.strict_data, "case_timeout": option.case_timeout,
+            "benchmark": option.benchmark, "templates": option.templates, "classnames": option.classnames,
             "report_dir": option.report_dir, "baselines_dir": option.baselines_dir, "cache_dir": option.cache_dir}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for category in CATEGORIES:
-        config.addinivalue_line("markers", f"{category}: robustness-gate {category} cases")
     root = Path(config.rootpath)
     try:
-        suite = build_config(root, read_pyproject_table(root / "pyproject.toml"), _overrides(config))
+        table = read_pyproject_table(root / "pyproject.toml")
+    except ConfigError as error:
+        raise pytest.UsageError(str(error)) from None
+    overrides = _overrides(config)
+    if not table and all(value is None for value in overrides.values()):
+        return  # not a robustness-gate project: stay out of its way
+    try:
+        load_extensions()
+    except ExtensionError as error:
+        raise pytest.UsageError(str(error)) from None
+    for category in CATEGORIES:
+        config.addinivalue_line("markers", f"{category}: robustness-gate {category} cases")
+    config.addinivalue_line("markers", "smoke: the settings listed in [tool.robustness] smoke, a quick slice of "
+                                       "every category (pytest -m smoke)")
+    try:
+        suite = build_config(root, table, overrides)
         cases = expand_cases(suite)
+        unmatched = unmatched_smoke(suite, cases)
+        if unmatched:  # a warning, not an error: the default list names settings of both built-in benchmarks
+            warnings.warn(pytest.PytestConfigWarning(
+                f"[tool.robustness] smoke lists settings no model of this run has, so `-m smoke` leaves them out: "
+                f"{', '.join(unmatched)} (names as `pytest --collect-only -q` shows them after the model line)"))
         device = resolve_device(suite.device, _worker_index(config))
         if suite.amp != "off" and device.type != "cuda":
             raise ConfigError(f"--amp {suite.amp} needs a CUDA device; this run uses {device}")
@@ -134,11 +169,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Cases of one model line run next to each other (otherwise in collection order): xdist's load scheduling
     hands each worker runs of consecutive items, so a worker loads few models while the work stays balanced."""
+    if _STATE not in config.stash:
+        return
     position = {id(item): index for index, item in enumerate(items)}
     items.sort(key=lambda item: (schedule_key(item), position[id(item)]))
     suite = config.stash[_STATE].suite
     for item in items:  # pytest-timeout: a hung case is an error, and its run incomplete
         case = item.callspec.params.get("case") if hasattr(item, "callspec") else None
+        if isinstance(case, Case) and case.setting.name in suite.smoke:
+            item.add_marker(pytest.mark.smoke)
         category = case.setting.category if isinstance(case, Case) else next(
             (c for c in CATEGORIES if item.get_closest_marker(c) is not None), None)
         if category is not None and item.get_closest_marker("timeout") is None:
@@ -154,6 +193,12 @@ def schedule_key(item: pytest.Item) -> str:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
+    if _STATE not in metafunc.config.stash:
+        pyproject = Path(metafunc.config.rootpath) / "pyproject.toml"
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} is a robustness-gate case, but {pyproject} has no [tool.robustness] "
+            f"table: add one naming the models to gate (models = [\"embedded:synth-cnn\"]), or pass --model; "
+            f"README, \"Gate your own model\"")
     categories = [c for c in CATEGORIES if metafunc.definition.get_closest_marker(c)]
     if len(categories) != 1:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: a test taking `case` needs exactly one of the "
@@ -173,7 +218,7 @@ def robustness_session(pytestconfig: pytest.Config) -> "SuiteState":
 def loaded_models(pytestconfig: pytest.Config) -> "ModelPool":
     """Each model is loaded once per worker, on first use."""
     state = pytestconfig.stash[_STATE]
-    return ModelPool(state.device, state.cache)
+    return ModelPool(state.device, state.cache, state.suite)
 
 
 @pytest.fixture
@@ -231,16 +276,20 @@ def rss_mb() -> float | None:
 
 
 class ModelPool:
-    """Models by id, loaded on first use onto `device`, keeping derived artefacts (zero-shot heads) in `cache`."""
+    """Models by id, loaded on first use onto `device`, keeping derived artefacts (zero-shot heads) in `cache`; a
+    zero-shot model's head is built from the prompts of its benchmark under the suite's prompts options."""
 
-    def __init__(self, device: torch.device, cache: ArrayCache):
+    def __init__(self, device: torch.device, cache: ArrayCache, suite: SuiteConfig):
         self.device = device
         self.cache = cache
+        self.suite = suite
         self._models: dict[str, LoadedModel] = {}
 
     def get(self, model: str) -> LoadedModel:
         if model not in self._models:
-            self._models[model] = load_model(model, self.device, self.cache)
+            zero_shot = getattr(resolve(model)[1], "zero_shot", False)
+            prompts = model_prompts(model, self.suite) if zero_shot else None
+            self._models[model] = load_model(model, self.device, self.cache, prompts)
         return self._models[model]
 
 

@@ -13,8 +13,14 @@ The contract of a `Registry`:
 Code outside the harness registers into the tables with their public decorators (`harness.models.register_family`,
 `harness.data.register_benchmark`, `harness.attacks.register_attack`,
 `harness.shifts.perturbations.register_transform`); the registration takes effect when the registering module is
-imported. `unregister(name)` undoes one, for tests and interactive sessions. Stdlib only: importing this module
-imports no torch.
+imported. An installed distribution makes that happen in every run by naming the module under the entry-point
+group `robustness_gate` (`load_extensions`):
+
+    [project.entry-points.robustness_gate]
+    my_models = "my_package.robustness_models"
+
+`unregister(name)` undoes one, for tests and interactive sessions. Stdlib only: importing this module imports no
+torch.
 """
 from __future__ import annotations
 
@@ -22,6 +28,33 @@ from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 V = TypeVar("V")
+
+
+EXTENSION_GROUP = "robustness_gate"
+
+
+class ExtensionError(ImportError):
+    """An extension named under the `robustness_gate` entry-point group failed to import."""
+
+
+def load_extensions() -> list[str]:
+    """Import every module named under the entry-point group `robustness_gate`, in name order, so that what they
+    register is there; return "name = module (distribution version)" for each. ExtensionError names the entry
+    point and its distribution when one fails to import."""
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for point in sorted(entry_points(group=EXTENSION_GROUP), key=lambda point: point.name):
+        where = f"{point.name} = {point.value}"
+        if point.dist is not None:
+            where += f" ({point.dist.name} {point.dist.version})"
+        try:
+            point.load()
+        except Exception as error:  # an extension's own error, whatever it is, must name the extension
+            raise ExtensionError(f"robustness_gate extension {where} failed to import: {type(error).__name__}: "
+                                 f"{error}; fix or uninstall that distribution") from error
+        loaded.append(where)
+    return loaded
 
 
 class DuplicateNameError(ValueError):

@@ -71,3 +71,16 @@ def test_device_resolution(monkeypatch):
     assert resolve_device("cuda:0", 3) == torch.device("cuda", 0)  # pinned
     with pytest.raises(PluginConfigError, match="only 2 CUDA device"):
         resolve_device("cuda:5", 0)
+
+
+def test_only_a_zero_shot_model_moves_to_another_benchmark(tmp_path):
+    def cases(model, benchmark):
+        return expand_cases(build_config(tmp_path, {"models": [model], "benchmark": benchmark}, {}))
+
+    assert {case.benchmark for case in cases("embedded:synth-cnn", "synth")} == {"synth"}
+    with pytest.raises(ConfigError, match="classifies the classes of 'synth' with a trained head"):
+        cases("embedded:synth-cnn", "imagenet")
+    with pytest.raises(ConfigError, match="classifies the classes of 'imagenet'"):
+        cases("torchvision:resnet18@IMAGENET1K_V1", "synth")
+    with pytest.raises(ConfigError, match="benchmark 'synthh' .* is not registered; known: imagenet, synth"):
+        cases("embedded:synth-cnn", "synthh")

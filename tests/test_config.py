@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, build_config, read_pyproject_table
+from harness.config import ConfigError, build_config, default_protocol, read_pyproject_table
 
 
 def test_pyproject_defaults_and_overrides(root):
@@ -50,3 +50,26 @@ def test_amp_must_be_a_known_mode(tmp_path):
     assert build_config(tmp_path, {"amp": "bf16"}, {}).amp == "bf16"
     with pytest.raises(ConfigError, match="'amp' must be one of off, bf16, fp16"):
         build_config(tmp_path, {"amp": "int8"}, {})
+
+
+def test_a_project_sets_only_what_it_changes_over_the_default_protocol(tmp_path):
+    protocol = default_protocol()
+    config = build_config(tmp_path, {"models": ["embedded:synth-cnn"], "adversarial": {
+        "attacks": ["pgd-linf-1/255"], "options": {"pgd": {"steps": 20}}}}, {})
+    assert config.models == ("embedded:synth-cnn",)
+    assert config.attacks == ("pgd-linf-1/255",)  # a list replaces
+    assert config.attack_options == {**{name: values for name, values in protocol["adversarial"]["options"].items()},
+                                     "pgd": {"steps": 20}}  # a table merges key by key
+    assert config.corruptions == tuple(protocol["synthetic"]["corruptions"]) and len(config.corruptions) == 19
+    assert config.smoke == tuple(protocol["smoke"]) and config.adversarial_samples == 200
+
+
+def test_prompt_options_take_keywords_or_files_relative_to_the_project(tmp_path):
+    (tmp_path / "templates.txt").write_text("a {} photo.\n")
+    config = build_config(tmp_path, {"prompts": {"templates": "templates.txt"}}, {"classnames": None})
+    assert config.templates == str(tmp_path / "templates.txt") and config.classnames == ""
+    assert build_config(tmp_path, {}, {"templates": "openai"}).templates == "openai"
+    with pytest.raises(ConfigError, match="'prompts.classnames' = 'names.txt' names no file"):
+        build_config(tmp_path, {}, {"classnames": "names.txt"})
+    with pytest.raises(ConfigError, match="'prompts' takes the keys templates and classnames"):
+        build_config(tmp_path, {"prompts": {"template": "single"}}, {})

@@ -1,6 +1,9 @@
 """End-to-end runs of the robustness suite in fresh pytest processes: recording, gating, xdist merging, errors."""
 import base64
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -179,12 +182,12 @@ def resnet_weights(tmp_path_factory):
 def test_missing_real_data_is_reported_not_run_or_fails_with_strict_data(tmp_path, resnet_weights, strict):
     empty = tmp_path / "data"
     empty.mkdir()
-    done = run_suite("--model", f"torchvision:resnet18@{resnet_weights}", "-k", "resnet18-val or resnet18-v2",
+    done = run_suite("--model", f"torchvision:resnet18@{resnet_weights}", "-k", "resnet18-clean or resnet18-v2",
                      f"--data-root={empty}", f"--report-dir={tmp_path / 'r'}", "-n", "0",
                      *(["--strict-data"] if strict else []))
     report = read_json(tmp_path / "r" / "latest.json")
     statuses = {c["id"]: c["status"] for c in report["cases"]}
-    assert set(statuses) == {"resnet18-val", "resnet18-v2"}
+    assert set(statuses) == {"resnet18-clean", "resnet18-v2"}
     assert str(empty / "imagenet") in done.stdout
     if strict:
         assert done.returncode == 1 and set(statuses.values()) == {"error"}
@@ -201,10 +204,10 @@ def test_data_is_checked_before_the_model_loads_and_a_partial_run_lists_what_did
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     done = run_suite("--model", f"torchvision:resnet18@{garbage}", "--model", "embedded:synth-cnn",
-                     "-k", "resnet18-val or synth-cnn-clean", f"--report-dir={tmp_path / 'r'}", "-n", "0")
+                     "-k", "resnet18-clean or synth-cnn-clean", f"--report-dir={tmp_path / 'r'}", "-n", "0")
     report = read_json(tmp_path / "r" / "latest.json")
     statuses = {c["id"]: c["status"] for c in report["cases"]}
-    assert statuses == {"resnet18-val": "not-run", "synth-cnn-clean": "passed"}, done.stdout[-2000:]
+    assert statuses == {"resnet18-clean": "not-run", "synth-cnn-clean": "passed"}, done.stdout[-2000:]
     assert done.returncode == 0 and report["run"]["complete"] and report["run"]["measured"] == 1
     assert "--data-root" in done.stdout
 
@@ -319,3 +322,65 @@ def test_x_reports_the_cases_it_never_ran_as_not_run_and_lf_reruns_only_the_fail
     again = run_suite(*common, "--lf", f"--report-dir={tmp_path / 'r2'}")
     rerun = {c["id"]: c["status"] for c in read_json(tmp_path / "r2" / "latest.json")["cases"]}
     assert rerun == {"synth-cnn-v2": "no-baseline"}, again.stdout[-2000:]
+
+
+def _pytest_in(folder, *args, extra_env=None):
+    """pytest in `folder`, a project of its own outside this repository, with the installed plugin."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | (extra_env or {})
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=folder, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def test_another_project_gates_its_model_against_its_own_baselines(tmp_path):
+    """The installed plugin and packaged suite: a project's pyproject section is all the set-up it needs."""
+    (tmp_path / "pyproject.toml").write_text('[tool.robustness]\nmodels = ["team-cnn=embedded:synth-cnn"]\n'
+                                             'samples = 40\n')
+    selection = ("--pyargs", "robustness_tests", "-m", "clean or natural", "-p", "no:cacheprovider")
+    recorded = _pytest_in(tmp_path, *selection, "--update-baselines")
+    assert recorded.returncode == 0, recorded.stdout[-3000:]
+    baseline = read_json(tmp_path / "baselines" / "team-cnn.json")
+    assert len(baseline["cases"]) == 10 and baseline["cases"]["clean/clean"]["n"] == 40
+    gated = _pytest_in(tmp_path, *selection)
+    assert gated.returncode == 0, gated.stdout[-3000:]
+    report = read_json(tmp_path / "reports" / "latest.json")
+    assert {case["status"] for case in report["cases"]} == {"passed"} and len(report["cases"]) == 10
+    baseline["cases"]["clean/clean"]["threshold"] = 0.999  # a stricter gate than the model meets
+    (tmp_path / "baselines" / "team-cnn.json").write_text(json.dumps(baseline))
+    assert _pytest_in(tmp_path, *selection, "-k", "clean").returncode == 1
+
+
+def test_the_plugin_stays_out_of_a_project_that_has_not_set_it_up(tmp_path):
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    plain = _pytest_in(tmp_path, "-p", "no:cacheprovider")
+    assert plain.returncode == 0 and "robustness-gate summary" not in plain.stdout, plain.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["test_plain.py"]  # no reports, no cache
+    suite = _pytest_in(tmp_path, "--pyargs", "robustness_tests", "-p", "no:cacheprovider")
+    assert suite.returncode == 2 and "has no [tool.robustness] table" in suite.stdout + suite.stderr
+
+
+def _extension(site, module_source, name="team_models"):
+    """An installed distribution (a dist-info folder on PYTHONPATH) naming `name` under robustness_gate."""
+    (site / f"{name}.py").write_text(module_source)
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[robustness_gate]\nteam = {name}\n")
+
+
+def test_a_model_family_registers_from_outside_through_an_entry_point(tmp_path):
+    site, project = tmp_path / "site", tmp_path / "project"
+    project.mkdir()
+    site.mkdir()
+    _extension(site, "from harness.models import register_family\n"
+                     "from harness.models.embedded import EmbeddedFamily\n\n\n"
+                     "@register_family('team')\nclass TeamFamily(EmbeddedFamily):\n    pass\n")
+    (project / "pyproject.toml").write_text('[tool.robustness]\nmodels = ["team:synth-cnn"]\nsamples = 20\n')
+    env = {"PYTHONPATH": str(site)}
+    done = _pytest_in(project, "--pyargs", "robustness_tests", "-m", "clean", "--update-baselines", extra_env=env)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert read_json(project / "baselines" / "synth-cnn.json")["model"] == "team:synth-cnn"
+    (site / "team_models.py").write_text("raise RuntimeError('half-installed')\n")
+    broken = _pytest_in(project, "--pyargs", "robustness_tests", "-m", "clean", extra_env=env)
+    assert broken.returncode == 4
+    assert "robustness_gate extension team = team_models (team_models 0.1) failed to import: RuntimeError: " \
+           "half-installed" in broken.stdout + broken.stderr

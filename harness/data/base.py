@@ -4,11 +4,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import weakref
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 import numpy as np
 
 from ..cache import ArrayCache
+
+if TYPE_CHECKING:
+    from ..prompts import Prompts
 
 
 class DataMissingError(FileNotFoundError):
@@ -121,6 +124,9 @@ class Benchmark(Protocol):
     name: str
     clean_split: str
     natural_shifts: tuple[NaturalShift, ...]
+
+    def prompts(self) -> "Prompts":
+        """The class names (in label order) and prompt templates a zero-shot head is built from by default."""
 
     def check(self, split: str) -> None:
         """Raise DataMissingError when `split` is not on disk, without decoding anything: run before a model is

@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..cache import ArrayCache
+from ..prompts import Prompts, openai_imagenet_templates
 from .base import DataMalformedError, DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
 from .folders import (DATA_SEED, Listing, Sample, balanced_order, check_complete, class_dirs, decode_samples,
                       files_fingerprint, folder_listing, image_files, missing, read_json, read_lines, require_dir,
@@ -477,6 +478,13 @@ class ImageNetBenchmark:
         if split in ON_CLASSES:
             return val_on_classes(self.data_root, ON_CLASSES[split])
         return LOADERS[split](self.data_root)
+
+    def prompts(self) -> Prompts:
+        """open_clip's IMAGENET_CLASSNAMES (sorted-wnid order, the labels' order) under OpenAI's 80 templates."""
+        from open_clip import IMAGENET_CLASSNAMES
+
+        return Prompts(tuple(IMAGENET_CLASSNAMES), openai_imagenet_templates(), "open_clip IMAGENET_CLASSNAMES",
+                       "openai")
 
     def check(self, split: str) -> None:
         check_complete(self._listing(split))

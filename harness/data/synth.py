@@ -6,6 +6,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..cache import ArrayCache
+from ..prompts import Prompts
 from .base import EvalData, NaturalShift, Preprocess, content_sha256
 
 DATA_SEED = 0  # the benchmark is a fixed dataset: run seeds (--seed) never change its pixels
@@ -26,6 +27,11 @@ class SynthBenchmark:
         NaturalShift("ytbb-pm4", "ytbb", k=4),
     )
 
+    def prompts(self) -> Prompts:
+        from ..embedded.renderer import CLASSNAMES, TEMPLATES
+
+        return Prompts(tuple(CLASSNAMES), tuple(TEMPLATES), "synth", "synth")
+
     def check(self, split: str) -> None:
         """Always there: the benchmark is rendered, not read."""
 
@@ -37,9 +43,6 @@ class SynthBenchmark:
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
         from ..embedded import renderer
 
-        if preprocess.size != renderer.IMAGE_SIZE:
-            raise ValueError(f"the synth benchmark is rendered at {renderer.IMAGE_SIZE} px; a model wanting "
-                             f"{preprocess.size} px cannot be evaluated on it")
         n = min(n, renderer.SPLIT_SIZES[split])
         key = {"kind": "synth-split", "renderer": renderer.RENDERER_VERSION, "split": split, "n": n,
                "seed": DATA_SEED}
@@ -51,8 +54,25 @@ class SynthBenchmark:
             return {"images": rendered.images, "labels": rendered.labels.astype(np.int64)}
 
         arrays = cache.get_or_compute(key, render)
+        native = Preprocess(renderer.IMAGE_SIZE, renderer.IMAGE_SIZE)
+        if (preprocess.size, preprocess.resize) != (native.size, native.resize):
+            arrays = cache.get_or_compute({**key, "preprocess": preprocess.as_dict()}, lambda: {
+                "images": resized(arrays["images"], preprocess), "labels": arrays["labels"]})
         return EvalData(arrays["images"], arrays["labels"], {
             "benchmark": self.name, "split": split, "n": n, "seed": DATA_SEED,
             "renderer_version": renderer.RENDERER_VERSION,
             "sha256": content_sha256(arrays["images"], arrays["labels"]),
+            **({} if preprocess.size == native.size else {"resized_from": native.size, "preprocess": preprocess.as_dict()}),
         })
+
+
+def resized(images: np.ndarray, preprocess: Preprocess) -> np.ndarray:
+    """uint8 (N, H, W, 3) or (N, F, H, W, 3) rendered images, each resized and center-cropped as `preprocess` says
+    (PIL, as real datasets are decoded), so a model wanting other than 64 px can be evaluated on the benchmark."""
+    from PIL import Image
+
+    from .folders import resize_crop
+
+    frames = images.reshape(-1, *images.shape[-3:])
+    out = np.stack([resize_crop(Image.fromarray(frame), preprocess) for frame in frames])
+    return out.reshape(*images.shape[:-3], *out.shape[1:])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -42,7 +43,9 @@ class ModelId:
     The model line names the baseline file a model is gated against (`baselines/<line>.json`). By default it is
     the model name, with a pretrained tag appended (`openclip:ViT-B-32@openai` -> `ViT-B-32-openai`); weights
     given as a file keep the bare name, so a candidate checkpoint of an architecture is gated against what its
-    predecessor recorded. `line=` names it explicitly.
+    predecessor recorded. A model named by its folder (`transformers:./models/my-clip`,
+    `openclip:local-dir:/ckpt/my-clip`) is the folder's own name (`my-clip`), wherever it lies. `line=` names it
+    explicitly.
     """
 
     family: str
@@ -73,7 +76,9 @@ class ModelId:
             return self.explicit_line
         is_file = self.weights is not None and ("/" in self.weights or "." in self.weights)
         tag = "" if self.weights is None or is_file else f"-{self.weights}"
-        return re.sub(r"[^A-Za-z0-9._-]", "-", self.name + tag)
+        name = self.name.removeprefix("local-dir:")
+        name = Path(name).expanduser().name if name.startswith(("/", "./", "../", "~")) else self.name
+        return re.sub(r"[^A-Za-z0-9._-]", "-", name + tag)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,10 +14,11 @@ from safetensors.torch import load_file
 
 from ..cache import ArrayCache
 from ..data.base import Preprocess
+from ..data.synth import SynthBenchmark
 from ..files import sha256_file
 from .base import LoadedModel, ModelId, PixelClassifier
 from .registry import UnknownModelError, known_model_ids, register_family
-from .zeroshot import prompts_sha256, zero_shot_head
+from .zeroshot import zero_shot_head
 
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "embedded"
 CHECKPOINTS = EMBEDDED_DIR / "checkpoints"
@@ -37,10 +38,8 @@ def _checkpoint(model_id: ModelId) -> Path:
 
 def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device) -> PixelClassifier:
     """synth-clip as a pixel-space zero-shot classifier on `device`: its image tower behind its own normalization,
-    scored against the head of its CLASSNAMES over TEMPLATES (what the suite gates, and what training reports)."""
-    from ..embedded.renderer import CLASSNAMES, TEMPLATES
-
-    head = zero_shot_head(model.encode_text, tokenizer, CLASSNAMES, TEMPLATES, device)
+    scored against the head of the benchmark's own prompts (what the suite gates, and what training reports)."""
+    head = zero_shot_head(model.encode_text, tokenizer, SynthBenchmark().prompts(), device)
     cfg = model.visual.preprocess_cfg
     return PixelClassifier(model.visual, cfg["mean"], cfg["std"], head=head,
                            logit_scale=model.logit_scale.exp().item()).to(device)
@@ -49,7 +48,7 @@ def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device
 def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
     import open_clip
 
-    from ..embedded.renderer import CLASSNAMES, IMAGE_SIZE, TEMPLATES
+    from ..embedded.renderer import CLASSNAMES, IMAGE_SIZE
 
     open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
     checkpoint = _checkpoint(model_id)
@@ -65,8 +64,8 @@ def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
         "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(cfg["mean"]),
                        "std": list(cfg["std"]), "interpolation": cfg.get("interpolation"),
                        "resize_mode": cfg.get("resize_mode")},
-        "prompts_sha256": prompts_sha256(CLASSNAMES, TEMPLATES),
-        "n_templates": len(TEMPLATES),
+        "prompts_sha256": SynthBenchmark().prompts().sha256,
+        "n_templates": len(SynthBenchmark().prompts().templates),
         "logit_scale": classifier.logit_scale,
         "n_classes": len(CLASSNAMES),
     })

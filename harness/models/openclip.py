@@ -21,9 +21,11 @@ which (`head_cache`). Preprocessing is the model's open_clip eval transform, whi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -34,9 +36,11 @@ from .base import LoadedModel, ModelId, PixelClassifier
 from .hf_cache import hf_cached
 from .registry import UnknownModelError, register_family
 from .weights import LOCAL_SUFFIXES, WeightsNotCachedError, refusing_unsafe_pickles
-from .zeroshot import HEAD_FORMAT, cached_head, prompts_sha256, zero_shot_head
+from ..prompts import Prompts
+from .zeroshot import HEAD_FORMAT, cached_head, zero_shot_head
 
 HF_PREFIX = "hf-hub:"
+LOCAL_PREFIX = "local-dir:"
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
@@ -53,10 +57,51 @@ class Weights:
     quick_gelu: bool
 
 
-def imagenet_prompts() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(class names, templates as format strings) from open_clip's zero-shot metadata."""
-    from open_clip import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
-    return tuple(IMAGENET_CLASSNAMES), tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+def prefix_text_encoder(model: torch.nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                          Callable[[torch.Tensor], int]] | None:
+    """(encode_text of a token prefix, its context length) for an open_clip text tower where cutting the tokens
+    after the longest prompt's end-of-text changes no embedding: a causal attention mask, pooled at the
+    end-of-text token (pool type `argmax` or `eos`), with no padding mask and no class token. None for any other
+    tower (Hugging Face text encoders, CoCa, towers pooled at the last or first position), whose head is then
+    built over the full context. See zero_shot_head's `context`."""
+    from open_clip.transformer import TextTransformer, text_global_pool
+
+    text = getattr(model, "text", None)
+    if isinstance(text, TextTransformer):  # CustomTextCLIP keeps its tower whole
+        if text.cls_emb is not None or getattr(text, "use_pad_mask", False):
+            return None
+        tower, pool, eos = text, text.pool_type, getattr(text, "eos_id", None)
+    elif hasattr(model, "token_embedding") and hasattr(model, "text_pool_type"):  # CLIP inlines its tower
+        tower, pool, eos = model, model.text_pool_type, getattr(model, "text_eos_id", None)
+    else:
+        return None
+    if tower.attn_mask is None or pool not in ("argmax", "eos"):
+        return None
+
+    def encode(tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        cast = tower.transformer.get_cast_dtype()
+        x = tower.token_embedding(tokens).to(cast) + tower.positional_embedding[:length].to(cast)
+        x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask[:length, :length]))
+        x = text_global_pool(x, tokens, pool, eos_token_id=eos)
+        projection = tower.text_projection
+        if projection is None:
+            return x
+        return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+
+    def context(tokens: torch.Tensor) -> int:
+        ends = tokens.argmax(dim=-1) if pool == "argmax" else (tokens == eos).int().argmax(dim=-1)
+        return int(ends.max()) + 1
+
+    return encode, context
+
+
+def open_clip_head(model: torch.nn.Module, tokenizer: Any, prompts: Prompts, device: torch.device) -> torch.Tensor:
+    """The zero-shot head of an open_clip model over `prompts`, with the tokens cut after the longest prompt
+    where that is exact (prefix_text_encoder), else over the tokenizer's full context."""
+    prefix = prefix_text_encoder(model)
+    encode, context = prefix if prefix is not None else (model.encode_text, None)
+    return zero_shot_head(encode, tokenizer, prompts, device, context=context)
 
 
 def _not_cached(model_id: ModelId, searched: list[str], fetch: str) -> WeightsNotCachedError:
@@ -113,12 +158,23 @@ def _preprocess_keys(cfg: dict) -> dict[str, Any]:
     return {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
 
 
+def _resolve_local_dir(model_id: ModelId) -> Weights:
+    folder = Path(model_id.name[len(LOCAL_PREFIX):]).expanduser().resolve()
+    path = next((folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file()), None)
+    if path is None or not (folder / "open_clip_config.json").is_file():
+        raise WeightsNotCachedError(f"{model_id}: {folder} must hold open_clip_config.json and one of "
+                                    f"{', '.join(HF_WEIGHT_FILES)} (the layout of an open_clip hf-hub repo)")
+    return Weights(path, f"{LOCAL_PREFIX}{folder} ({path.name})", f"{LOCAL_PREFIX}{folder}", {}, False)
+
+
 def resolve_weights(model_id: ModelId) -> Weights:
     """Find the checkpoint of `model_id` on disk; raises WeightsNotCachedError at once when it is not there."""
     import open_clip
 
     if model_id.name.startswith(HF_PREFIX):
         return _resolve_hf(model_id)
+    if model_id.name.startswith(LOCAL_PREFIX):
+        return _resolve_local_dir(model_id)
     if Path(model_id.weights).suffix in LOCAL_SUFFIXES:
         path = Path(model_id.weights).expanduser().resolve()
         return Weights(path, f"file {path}", model_id.name, {}, False)
@@ -131,7 +187,7 @@ def create_clip(model_id: ModelId, device: torch.device) -> tuple[torch.nn.Modul
     import open_clip
 
     weights = resolve_weights(model_id)
-    pretrained = None if weights.config.startswith("local-dir:") else str(weights.path)
+    pretrained = None if weights.config.startswith(LOCAL_PREFIX) else str(weights.path)
     with refusing_unsafe_pickles(weights.path):
         model = open_clip.create_model(weights.config, pretrained=pretrained, device=device,
                                        force_quick_gelu=weights.quick_gelu, force_preprocess_cfg=weights.preprocess,
@@ -171,6 +227,8 @@ def _preprocess(model_id: ModelId, cfg: dict) -> tuple[Preprocess, dict[str, Any
 
 @register_family("openclip")
 class OpenClipFamily:
+    zero_shot = True
+
     def names(self) -> list[str]:
         """`<NAME>@<tag>` of every open_clip pretrained tag whose weights are in the local cache."""
         import open_clip
@@ -191,6 +249,11 @@ class OpenClipFamily:
             if model_id.weights is not None or model_id.name.count("/") != 1:
                 raise UnknownModelError(f"{model_id}: write hf-hub models as openclip:hf-hub:<org>/<repo>")
             return
+        if model_id.name.startswith(LOCAL_PREFIX):
+            if model_id.weights is not None:
+                raise UnknownModelError(f"{model_id}: a local-dir model's weights are its folder's; drop '@...'")
+            _resolve_local_dir(model_id)
+            return
         if model_id.name not in open_clip.list_models():
             raise UnknownModelError(f"{model_id}: {model_id.name!r} is not an open_clip model config "
                                     f"(see open_clip.list_models())")
@@ -207,30 +270,45 @@ class OpenClipFamily:
     def benchmark(self, model_id: ModelId) -> str:
         return "imagenet"
 
-    def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
+    def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None,
+             prompts: Prompts | None = None) -> LoadedModel:
         import open_clip
 
+        from ..data import get_benchmark
+
+        prompts = prompts or get_benchmark(self.benchmark(model_id)).prompts()
         model, weights = create_clip(model_id, device)
         preprocess, recorded = _preprocess(model_id, model.visual.preprocess_cfg)
-        classnames, templates = imagenet_prompts()
         weights_sha256 = sha256_file(weights.path)
-        prompts = prompts_sha256(classnames, templates)
-        key = head_cache_key(weights_sha256, model_id.name, weights.quick_gelu, prompts,
+        key = head_cache_key(weights_sha256, model_id.name, weights.quick_gelu, prompts.sha256,
                              next(model.parameters()).dtype)
-        head, head_provenance = cached_head(cache, key, lambda: zero_shot_head(
-            model.encode_text, open_clip.get_tokenizer(weights.config), classnames, templates, device))
+        head, head_provenance = cached_head(cache, key, lambda: open_clip_head(
+            model, open_clip.get_tokenizer(weights.config), prompts, device))
         classifier = PixelClassifier(model.visual, recorded["mean"], recorded["std"], head=head,
                                      logit_scale=model.logit_scale.exp().item()).to(device)
-        return LoadedModel(model_id, classifier, classnames, preprocess, {
-            "architecture": f"open_clip:{weights.config if model_id.name.startswith(HF_PREFIX) else model_id.name}",
+        config = weights.config if model_id.name.startswith((HF_PREFIX, LOCAL_PREFIX)) else model_id.name
+        return LoadedModel(model_id, classifier, prompts.classnames, preprocess, {
+            "architecture": f"open_clip:{_architecture(config)}",
             "pretrained": model_id.weights or model_id.name,
             "weights": weights.description,
             "weights_sha256": weights_sha256,
             "quick_gelu": uses_quick_gelu(model),
             "preprocess": recorded,
-            "prompts_sha256": prompts,
-            "n_templates": len(templates),
+            "prompts_sha256": prompts.sha256,
+            "n_templates": len(prompts.templates),
+            "prompts": prompts.provenance(),
             "head_cache": head_provenance,
+            "head_context": "cut after the longest prompt" if prefix_text_encoder(model) else "full",
             "logit_scale": classifier.logit_scale,
-            "n_classes": len(classnames),
+            "n_classes": len(prompts.classnames),
         })
+
+
+def _architecture(config: str) -> str:
+    """The open_clip config name; for a folder, whose path says nothing of its contents, the sha256 of its
+    config's model_cfg, so a baseline recorded for one architecture refuses a folder holding another."""
+    if not config.startswith(LOCAL_PREFIX):
+        return config
+    model_cfg = json.loads((Path(config[len(LOCAL_PREFIX):]) / "open_clip_config.json").read_text())["model_cfg"]
+    digest = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{LOCAL_PREFIX}model_cfg {digest}"

@@ -7,6 +7,7 @@ from typing import Callable, Protocol
 import torch
 
 from ..cache import ArrayCache
+from ..prompts import Prompts
 from ..registry import Registry
 from .base import LoadedModel, ModelId
 
@@ -27,7 +28,11 @@ class ModelFamily(Protocol):
 
     def load(self, model_id: ModelId, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
         """Load weights and build the classifier, in eval mode, on `device`. `cache` is the run's content-addressed
-        cache, where a family may keep what it derives from the weights (zero-shot heads); None derives afresh."""
+        cache, where a family may keep what it derives from the weights (zero-shot heads); None derives afresh.
+
+        A zero-shot family sets the class attribute `zero_shot = True` and takes a fourth argument, `prompts`
+        (harness.prompts.Prompts, or None for those of its own benchmark): the class names and templates its
+        head is built from. It may then be evaluated on any benchmark (`--benchmark`)."""
 
 
 FAMILIES: Registry[ModelFamily] = Registry("model family")  # prefix -> an instance of the decorated class
@@ -61,9 +66,14 @@ def resolve(text: str) -> tuple[ModelId, ModelFamily]:
     return model_id, family
 
 
-def load_model(text: str, device: torch.device, cache: ArrayCache | None = None) -> LoadedModel:
-    """The model of `text` on `device`, in eval mode with gradients off for its parameters; see ModelFamily.load."""
+def load_model(text: str, device: torch.device, cache: ArrayCache | None = None,
+               prompts: Prompts | None = None) -> LoadedModel:
+    """The model of `text` on `device`, in eval mode with gradients off for its parameters; see ModelFamily.load
+    (`prompts` reach zero-shot families only)."""
     model_id, family = resolve(text)
-    loaded = family.load(model_id, device, cache)
+    if getattr(family, "zero_shot", False):
+        loaded = family.load(model_id, device, cache, prompts)
+    else:
+        loaded = family.load(model_id, device, cache)
     classifier = loaded.classifier.eval().requires_grad_(False)
     return dataclasses.replace(loaded, classifier=classifier)

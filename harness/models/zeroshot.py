@@ -2,36 +2,37 @@
 the run's content-addressed cache (an ImageNet head is 80,000 prompts through the text tower)."""
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from ..cache import ArrayCache, cache_key
+from ..prompts import Prompts
 
-HEAD_FORMAT = 1  # bump when zero_shot_head computes differently, so heads cached by an older harness are not reused
-
-
-def prompts_sha256(classnames: Sequence[str], templates: Sequence[str]) -> str:
-    payload = json.dumps({"classnames": list(classnames), "templates": list(templates)}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+HEAD_FORMAT = 2  # 2: tokens cut after the longest prompt where that is exact. Bump when zero_shot_head computes differently, so heads cached by an older harness are not reused
 
 
 @torch.no_grad()
 def zero_shot_head(encode_text: Callable[[torch.Tensor], torch.Tensor], tokenizer: Callable[[list[str]], torch.Tensor],
-                   classnames: Sequence[str], templates: Sequence[str], device: torch.device,
-                   chunk: int = 2048) -> torch.Tensor:
-    """(n_classes, D) float32 unit rows: normalized text embeddings averaged over `templates`, re-normalized.
+                   prompts: Prompts, device: torch.device, chunk: int = 2048,
+                   context: Callable[[torch.Tensor], int] | None = None) -> torch.Tensor:
+    """(n_classes, D) float32 unit rows: normalized text embeddings of each class's prompts averaged over the
+    templates, re-normalized.
 
     Every (class, template) prompt is tokenized and encoded in batches of `chunk`, not one class at a time.
+    `context(tokens)`, when given, is how many leading positions of the (N, L) tokens decide every embedding; the
+    tokens are cut there before encoding, so `encode_text` must take the shorter sequence. That is exact for a
+    causal text tower pooled at end-of-text (no position attends to a later one), and cheap: ImageNet's prompts
+    end by position 30 or so of CLIP's 77.
     """
-    texts = [template.format(name) for name in classnames for template in templates]
+    texts = prompts.texts()
     tokens = tokenizer(texts)
+    if context is not None:
+        tokens = tokens[:, :context(tokens)]
     embeddings = torch.cat([encode_text(tokens[i:i + chunk].to(device)).float()
                             for i in range(0, len(texts), chunk)])
-    embeddings = nn.functional.normalize(embeddings, dim=-1).view(len(classnames), len(templates), -1)
+    embeddings = nn.functional.normalize(embeddings, dim=-1).view(len(prompts.classnames), len(prompts.templates), -1)
     return nn.functional.normalize(embeddings.mean(dim=1), dim=-1)
 
 

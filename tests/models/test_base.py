@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness.models import UnknownModelError, known_model_ids, load_model, resolve
+from harness.models import ModelId, UnknownModelError, known_model_ids, load_model, resolve
 from harness.files import sha256_file
 from harness.models.embedded import CHECKPOINTS
 
@@ -75,3 +75,18 @@ def test_committed_models_meet_their_clean_accuracy(model_id, floor):
         accuracy = (model.classifier(pixels).argmax(1).numpy() == data.labels).mean()
     assert accuracy >= floor, f"{model_id}: clean accuracy {accuracy:.3f} < {floor}"
     assert np.bincount(data.labels).min() == np.bincount(data.labels).max()
+
+
+@pytest.mark.parametrize("text, line", [
+    ("openclip:ViT-B-32@openai", "ViT-B-32-openai"),
+    ("openclip:ViT-B-32@/ckpt/rc2.safetensors", "ViT-B-32"),
+    ("openclip:hf-hub:org/repo", "hf-hub-org-repo"),
+    ("openclip:local-dir:/ckpt/team-clip", "team-clip"),
+    ("transformers:./models/team-clip/", "team-clip"),
+    ("transformers:~/models/team-clip", "team-clip"),
+    ("transformers:openai/clip-vit-base-patch32", "openai-clip-vit-base-patch32"),
+    ("rc=transformers:/tmp/x/team-clip", "rc"),
+])
+def test_the_model_line_of_each_id_form(text, line):
+    """A folder's model line is its name, so the baseline file does not change when the folder moves."""
+    assert ModelId.parse(text).line == line

@@ -1,5 +1,6 @@
 """The `openclip` family on a tiny real architecture: a checkpoint, a tag or a hub id from the local caches
 gives a zero-shot pixel classifier; its head is computed once and keyed on everything it depends on."""
+import dataclasses
 import json
 
 import open_clip
@@ -10,8 +11,9 @@ from safetensors.torch import load_file, save_file
 from harness.cache import ArrayCache, cache_key
 from harness.models import ModelId, load_model, openclip, resolve
 from harness.files import sha256_file
-from harness.models.openclip import create_clip, head_cache_key, imagenet_prompts, uses_quick_gelu
-from harness.models.zeroshot import prompts_sha256
+from harness.data import get_benchmark
+from harness.models.openclip import create_clip, head_cache_key, uses_quick_gelu
+from harness.prompts import Prompts
 from tiny_models import CPU, TINY, TINY_CFG, hf_snapshot
 
 
@@ -23,7 +25,8 @@ def tiny_loaded(tiny_checkpoint):
 
 def test_openclip_checkpoint_file_gives_a_zero_shot_pixel_classifier(tiny_loaded, tiny_checkpoint):
     model = tiny_loaded
-    classnames, templates = imagenet_prompts()
+    prompts = get_benchmark("imagenet").prompts()
+    classnames, templates = prompts.classnames, prompts.templates
     assert len(classnames) == 1000 and len(templates) == 80 and templates[0].count("{}") == 1
     assert model.classnames == classnames and model.classnames == tuple(open_clip.IMAGENET_CLASSNAMES)
     provenance = model.provenance
@@ -75,55 +78,50 @@ def test_openclip_hf_hub_id_loads_config_and_weights_from_the_cache(caches, tiny
     assert model.visual.preprocess_cfg["interpolation"] == "bilinear"
 
 
-SMALL_PROMPTS = (("cat", "dog", "ship"), ("a photo of a {}.", "a drawing of a {}."))
-
-
-@pytest.fixture
-def small_prompts(monkeypatch):
-    """Three classes and two templates in place of ImageNet's 1000 x 80, so that each head takes milliseconds."""
-    monkeypatch.setattr(openclip, "imagenet_prompts", lambda: SMALL_PROMPTS)
+# Three classes and two templates in place of ImageNet's 1000 x 80, so that each head takes milliseconds.
+SMALL_PROMPTS = Prompts(("cat", "dog", "ship"), ("a photo of a {}.", "a drawing of a {}."), "test", "test")
 
 
 @pytest.fixture
 def text_tower_calls(monkeypatch) -> list:
-    """One entry per call of any open_clip CLIP's encode_text from now on."""
+    """One entry per head built through the text tower from now on."""
     calls = []
-    encode_text = open_clip.model.CLIP.encode_text
+    build = openclip.open_clip_head
 
-    def counting(self, *args, **kwargs):
+    def counting(*args, **kwargs):
         calls.append(1)
-        return encode_text(self, *args, **kwargs)
+        return build(*args, **kwargs)
 
-    monkeypatch.setattr(open_clip.model.CLIP, "encode_text", counting)
+    monkeypatch.setattr(openclip, "open_clip_head", counting)
     return calls
 
 
-def test_zero_shot_head_is_computed_once_then_read_from_the_run_cache(tmp_path, tiny_checkpoint, small_prompts,
-                                                                      text_tower_calls):
+def test_zero_shot_head_is_computed_once_then_read_from_the_run_cache(tmp_path, tiny_checkpoint, text_tower_calls):
     text = f"openclip:{TINY}@{tiny_checkpoint}"
-    uncached = load_model(text, CPU)
+    uncached = load_model(text, CPU, None, SMALL_PROMPTS)
     assert uncached.provenance["head_cache"] == {"from_cache": False, "key": None} and text_tower_calls
     text_tower_calls.clear()
-    first = load_model(text, CPU, ArrayCache(tmp_path / "cache"))
+    first = load_model(text, CPU, ArrayCache(tmp_path / "cache"), SMALL_PROMPTS)
     assert text_tower_calls and first.provenance["head_cache"]["from_cache"] is False
     text_tower_calls.clear()
-    second = load_model(text, CPU, ArrayCache(tmp_path / "cache"))  # a later run over the same cache folder
+    second = load_model(text, CPU, ArrayCache(tmp_path / "cache"), SMALL_PROMPTS)  # a later run over the same cache folder
     assert text_tower_calls == []
     assert second.provenance["head_cache"] == {"from_cache": True, "key": first.provenance["head_cache"]["key"]}
     assert torch.equal(second.classifier.head, first.classifier.head)
     assert torch.equal(first.classifier.head, uncached.classifier.head)
-    documented = head_cache_key(sha256_file(tiny_checkpoint), TINY, False, prompts_sha256(*SMALL_PROMPTS),
+    documented = head_cache_key(sha256_file(tiny_checkpoint), TINY, False, SMALL_PROMPTS.sha256,
                                 torch.float32)
     assert first.provenance["head_cache"]["key"] == cache_key(documented)
 
 
-@pytest.mark.usefixtures("fake_tags", "small_prompts")
+@pytest.mark.usefixtures("fake_tags")
 @pytest.mark.parametrize("change", ["weights", "config", "quick_gelu", "prompts", "open_clip_version", "dtype"])
 def test_changing_any_part_of_the_head_key_recomputes_the_head(caches, tiny_checkpoint, text_tower_calls, monkeypatch,
                                                                change):
     cache = ArrayCache(caches / "cache")
     text = f"openclip:{TINY}@{tiny_checkpoint}"
-    before = load_model(text, CPU, cache).provenance["head_cache"]["key"]
+    prompts = SMALL_PROMPTS
+    before = load_model(text, CPU, cache, prompts).provenance["head_cache"]["key"]
     text_tower_calls.clear()
     if change == "weights":
         state = load_file(str(tiny_checkpoint))
@@ -139,7 +137,7 @@ def test_changing_any_part_of_the_head_key_recomputes_the_head(caches, tiny_chec
         (snapshot / "open_clip_model.safetensors").write_bytes(tiny_checkpoint.read_bytes())
         text = f"openclip:{TINY}@openai"
     elif change == "prompts":
-        monkeypatch.setattr(openclip, "imagenet_prompts", lambda: (SMALL_PROMPTS[0], ("art of a {}.",)))
+        prompts = dataclasses.replace(SMALL_PROMPTS, templates=("art of a {}.",))
     elif change == "open_clip_version":
         monkeypatch.setattr(open_clip, "__version__", open_clip.__version__ + ".post1")
     else:
@@ -147,6 +145,38 @@ def test_changing_any_part_of_the_head_key_recomputes_the_head(caches, tiny_chec
         monkeypatch.setattr(openclip, "create_clip",
                             lambda *args: (lambda model, weights: (model.to(torch.bfloat16), weights))(
                                 *create_clip(*args)))
-    after = load_model(text, CPU, cache).provenance["head_cache"]
+    after = load_model(text, CPU, cache, prompts).provenance["head_cache"]
     assert text_tower_calls, f"changing {change} reused a cached head"
     assert after["from_cache"] is False and after["key"] != before
+
+
+def _tower(custom_text: bool, **text_cfg) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = {**TINY_CFG, "text_cfg": {**TINY_CFG["text_cfg"], "context_length": 77, **text_cfg}}
+    kind = open_clip.model.CustomTextCLIP if custom_text else open_clip.model.CLIP
+    return kind(**cfg).eval()
+
+
+@pytest.mark.parametrize("custom_text", [False, True], ids=["clip", "custom-text-clip"])
+@pytest.mark.parametrize("pool_type", ["argmax", "eos"])
+def test_a_head_cut_after_the_longest_prompt_equals_open_clips_own_builder(custom_text, pool_type):
+    """The acceptance check of the cut head: open_clip's build_zero_shot_classifier over the full 77 tokens."""
+    model = _tower(custom_text, pool_type=pool_type, **({"eos_id": 49407} if pool_type == "eos" else {}))
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=77)
+    imagenet = get_benchmark("imagenet").prompts()
+    prompts = dataclasses.replace(imagenet, classnames=imagenet.classnames[:12])
+    encode, context = openclip.prefix_text_encoder(model)
+    assert 10 < context(tokenizer(prompts.texts())) < 40
+    with torch.no_grad():
+        ours = openclip.open_clip_head(model, tokenizer, prompts, CPU)
+        theirs = open_clip.build_zero_shot_classifier(model, tokenizer, prompts.classnames, prompts.templates,
+                                                      device=CPU).T
+    assert ours.shape == theirs.shape == (12, 16)
+    assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("custom_text, text_cfg", [
+    (False, {"pool_type": "last"}), (False, {"no_causal_mask": True}), (True, {"pool_type": "first"}),
+    (True, {"pad_id": 0, "no_causal_mask": True})])
+def test_a_tower_that_sees_past_the_end_of_text_is_never_cut(custom_text, text_cfg):
+    assert openclip.prefix_text_encoder(_tower(custom_text, **text_cfg)) is None

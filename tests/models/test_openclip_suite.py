@@ -28,11 +28,11 @@ from safetensors.torch import save_file
 from harness.cache import ArrayCache, cache_key
 from harness.data import get_benchmark
 from harness.files import sha256_file
-from harness.models.openclip import head_cache_key, imagenet_prompts
-from harness.models.zeroshot import prompts_sha256
+from harness.models.openclip import head_cache_key
 from imagenet_trees import natural_shift_trees
 from model_caches import hf_cache_file
-from suite_helpers import read_json, run_suite
+from suite_helpers import ROOT, read_json, run_suite
+from tiny_models import synth_clip_folder
 
 MODEL = "openclip:ViT-B-32@openai"
 NATURAL_IDS = {f"ViT-B-32-openai-{shift.name}" for shift in get_benchmark("imagenet").natural_shifts}
@@ -66,7 +66,7 @@ def cached(tmp):
     repo = open_clip.get_pretrained_cfg("ViT-B-32", "openai")["hf_hub"].rstrip("/")
     weights = hf_cache_file(tmp / "hf", repo, "open_clip_model.safetensors", tmp / "weights.safetensors")
     weights_sha256 = sha256_file(weights)
-    key = head_cache_key(weights_sha256, "ViT-B-32", True, prompts_sha256(*imagenet_prompts()), torch.float32)
+    key = head_cache_key(weights_sha256, "ViT-B-32", True, get_benchmark("imagenet").prompts().sha256, torch.float32)
     head = torch.nn.functional.normalize(torch.randn(1000, 512, generator=torch.Generator().manual_seed(0)), dim=-1)
     ArrayCache(tmp / "cache").get_or_compute(key, lambda: {"head": head.numpy()})
     return weights, weights_sha256, key
@@ -119,3 +119,26 @@ def test_a_present_dataset_with_a_mapping_file_removed_fails_the_run_naming_it(t
     assert case["id"] == "ViT-B-32-openai-objectnet" and case["status"] == "error"
     assert "DataMalformedError" in case["message"] and str(removed) in case["message"]
     assert report["run"]["complete"] is False
+
+
+def test_an_open_clip_folder_is_gated_on_the_embedded_benchmark(tmp_path):
+    """Any CLIP on synth: an open_clip model folder (here the embedded synth-clip's own weights) records its smoke
+    slice on the embedded benchmark and is gated against it, on the CPU; its clean bits are those the embedded
+    family measures for the same weights, so the two loading paths agree sample for sample."""
+    folder = synth_clip_folder(tmp_path / "synth-clip-folder")
+    common = ("--model", f"folder-clip=openclip:local-dir:{folder}", "--benchmark", "synth", "-m", "smoke", "-n", "2",
+              f"--baselines-dir={tmp_path / 'baselines'}", f"--cache-dir={tmp_path / 'cache'}")
+    timings = []
+    for name, extra in (("record", ("--update-baselines",)), ("gate", ())):
+        started = time.perf_counter()
+        done = run_suite(*common, *extra, f"--report-dir={tmp_path / name}", timeout=600)
+        timings.append(f"{name} {time.perf_counter() - started:.0f} s")
+        assert done.returncode == 0, done.stdout[-4000:]
+    report = read_json(tmp_path / "gate" / "latest.json")
+    assert {case["status"] for case in report["cases"]} == {"passed"} and len(report["cases"]) == 14
+    provenance = report["models"][f"folder-clip=openclip:local-dir:{folder}"]
+    assert provenance["prompts"]["templates"] == "synth" and provenance["head_context"] == "cut after the longest prompt"
+    clean = next(case for case in report["cases"] if case["id"] == "folder-clip-clean")
+    embedded = read_json(ROOT / "baselines" / "synth-clip.json")["cases"]["clean/clean"]
+    assert clean["per_sample"] == embedded["per_sample"] and clean["data_sha256"] == embedded["data_sha256"]
+    print("open_clip folder on synth, smoke slice:", ", ".join(timings))
