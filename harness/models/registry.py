@@ -52,15 +52,15 @@ def known_model_ids() -> list[str]:
 
 
 def resolve(text: str) -> tuple[ModelId, ModelFamily]:
-    """Parse and validate a model id; raises UnknownModelError naming the known ids."""
-    known = ", ".join(known_model_ids())
+    """Parse and validate a model id; raises UnknownModelError naming the known ids. Listing them asks every family
+    for its cached models (open_clip's import and a walk of the weight caches: seconds), so only an error does."""
     try:
         model_id = ModelId.parse(text)
     except ValueError as error:
-        raise UnknownModelError(f"{error}; known model ids: {known}") from None
+        raise UnknownModelError(f"{error}; known model ids: {', '.join(known_model_ids())}") from None
     if model_id.family not in FAMILIES:
-        raise UnknownModelError(
-            f"unknown model family {model_id.family!r} in {text!r}; known model ids: {known}")
+        raise UnknownModelError(f"unknown model family {model_id.family!r} in {text!r}; known model ids: "
+                                f"{', '.join(known_model_ids())}")
     family = FAMILIES[model_id.family]
     family.validate(model_id)
     return model_id, family

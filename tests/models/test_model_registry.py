@@ -22,3 +22,19 @@ from harness.models import UnknownModelError, resolve
 def test_invalid_ids_are_usage_errors(text, message):
     with pytest.raises(UnknownModelError, match=message):
         resolve(text)
+
+
+def test_a_valid_id_resolves_without_listing_every_familys_models(monkeypatch):
+    """Listing the known ids imports open_clip and walks the weight caches (seconds of start-up in every worker):
+    only an error message needs them."""
+    from harness.models.registry import FAMILIES
+
+    def listing_is_not_needed(self):
+        raise AssertionError("names() called for a valid id")
+
+    for family in FAMILIES.values():
+        monkeypatch.setattr(type(family), "names", listing_is_not_needed)
+    model_id, _ = resolve("embedded:synth-cnn")
+    assert model_id.line == "synth-cnn"
+    with pytest.raises(AssertionError, match="names\\(\\) called"):
+        resolve("nosuchfamily:x")
