@@ -33,10 +33,15 @@ suite: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest tests robustness_tests -n auto $(PYTEST_ARGS)
 
+# bench_peer runs CLIP_benchmark from its own venv (PEER_VENV, default /tmp/peer-venv); without one it prints how to
+# create it and a SKIPPED line, and fails only with REQUIRE_PEER=1.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_head.py
 	$(PY) benchmarks/bench_suite.py
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_startup.py
+	$(PY) benchmarks/bench_peer.py
 
 clean-cache:
 	rm -rf .cache/robustness-gate

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from . import binomial
+
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided Wilson score interval for a binomial proportion `correct / n`, clipped to [0, 1]."""
@@ -36,9 +38,7 @@ def mcnemar_worse_p(to_wrong: int, to_right: int) -> float:
     discordant = to_wrong + to_right
     if discordant == 0:
         return 1.0
-    from scipy.stats import binomtest  # scipy.stats costs about a second to import: only once a case is gated
-
-    return float(binomtest(to_wrong, discordant, 0.5, alternative="greater").pvalue)
+    return float(binomial.sf(to_wrong - 1, discordant, 0.5))
 
 
 def attacked_pairs(now: np.ndarray, before: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ the process is not an xdist worker) merges the records and reports.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import re
@@ -164,6 +165,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Collection(config, case_ids, controller.collected), "robustness-collection")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistCollection(controller), "robustness-xdist")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run is over and its report written: freeze what is left (torch, models, cached arrays) out of the
+    garbage collector, whose passes over it at interpreter exit took over a second of every warm run."""
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import binomial
 from .config import GatePolicy
 
 POWER = 0.8
@@ -19,20 +20,18 @@ _TAIL = 1e-9
 
 def gate_power(drop: float, n: int, correct: int, threshold: float, policy: GatePolicy, discordance: float) -> float:
     """P(the gate fails the case) for a candidate worse by `drop` (accuracy units) at `discordance`."""
-    from scipy.stats import binom  # scipy.stats costs about a second to import: only once a case is gated
-
     accuracy = correct / n
     churn = max(discordance, drop)
     to_wrong = min(accuracy, (churn + drop) / 2)
     to_right = min(1 - accuracy, max(0.0, to_wrong - drop))
-    b = np.arange(int(binom.ppf(_TAIL, n, to_wrong)), int(binom.isf(_TAIL, n, to_wrong)) + 2)[:, None]
-    c_high = int(binom.isf(_TAIL, n, to_right)) + 2 if to_right > 0 else 1
+    b = np.arange(binomial.ppf(_TAIL, n, to_wrong), binomial.isf(_TAIL, n, to_wrong) + 2)[:, None]
+    c_high = binomial.isf(_TAIL, n, to_right) + 2 if to_right > 0 else 1
     c = np.arange(0, c_high)[None, :]
     remaining = np.maximum(n - b, 0)
-    probability = binom.pmf(b, n, to_wrong) * (
-        binom.pmf(c, remaining, to_right / (1 - to_wrong)) if to_right > 0 else (c == 0))
+    probability = binomial.pmf(b, n, to_wrong) * (
+        binomial.pmf(c, remaining, to_right / (1 - to_wrong)) if to_right > 0 else (c == 0))
     below_threshold = (correct - b + c) / n < threshold
-    worse = ((b - c) / n > policy.margin) & (binom.sf(b - 1, b + c, 0.5) < 1 - policy.confidence)
+    worse = ((b - c) / n > policy.margin) & (binomial.sf(b - 1, b + c, 0.5) < 1 - policy.confidence)
     return float((probability * (below_threshold | worse)).sum())
 
 

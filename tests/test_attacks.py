@@ -381,7 +381,7 @@ def masked_model(tmp_path_factory):
     from harness.models import load_model
 
     model = load_model("embedded:synth-cnn", torch.device("cpu"))
-    masked = dataclasses.replace(model, classifier=GradientMasked(model.classifier).eval())
+    masked = dataclasses.replace(model, network=GradientMasked(model.classifier))
     data = get_benchmark("synth").load("test", 50, ArrayCache(tmp_path_factory.mktemp("cache")), model.preprocess)
     return masked, data
 

@@ -2,7 +2,6 @@
 repo of the local HF hub cache gives a zero-shot pixel classifier whose logits are the HF model's own, whose
 text is padded as each model was trained, and whose head is keyed on everything it depends on."""
 import dataclasses
-import inspect
 import json
 import shutil
 import subprocess
@@ -33,12 +32,7 @@ TWO_TEMPLATES = dataclasses.replace(PROMPTS, templates=("a photo of a {}.", "a d
 
 
 def load(text: str, cache: ArrayCache | None = None, prompts: Prompts = PROMPTS):
-    """Through load_model once it takes the benchmark's prompts; until then through the family, as it would."""
-    if "prompts" in inspect.signature(load_model).parameters:
-        return load_model(text, CPU, cache, prompts=prompts)
-    model_id, family = resolve(text)
-    loaded = family.load(model_id, CPU, cache, prompts=prompts)
-    return dataclasses.replace(loaded, classifier=loaded.classifier.eval().requires_grad_(False))
+    return load_model(text, CPU, cache, prompts=prompts)
 
 
 def features(output) -> torch.Tensor:

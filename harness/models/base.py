@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -83,13 +84,23 @@ class ModelId:
 
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
-    """A model ready to evaluate: `classifier` follows the pixel-space contract, over `classnames` in order."""
+    """A model ready to evaluate: `classifier` follows the pixel-space contract, over `classnames` in order.
+
+    `network` is the classifier, or a function that builds it: a family whose provenance (everything cached
+    predictions are keyed on) is known without building the network defers it, so a case whose predictions are
+    cached never pays for it (open_clip's import alone is two seconds)."""
 
     model_id: ModelId
-    classifier: PixelClassifier
+    network: PixelClassifier | Callable[[], PixelClassifier]
     classnames: tuple[str, ...]
     preprocess: Preprocess
     provenance: dict[str, Any]
+
+    @functools.cached_property
+    def classifier(self) -> PixelClassifier:
+        """The network, built on first use if deferred, in eval mode with its parameters' gradients off."""
+        network = self.network if isinstance(self.network, nn.Module) else self.network()
+        return network.eval().requires_grad_(False)
 
     @property
     def input_size(self) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ..cache import ArrayCache
@@ -22,6 +23,10 @@ from .zeroshot import zero_shot_head
 
 EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "embedded"
 CHECKPOINTS = EMBEDDED_DIR / "checkpoints"
+# open_clip's default normalization (OPENAI_DATASET_MEAN and _STD), which synth-clip was trained under: written out
+# so that the provenance needs no open_clip import; build_clip checks them against open_clip's.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _checkpoint(model_id: ModelId) -> Path:
@@ -45,28 +50,40 @@ def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device
                            logit_scale=model.logit_scale.exp().item()).to(device)
 
 
-def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
+def build_clip(checkpoint: Path, device: torch.device) -> PixelClassifier:
+    """synth-clip with the weights of `checkpoint`, through open_clip's own factory, as a pixel classifier."""
     import open_clip
 
+    open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
+    model = open_clip.create_model("synth-clip", pretrained=str(checkpoint), device=device).eval()
+    cfg = model.visual.preprocess_cfg
+    if (tuple(cfg["mean"]), tuple(cfg["std"])) != (CLIP_MEAN, CLIP_STD):
+        raise RuntimeError(f"open_clip {open_clip.__version__} normalizes synth-clip with other than the mean and "
+                           f"std its provenance records ({CLIP_MEAN}, {CLIP_STD}); update CLIP_MEAN and CLIP_STD")
+    return clip_classifier(model, open_clip.get_tokenizer("synth-clip"), device)
+
+
+def _load_clip(model_id: ModelId, device: torch.device) -> LoadedModel:
+    """Deferred: everything its provenance says is read without open_clip, so a run whose predictions are cached
+    never imports it (about two seconds) nor builds the model and its head."""
     from ..embedded.renderer import CLASSNAMES, IMAGE_SIZE
 
-    open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
     checkpoint = _checkpoint(model_id)
-    model, _, preprocess = open_clip.create_model_and_transforms("synth-clip", pretrained=str(checkpoint),
-                                                                device=device)
-    model.eval()
-    classifier = clip_classifier(model, open_clip.get_tokenizer("synth-clip"), device)
-    cfg = model.visual.preprocess_cfg
-    return LoadedModel(model_id, classifier, tuple(CLASSNAMES), Preprocess(IMAGE_SIZE, IMAGE_SIZE), {
+    with safe_open(str(checkpoint), "pt") as weights:
+        if "logit_scale" not in weights.keys():
+            raise ValueError(f"{checkpoint} holds no logit_scale: it is not a synth-clip checkpoint")
+        logit_scale = weights.get_tensor("logit_scale").exp().item()
+    prompts = SynthBenchmark().prompts()
+    return LoadedModel(model_id, lambda: build_clip(checkpoint, device), tuple(CLASSNAMES),
+                       Preprocess(IMAGE_SIZE, IMAGE_SIZE), {
         "architecture": "open_clip:synth-clip",
         "weights": f"embedded checkpoint {checkpoint.name}",
         "weights_sha256": sha256_file(checkpoint),
-        "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(cfg["mean"]),
-                       "std": list(cfg["std"]), "interpolation": cfg.get("interpolation"),
-                       "resize_mode": cfg.get("resize_mode")},
-        "prompts_sha256": SynthBenchmark().prompts().sha256,
-        "n_templates": len(SynthBenchmark().prompts().templates),
-        "logit_scale": classifier.logit_scale,
+        "preprocess": {"size": IMAGE_SIZE, "resize": "none (native 64 px)", "mean": list(CLIP_MEAN),
+                       "std": list(CLIP_STD), "interpolation": "bicubic", "resize_mode": "shortest"},
+        "prompts_sha256": prompts.sha256,
+        "n_templates": len(prompts.templates),
+        "logit_scale": logit_scale,
         "n_classes": len(CLASSNAMES),
     })
 

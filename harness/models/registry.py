@@ -1,7 +1,6 @@
 """Model families: each turns a ModelId into a LoadedModel. Add a family with `@register_family("prefix")`."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable, Protocol
 
 import torch
@@ -68,12 +67,9 @@ def resolve(text: str) -> tuple[ModelId, ModelFamily]:
 
 def load_model(text: str, device: torch.device, cache: ArrayCache | None = None,
                prompts: Prompts | None = None) -> LoadedModel:
-    """The model of `text` on `device`, in eval mode with gradients off for its parameters; see ModelFamily.load
-    (`prompts` reach zero-shot families only)."""
+    """The model of `text` on `device`; see ModelFamily.load (`prompts` reach zero-shot families only). Its
+    `classifier` is in eval mode with gradients off for its parameters (LoadedModel)."""
     model_id, family = resolve(text)
     if getattr(family, "zero_shot", False):
-        loaded = family.load(model_id, device, cache, prompts)
-    else:
-        loaded = family.load(model_id, device, cache)
-    classifier = loaded.classifier.eval().requires_grad_(False)
-    return dataclasses.replace(loaded, classifier=classifier)
+        return family.load(model_id, device, cache, prompts)
+    return family.load(model_id, device, cache)

@@ -45,3 +45,20 @@ def test_reference_cnn_misclassifies_hard_samples():
     hard = bm.render_split("hard", 50)
     predictions = cnn_predictor(SynthCNN.load(REFERENCE_CHECKPOINT))(hard.images)
     assert not np.any(predictions == hard.labels)
+
+
+def test_synth_clip_is_built_on_first_use_and_its_provenance_needs_no_open_clip():
+    """A case whose predictions are cached never builds the CLIP: its provenance (what the cache keys on) is read
+    from the checkpoint alone, and it says what the built classifier does."""
+    import subprocess
+    import sys
+
+    script = ("import sys, torch; from harness.models import load_model; "
+              "m = load_model('embedded:synth-clip', torch.device('cpu')); print('open_clip' in sys.modules); "
+              "c = m.classifier; print('open_clip' in sys.modules, c.training, "
+              "c.logit_scale == m.provenance['logit_scale'], "
+              "torch.allclose(c.mean.flatten(), torch.tensor(m.provenance['preprocess']['mean'])), "
+              "all(not p.requires_grad for p in c.parameters()))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "False", "True", "True", "True"]
