@@ -1,6 +1,7 @@
 """The binomial distribution as the gate uses it, from scipy.special's incomplete beta (cephes), which imports in a
 tenth of a second where scipy.stats takes half a second of every process; tests/test_binomial.py holds it to
-scipy.stats.binom. Arrays broadcast as in numpy; `n` of ppf and isf is one integer."""
+scipy.stats.binom. Counts `k` and `n` are integers (arrays broadcast as in numpy; `n` of ppf and isf is one
+integer), probabilities `p` in [0, 1], tail masses `q` in (0, 1)."""
 from __future__ import annotations
 
 import numpy as np

@@ -59,8 +59,9 @@ def model_benchmark(text: str, config: SuiteConfig) -> str:
         raise ConfigError(f"benchmark {config.benchmark!r} (--benchmark or [tool.robustness] benchmark) is not "
                           f"registered; known: {', '.join(BENCHMARKS.names())}")
     if not getattr(family, "zero_shot", False):
-        raise ConfigError(f"{text} classifies the classes of {own!r} with a trained head, so it cannot be evaluated "
-                          f"on {config.benchmark!r}; drop --benchmark, or gate a zero-shot model there")
+        raise ConfigError(f"{text} is evaluated on its own benchmark {own!r} only (its family builds no zero-shot "
+                          f"head from another benchmark's classes), not on {config.benchmark!r}; drop --benchmark, "
+                          f"or gate an openclip or transformers model there")
     return config.benchmark
 
 

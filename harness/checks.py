@@ -2,9 +2,9 @@
 
 - Dose response: a stronger attack (larger eps) or a harsher corruption (higher severity) of the same kind, on
   the same samples, may not score above the weaker one: when it scores above the weaker's 95% interval and an
-  exact McNemar test on the samples the two judged differently says it is significantly better (p < DOSE_ALPHA),
-  the attack or the corruption is broken. The paired test keeps small runs honest: at n = 50, 0.96 then 1.00
-  (two samples that only the harsher setting got right) is noise, p = 0.25. Corruptions whose severity levels
+  exact McNemar test on the samples the two judged differently says it is better (p < DOSE_ALPHA, 0.05), the
+  attack or the corruption is broken. The paired test keeps small runs honest: at n = 50, 0.96 then 1.00 (two
+  samples that only the harsher setting got right) is noise, p = 0.25; at n = 200, 0.50 then 0.60 is not. Corruptions whose severity levels
   are not one growing dose (NOT_A_DOSE) are not checked.
 - Gradient masking (Carlini et al. 2019, "On Evaluating Adversarial Robustness", section 5): a black-box attack
   may not leave significantly fewer samples robust than the white-box attacks at the same norm, budget and
@@ -23,7 +23,7 @@ from .metrics import mcnemar_worse_p
 from .records import CaseRecord
 
 MASKING_ALPHA = 0.01
-DOSE_ALPHA = 0.01
+DOSE_ALPHA = 0.05
 
 
 # ImageNet-C severities that are not one dose of one perturbation (Hendrycks & Dietterich 2019, imagecorruptions):

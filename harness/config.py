@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -100,13 +101,41 @@ def default_protocol() -> dict[str, Any]:
         return tomllib.load(handle)
 
 
-def with_defaults(defaults: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
-    """`table` over `defaults`: tables merge key by key, any other value (a list among them) replaces."""
+# Keys a project may set that the default protocol leaves unset, and the tables whose keys are names (attacks,
+# categories): a name table a project sets replaces the protocol's whole, so an entry can be dropped.
+UNSET_KEYS = {(): {"data_root", "strict_data", "max_flip_rate"},
+              ("gate",): {"clean", "natural", "synthetic", "adversarial"}}
+NAME_TABLES = {("adversarial", "options"), ("adversarial", "sample_caps")}
+
+
+def with_defaults(defaults: Mapping[str, Any], table: Mapping[str, Any], where: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`table` over `defaults`: tables merge key by key, except the NAME_TABLES, which replace, as does any other
+    value (a list among them). ConfigError for a key the protocol does not know (with the closest one it does)
+    and for a table where the protocol has a value or the other way round."""
     merged = dict(defaults)
     for key, value in table.items():
-        both_tables = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = with_defaults(merged[key], value) if both_tables else value
+        name = ".".join(("tool.robustness", *where))
+        if key not in defaults and key not in UNSET_KEYS.get(where, ()):
+            known = sorted({*defaults, *UNSET_KEYS.get(where, ())})
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ConfigError(f"[{name}] has no key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                              + f" (known: {', '.join(known)}; harness/protocol.toml lists them)")
+        if key in defaults and isinstance(defaults[key], dict) != isinstance(value, dict):
+            kind = "a table" if isinstance(defaults[key], dict) else "a value, not a table"
+            raise ConfigError(f"[{name}] {key!r} must be {kind}, got {value!r:.60}")
+        nested = isinstance(value, dict) and key in defaults and (*where, key) not in NAME_TABLES
+        merged[key] = with_defaults(defaults[key], value, (*where, key)) if nested else value
     return merged
+
+
+def declares_suite(pyproject: Path) -> bool:
+    """Whether `pyproject` has a `[tool.robustness]` table (an empty one too): the project has set the suite up.
+    False for a missing or unparsable file (pytest reports the latter itself where it is the ini file)."""
+    try:
+        with Path(pyproject).open("rb") as handle:
+            return "robustness" in tomllib.load(handle).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
 
 
 def read_pyproject_table(pyproject: Path) -> dict[str, Any]:
@@ -206,8 +235,6 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
     adversarial = table.get("adversarial", {})
     prompts = {**table.get("prompts", {}), **{k: overrides[k] for k in ("templates", "classnames")
                                               if overrides.get(k) is not None}}
-    if set(prompts) - {"templates", "classnames"}:
-        raise ConfigError(f"{source}: 'prompts' takes the keys templates and classnames, got {sorted(prompts)}")
     gate = policy_from_table(f"{source} gate", gate_table, GatePolicy())
     by_category = {name: policy_from_table(f"{source} gate.{name}", value, gate)
                    for name, value in gate_table.items() if isinstance(value, dict)}

@@ -1,8 +1,8 @@
 """The pytest plugin, worker side: options, case parametrization, and the fixtures that measure and gate a case.
 
 Installed, it loads into every pytest run through its `pytest11` entry point (`robustness_gate`), and stays
-inert where the run's root has no `[tool.robustness]` table in pyproject.toml and no suite option (`--model`,
-`--samples`, ...) is given: a project that has not set the suite up is not touched. The suite's own test files
+inert where the run's root has no `[tool.robustness]` table in pyproject.toml: it adds no option (so none can
+clash with a project's own `--device` or pytest-html's `--html`), no marker, no hook work. The suite's own test files
 ship in the package `robustness_tests`: `pytest --pyargs robustness_tests` gates the models of the current
 project's `[tool.robustness]` against its own `baselines/`.
 
@@ -29,7 +29,7 @@ import torch
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
-from .config import ConfigError, SuiteConfig, build_config, read_pyproject_table
+from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
 from .controller import PLANNED_OUTPUT, RECORD_PROPERTY, Collection, RunController, XdistCollection, relative_to
 from .data import DataMissingError, get_benchmark
 from .evaluate import RunContext, evaluate
@@ -41,7 +41,11 @@ from .registry import ExtensionError, load_extensions
 _STATE = pytest.StashKey["SuiteState"]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    config = pluginmanager.get_plugin("pytestconfig")
+    root = getattr(config, "rootpath", None)
+    if root is not None and not declares_suite(Path(root) / "pyproject.toml"):
+        return  # installed, the plugin loads into every run of the environment: no options where it is not set up
     group = parser.getgroup("robustness", "robustness-gate (defaults: [tool.robustness] in pyproject.toml)")
     group.addoption("--model", action="append", default=None, metavar="ID",
                     help="model id to gate, repeatable, e.g. embedded:synth-clip (default: pyproject models)")
@@ -117,13 +121,13 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
 
 def pytest_configure(config: pytest.Config) -> None:
     root = Path(config.rootpath)
+    if not declares_suite(root / "pyproject.toml"):
+        return  # not a robustness-gate project: stay out of its way
     try:
         table = read_pyproject_table(root / "pyproject.toml")
     except ConfigError as error:
         raise pytest.UsageError(str(error)) from None
     overrides = _overrides(config)
-    if not table and all(value is None for value in overrides.values()):
-        return  # not a robustness-gate project: stay out of its way
     try:
         load_extensions()
     except ExtensionError as error:

@@ -17,6 +17,21 @@ def run_suite(*args: str, timeout: float = 600, extra_env: dict | None = None) -
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def record_then_gate(tmp: Path, *args: str, timeout: float = 600) -> tuple[dict, str]:
+    """Record the selection's baselines into `tmp`/baselines, then gate against them (each run must exit 0): the
+    gate run's report, and the wall seconds of both runs as text."""
+    import time
+
+    timings = []
+    for name, extra in (("record", ("--update-baselines",)), ("gate", ())):
+        started = time.perf_counter()
+        done = run_suite(*args, *extra, f"--baselines-dir={tmp / 'baselines'}", f"--cache-dir={tmp / 'cache'}",
+                         f"--report-dir={tmp / name}", timeout=timeout)
+        timings.append(f"{name} {time.perf_counter() - started:.0f} s")
+        assert done.returncode == 0, done.stdout[-4000:]
+    return read_json(tmp / "gate" / "latest.json"), ", ".join(timings)
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

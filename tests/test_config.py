@@ -58,8 +58,8 @@ def test_a_project_sets_only_what_it_changes_over_the_default_protocol(tmp_path)
         "attacks": ["pgd-linf-1/255"], "options": {"pgd": {"steps": 20}}}}, {})
     assert config.models == ("embedded:synth-cnn",)
     assert config.attacks == ("pgd-linf-1/255",)  # a list replaces
-    assert config.attack_options == {**{name: values for name, values in protocol["adversarial"]["options"].items()},
-                                     "pgd": {"steps": 20}}  # a table merges key by key
+    assert config.attack_options == {"pgd": {"steps": 20}}  # a name table replaces the protocol's
+    assert config.attack_sample_caps == protocol["adversarial"]["sample_caps"]  # the rest of the table merges
     assert config.corruptions == tuple(protocol["synthetic"]["corruptions"]) and len(config.corruptions) == 19
     assert config.smoke == tuple(protocol["smoke"]) and config.adversarial_samples == 200
 
@@ -71,5 +71,25 @@ def test_prompt_options_take_keywords_or_files_relative_to_the_project(tmp_path)
     assert build_config(tmp_path, {}, {"templates": "openai"}).templates == "openai"
     with pytest.raises(ConfigError, match="'prompts.classnames' = 'names.txt' names no file"):
         build_config(tmp_path, {}, {"classnames": "names.txt"})
-    with pytest.raises(ConfigError, match="'prompts' takes the keys templates and classnames"):
+    with pytest.raises(ConfigError, match="has no key 'template'; did you mean 'templates'"):
         build_config(tmp_path, {"prompts": {"template": "single"}}, {})
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"model": ["embedded:synth-cnn"]}, r"\[tool.robustness\] has no key 'model'; did you mean 'models'\?"),
+    ({"gate": {"adverserial": {"margin": 0.0}}}, r"\[tool.robustness.gate\] has no key 'adverserial'; did you mean "
+                                                 r"'adversarial'\?"),
+    ({"synthetic": {"corruption": ["fog"]}}, "did you mean 'corruptions'"),
+    ({"prompts": "openai"}, "'prompts' must be a table"),
+    ({"gate": 0.99}, "'gate' must be a table"),
+    ({"models": {"a": 1}}, "'models' must be a value, not a table"),
+    ({"update_baselines": True}, "has no key 'update_baselines'"),
+])
+def test_a_misspelt_or_mistyped_key_is_refused_not_left_to_its_default(tmp_path, table, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(tmp_path, table, {})
+
+
+def test_a_name_table_a_project_sets_replaces_the_protocols(tmp_path):
+    config = build_config(tmp_path, {"adversarial": {"sample_caps": {"cw": 10}, "options": {}}}, {})
+    assert config.attack_sample_caps == {"cw": 10} and config.attack_options == {}

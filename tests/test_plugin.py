@@ -355,7 +355,7 @@ def test_the_plugin_stays_out_of_a_project_that_has_not_set_it_up(tmp_path):
     assert plain.returncode == 0 and "robustness-gate summary" not in plain.stdout, plain.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["test_plain.py"]  # no reports, no cache
     suite = _pytest_in(tmp_path, "--pyargs", "robustness_tests", "-p", "no:cacheprovider")
-    assert suite.returncode == 2 and "has no [tool.robustness] table" in suite.stdout + suite.stderr
+    assert suite.returncode == 2 and "needs a [tool.robustness] table" in suite.stdout + suite.stderr
 
 
 def _extension(site, module_source, name="team_models"):

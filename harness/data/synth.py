@@ -62,7 +62,8 @@ class SynthBenchmark:
             "benchmark": self.name, "split": split, "n": n, "seed": DATA_SEED,
             "renderer_version": renderer.RENDERER_VERSION,
             "sha256": content_sha256(arrays["images"], arrays["labels"]),
-            **({} if preprocess.size == native.size else {"resized_from": native.size, "preprocess": preprocess.as_dict()}),
+            **({} if (preprocess.size, preprocess.resize) == (native.size, native.resize)
+               else {"resized_from": native.size, "preprocess": preprocess.as_dict()}),
         })
 
 

@@ -357,12 +357,19 @@ def architecture(model: nn.Module, head: torch.Tensor) -> str:
 
 def load_pretrained(checkpoint: Checkpoint, device: torch.device) -> tuple[nn.Module, Any, Any]:
     """(model in eval mode, float32, on `device`; tokenizer; image processor) from the checkpoint's folder, each
-    by its Auto class, offline."""
+    by its Auto class, offline. Weights that leave any parameter of the model unloaded (missing, or of another
+    shape) are refused: transformers would initialize it at random with only a log line."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
     folder = str(checkpoint.folder)
     with refusing_unsafe_pickles(checkpoint.weights[0]):
-        model = AutoModel.from_pretrained(folder, local_files_only=True)
+        model, info = AutoModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+    unloaded = sorted(info.get("missing_keys") or []) + sorted(str(m) for m in info.get("mismatched_keys") or [])
+    if unloaded:
+        raise ValueError(f"{checkpoint.description}: the weights leave {len(unloaded)} parameter(s) of the "
+                         f"{model.config.model_type} model unloaded ({', '.join(unloaded[:5])}); transformers "
+                         f"would initialize them at random. Save the model with save_pretrained, or check that "
+                         f"config.json describes these weights")
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     image_processor = AutoImageProcessor.from_pretrained(folder, local_files_only=True)
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer, image_processor

@@ -160,11 +160,15 @@ def _preprocess_keys(cfg: dict) -> dict[str, Any]:
 
 def _resolve_local_dir(model_id: ModelId) -> Weights:
     folder = Path(model_id.name[len(LOCAL_PREFIX):]).expanduser().resolve()
-    path = next((folder / name for name in HF_WEIGHT_FILES if (folder / name).is_file()), None)
-    if path is None or not (folder / "open_clip_config.json").is_file():
-        raise WeightsNotCachedError(f"{model_id}: {folder} must hold open_clip_config.json and one of "
-                                    f"{', '.join(HF_WEIGHT_FILES)} (the layout of an open_clip hf-hub repo)")
-    return Weights(path, f"{LOCAL_PREFIX}{folder} ({path.name})", f"{LOCAL_PREFIX}{folder}", {}, False)
+    candidates = [folder / name for name in (*HF_WEIGHT_FILES, "open_clip_pytorch_model.safetensors")
+                  if (folder / name).is_file()]
+    if len(candidates) != 1 or not (folder / "open_clip_config.json").is_file():
+        found = f"; it holds {', '.join(path.name for path in candidates)}, and the one open_clip loads is the one " \
+                f"whose bytes must be hashed: keep one" if len(candidates) > 1 else ""
+        raise WeightsNotCachedError(f"{model_id}: {folder} must hold open_clip_config.json and exactly one of "
+                                    f"{', '.join(HF_WEIGHT_FILES)} (the layout of an open_clip hf-hub repo){found}")
+    return Weights(candidates[0], f"{LOCAL_PREFIX}{folder} ({candidates[0].name})", f"{LOCAL_PREFIX}{folder}", {},
+                   False)
 
 
 def resolve_weights(model_id: ModelId) -> Weights:
@@ -280,7 +284,10 @@ class OpenClipFamily:
         model, weights = create_clip(model_id, device)
         preprocess, recorded = _preprocess(model_id, model.visual.preprocess_cfg)
         weights_sha256 = sha256_file(weights.path)
-        key = head_cache_key(weights_sha256, model_id.name, weights.quick_gelu, prompts.sha256,
+        config_name = model_id.name
+        if weights.config.startswith(LOCAL_PREFIX):  # a folder's config can change under the same path
+            config_name += f" open_clip_config.json sha256 {sha256_file(weights.path.parent / 'open_clip_config.json')}"
+        key = head_cache_key(weights_sha256, config_name, weights.quick_gelu, prompts.sha256,
                              next(model.parameters()).dtype)
         head, head_provenance = cached_head(cache, key, lambda: open_clip_head(
             model, open_clip.get_tokenizer(weights.config), prompts, device))

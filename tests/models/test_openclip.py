@@ -180,3 +180,21 @@ def test_a_head_cut_after_the_longest_prompt_equals_open_clips_own_builder(custo
     (True, {"pad_id": 0, "no_causal_mask": True})])
 def test_a_tower_that_sees_past_the_end_of_text_is_never_cut(custom_text, text_cfg):
     assert openclip.prefix_text_encoder(_tower(custom_text, **text_cfg)) is None
+
+
+def test_an_open_clip_folder_is_hashed_as_loaded_and_keys_its_head_on_its_config(tmp_path):
+    from tiny_models import synth_clip_folder
+
+    folder = synth_clip_folder(tmp_path / "team-clip")
+    text = f"openclip:local-dir:{folder}"
+    prompts = get_benchmark("synth").prompts()
+    first = load_model(text, CPU, ArrayCache(tmp_path / "cache"), prompts)
+    assert first.model_id.line == "team-clip" and first.provenance["weights_sha256"] == sha256_file(
+        folder / "open_clip_model.safetensors")
+    config = json.loads((folder / "open_clip_config.json").read_text())
+    (folder / "open_clip_config.json").write_text(json.dumps({**config, "preprocess_cfg": {"interpolation": "bicubic"}}))
+    second = load_model(text, CPU, ArrayCache(tmp_path / "cache"), prompts)
+    assert second.provenance["head_cache"]["from_cache"] is False  # the folder's config changed under its path
+    (folder / "open_clip_pytorch_model.bin").write_bytes(b"another checkpoint")
+    with pytest.raises(openclip.WeightsNotCachedError, match="exactly one of .* keep one"):
+        load_model(text, CPU, None, prompts)

@@ -31,7 +31,7 @@ from harness.files import sha256_file
 from harness.models.openclip import head_cache_key
 from imagenet_trees import natural_shift_trees
 from model_caches import hf_cache_file
-from suite_helpers import ROOT, read_json, run_suite
+from suite_helpers import ROOT, read_json, record_then_gate, run_suite
 from tiny_models import synth_clip_folder
 
 MODEL = "openclip:ViT-B-32@openai"
@@ -126,19 +126,12 @@ def test_an_open_clip_folder_is_gated_on_the_embedded_benchmark(tmp_path):
     slice on the embedded benchmark and is gated against it, on the CPU; its clean bits are those the embedded
     family measures for the same weights, so the two loading paths agree sample for sample."""
     folder = synth_clip_folder(tmp_path / "synth-clip-folder")
-    common = ("--model", f"folder-clip=openclip:local-dir:{folder}", "--benchmark", "synth", "-m", "smoke", "-n", "2",
-              f"--baselines-dir={tmp_path / 'baselines'}", f"--cache-dir={tmp_path / 'cache'}")
-    timings = []
-    for name, extra in (("record", ("--update-baselines",)), ("gate", ())):
-        started = time.perf_counter()
-        done = run_suite(*common, *extra, f"--report-dir={tmp_path / name}", timeout=600)
-        timings.append(f"{name} {time.perf_counter() - started:.0f} s")
-        assert done.returncode == 0, done.stdout[-4000:]
-    report = read_json(tmp_path / "gate" / "latest.json")
+    report, timings = record_then_gate(tmp_path, "--model", f"folder-clip=openclip:local-dir:{folder}",
+                                       "--benchmark", "synth", "-m", "smoke", "-n", "2")
     assert {case["status"] for case in report["cases"]} == {"passed"} and len(report["cases"]) == 14
     provenance = report["models"][f"folder-clip=openclip:local-dir:{folder}"]
     assert provenance["prompts"]["templates"] == "synth" and provenance["head_context"] == "cut after the longest prompt"
     clean = next(case for case in report["cases"] if case["id"] == "folder-clip-clean")
     embedded = read_json(ROOT / "baselines" / "synth-clip.json")["cases"]["clean/clean"]
     assert clean["per_sample"] == embedded["per_sample"] and clean["data_sha256"] == embedded["data_sha256"]
-    print("open_clip folder on synth, smoke slice:", ", ".join(timings))
+    print("open_clip folder on synth, smoke slice:", timings)
