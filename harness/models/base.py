@@ -77,8 +77,9 @@ class ModelId:
             return self.explicit_line
         is_file = self.weights is not None and ("/" in self.weights or "." in self.weights)
         tag = "" if self.weights is None or is_file else f"-{self.weights}"
-        name = self.name.removeprefix("local-dir:")
-        name = Path(name).expanduser().name if name.startswith(("/", "./", "../", "~")) else self.name
+        folder = self.name.removeprefix("local-dir:")
+        is_folder = folder != self.name or folder in (".", "..") or folder.startswith(("/", "./", "../", "~"))
+        name = Path(folder).expanduser().resolve().name if is_folder else self.name
         return re.sub(r"[^A-Za-z0-9._-]", "-", name + tag)
 
 

@@ -381,7 +381,7 @@ class TransformersFamily:
 
     def names(self) -> list[str]:
         """`<org>/<repo>` of every CLIP or SigLIP repo in the local HF hub cache with its weights (JSON reads only:
-        this runs whenever a model id is resolved)."""
+        this runs for the error message of an unknown model id)."""
         root = hf_cache_dir()
         if not root.is_dir():
             return []

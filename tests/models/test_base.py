@@ -86,6 +86,8 @@ def test_committed_models_meet_their_clean_accuracy(model_id, floor):
     ("transformers:~/models/team-clip", "team-clip"),
     ("transformers:openai/clip-vit-base-patch32", "openai-clip-vit-base-patch32"),
     ("rc=transformers:/tmp/x/team-clip", "rc"),
+    ("openclip:local-dir:models/team-clip", "team-clip"),
+    ("transformers:./models/team-clip/..", "models"),
 ])
 def test_the_model_line_of_each_id_form(text, line):
     """A folder's model line is its name, so the baseline file does not change when the folder moves."""
