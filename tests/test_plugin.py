@@ -239,7 +239,8 @@ def test_pytest_split_shards_merge_only_when_all_are_there(recorded):
     assert read_json(tmp / "one.json")["run"]["missing_groups"] == [2]
     assert main(["merge", *map(str, shards), "-o", str(tmp / "both.json")]) == 0
     merged, unsharded = read_json(tmp / "both.json"), read_json(runs["gate0"][1] / "latest.json")
-    fields = ("id", "status", "per_sample", "accuracy", "data_sha256")
+    fields = ("id", "status", "per_sample", "accuracy", "data_sha256", "metrics", "flips", "mcnemar_p",
+              "detectable_drop", "threshold", "setting")
     assert [{f: c[f] for f in fields} for c in merged["cases"]] == [{f: c[f] for f in fields}
                                                                     for c in unsharded["cases"]]
     assert merged["run"]["complete"] and merged["run"]["passed"]
