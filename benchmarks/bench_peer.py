@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -87,6 +86,7 @@ def write_peer_inputs(work: Path) -> str:
     from harness.data.base import content_sha256
     from harness.data.synth import DATA_SEED
     from harness.embedded import renderer
+    from harness.models.embedded import export_open_clip_folder
     from PIL import Image
 
     rendered = renderer.render_split("test", SAMPLES, seed=DATA_SEED)
@@ -102,12 +102,7 @@ def write_peer_inputs(work: Path) -> str:
                 raise RuntimeError(f"{path} does not read back as the rendered pixels")
     (work / "classnames.json").write_text(json.dumps({DATASET: list(renderer.CLASSNAMES)}))
     (work / "templates.json").write_text(json.dumps({DATASET: [t.replace("{}", "{c}") for t in renderer.TEMPLATES]}))
-    model = work / "model"
-    model.mkdir()
-    config = json.loads((ROOT / "harness" / "embedded" / "synth-clip.json").read_text())
-    (model / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": {}}, indent=1))
-    shutil.copyfile(ROOT / "harness" / "embedded" / "checkpoints" / "synth-clip.safetensors",
-                    model / "open_clip_model.safetensors")
+    export_open_clip_folder(work / "model")
     return content_sha256(images, labels)
 
 

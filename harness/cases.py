@@ -14,6 +14,7 @@ from . import attacks, minimal  # noqa: F401  (register the attack, transfer and
 from .config import ConfigError, SuiteConfig
 from .data import BENCHMARKS, get_benchmark
 from .models import resolve
+from .models.registry import is_zero_shot
 from .prompts import Prompts, PromptsError, configured_prompts
 from .records import CATEGORIES, CLEAN_NAME
 from .settings import SHIFT_KINDS, Setting, SettingScope
@@ -58,7 +59,7 @@ def model_benchmark(text: str, config: SuiteConfig) -> str:
     if config.benchmark not in BENCHMARKS:
         raise ConfigError(f"benchmark {config.benchmark!r} (--benchmark or [tool.robustness] benchmark) is not "
                           f"registered; known: {', '.join(BENCHMARKS.names())}")
-    if not getattr(family, "zero_shot", False):
+    if not is_zero_shot(family):
         raise ConfigError(f"{text} is evaluated on its own benchmark {own!r} only (its family builds no zero-shot "
                           f"head from another benchmark's classes), not on {config.benchmark!r}; drop --benchmark, "
                           f"or gate an openclip or transformers model there")
@@ -80,7 +81,7 @@ def expand_cases(config: SuiteConfig) -> list[Case]:
     for text in config.models:
         model_id, family = resolve(text)
         benchmark = model_benchmark(text, config)
-        if getattr(family, "zero_shot", False):
+        if is_zero_shot(family):
             model_prompts(text, config)  # a bad prompts file fails the run at start, not at its first case
         cases += [Case(text, model_id.line, benchmark, setting)
                   for setting in settings_for(benchmark, config, text)]

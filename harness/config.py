@@ -230,10 +230,10 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
     merged = {k: v for k, v in table.items() if not isinstance(v, dict)}
     merged.update({k: v for k, v in overrides.items() if v is not None})
 
-    gate_table = table.get("gate", {})
-    synthetic = table.get("synthetic", {})
-    adversarial = table.get("adversarial", {})
-    prompts = {**table.get("prompts", {}), **{k: overrides[k] for k in ("templates", "classnames")
+    gate_table = table["gate"]
+    synthetic = table["synthetic"]
+    adversarial = table["adversarial"]
+    prompts = {**table["prompts"], **{k: overrides[k] for k in ("templates", "classnames")
                                               if overrides.get(k) is not None}}
     gate = policy_from_table(f"{source} gate", gate_table, GatePolicy())
     by_category = {name: policy_from_table(f"{source} gate.{name}", value, gate)
@@ -242,12 +242,12 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
     if max_flip_rate is not None and not 0 <= float(max_flip_rate) <= 1:
         raise ConfigError(f"--max-flip-rate must be in [0, 1], got {max_flip_rate}")
 
-    severities = tuple(synthetic.get("severities", [1, 2, 3, 4, 5]))
+    severities = tuple(synthetic["severities"])
     if not severities or not all(isinstance(s, int) and 1 <= s <= 5 for s in severities):
         raise ConfigError(f"{source}: 'synthetic.severities' must be integers in 1..5, got {list(severities)}")
 
     samples = _positive_int(source, "samples", merged["samples"])
-    timeouts = _timeouts(source, table.get("timeouts", {}), merged.get("case_timeout"))
+    timeouts = _timeouts(source, table["timeouts"], merged.get("case_timeout"))
     return SuiteConfig(
         timeouts=timeouts,
         models=_str_list(source, "models", list(merged["models"])),
@@ -261,36 +261,36 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         cache_dir=(root / _typed(source, "cache_dir", merged["cache_dir"], str)).resolve(),
         gate=gate,
         gate_by_category=by_category,
-        corruptions=_str_list(source, "synthetic.corruptions", synthetic.get("corruptions", [])),
+        corruptions=_str_list(source, "synthetic.corruptions", synthetic["corruptions"]),
         severities=severities,
-        transforms=_str_list(source, "synthetic.transforms", synthetic.get("transforms", [])),
-        sequences=_str_list(source, "synthetic.sequences", synthetic.get("sequences", [])),
-        synthetic_samples=min(samples, _positive_int(source, "synthetic.samples", synthetic.get("samples", samples))),
-        attacks=_str_list(source, "adversarial.attacks", adversarial.get("attacks", [])),
+        transforms=_str_list(source, "synthetic.transforms", synthetic["transforms"]),
+        sequences=_str_list(source, "synthetic.sequences", synthetic["sequences"]),
+        synthetic_samples=min(samples, _positive_int(source, "synthetic.samples", synthetic["samples"])),
+        attacks=_str_list(source, "adversarial.attacks", adversarial["attacks"]),
         adversarial_samples=min(samples, _positive_int(
-            source, "adversarial.samples", adversarial.get("samples", samples))),
+            source, "adversarial.samples", adversarial["samples"])),
         attack_sample_caps={name: _positive_int(source, f"adversarial.sample_caps.{name}", cap)
-                            for name, cap in adversarial.get("sample_caps", {}).items()},
-        transfer_attacks=_str_list(source, "adversarial.transfer", adversarial.get("transfer", [])),
-        surrogates=_str_list(source, "adversarial.surrogates", adversarial.get("surrogates", [])),
-        typographic=_str_list(source, "adversarial.typographic", adversarial.get("typographic", [])),
-        attack_options=_attack_options(source, adversarial.get("options", {})),
-        canary=_typed(source, "adversarial.canary", adversarial.get("canary", "pgd-linf-16/255"), str),
+                            for name, cap in adversarial["sample_caps"].items()},
+        transfer_attacks=_str_list(source, "adversarial.transfer", adversarial["transfer"]),
+        surrogates=_str_list(source, "adversarial.surrogates", adversarial["surrogates"]),
+        typographic=_str_list(source, "adversarial.typographic", adversarial["typographic"]),
+        attack_options=_attack_options(source, adversarial["options"]),
+        canary=_typed(source, "adversarial.canary", adversarial["canary"], str),
         canary_max_accuracy=_fraction(source, "adversarial.canary_max_accuracy",
-                                      adversarial.get("canary_max_accuracy", 0.1)),
-        minimal=_str_list(source, "adversarial.minimal", adversarial.get("minimal", [])),
+                                      adversarial["canary_max_accuracy"]),
+        minimal=_str_list(source, "adversarial.minimal", adversarial["minimal"]),
         minimal_bisections=_positive_int(source, "adversarial.minimal_bisections",
-                                         adversarial.get("minimal_bisections", 5)),
+                                         adversarial["minimal_bisections"]),
         update_baselines=bool(merged.get("update_baselines", False)),
         allow_loosen=bool(merged.get("allow_loosen", False)),
         save_adversarials=Path(merged["save_adversarials"]).resolve() if merged.get("save_adversarials") else None,
         data_root=(root / merged["data_root"]).resolve() if merged.get("data_root") else None,
         strict_data=bool(merged.get("strict_data", False)),
         max_flip_rate=None if max_flip_rate is None else float(max_flip_rate),
-        benchmark=_typed(source, "benchmark", merged.get("benchmark", ""), str),
-        smoke=_str_list(source, "smoke", list(merged.get("smoke", []))),
-        templates=_prompt_option(source, "prompts.templates", prompts.get("templates", ""), root, PROMPT_KEYWORDS),
-        classnames=_prompt_option(source, "prompts.classnames", prompts.get("classnames", ""), root, ("",)),
+        benchmark=_typed(source, "benchmark", merged["benchmark"], str),
+        smoke=_str_list(source, "smoke", list(merged["smoke"])),
+        templates=_prompt_option(source, "prompts.templates", prompts["templates"], root, PROMPT_KEYWORDS),
+        classnames=_prompt_option(source, "prompts.classnames", prompts["classnames"], root, ("",)),
     )
 
 

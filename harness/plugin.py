@@ -35,6 +35,7 @@ from .data import DataMissingError, get_benchmark
 from .evaluate import RunContext, evaluate
 from .gate import GateDecision, decide, judged, record_decision
 from .models import LoadedModel, UnknownModelError, load_model, resolve
+from .models.registry import is_zero_shot
 from .progress import ProgressLog
 from .registry import ExtensionError, load_extensions
 
@@ -299,8 +300,7 @@ class ModelPool:
 
     def get(self, model: str) -> LoadedModel:
         if model not in self._models:
-            zero_shot = getattr(resolve(model)[1], "zero_shot", False)
-            prompts = model_prompts(model, self.suite) if zero_shot else None
+            prompts = model_prompts(model, self.suite) if is_zero_shot(resolve(model)[1]) else None
             self._models[model] = load_model(model, self.device, self.cache, prompts)
         return self._models[model]
 

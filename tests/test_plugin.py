@@ -351,7 +351,8 @@ def test_another_project_gates_its_model_against_its_own_baselines(tmp_path):
 
 
 def test_the_plugin_stays_out_of_a_project_that_has_not_set_it_up(tmp_path):
-    (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
+    (tmp_path / "test_plain.py").write_text("def test_plain(pytestconfig):\n"
+                                            "    assert not pytestconfig.pluginmanager.has_plugin('harness.plugin')\n")
     plain = _pytest_in(tmp_path, "-p", "no:cacheprovider")
     assert plain.returncode == 0 and "robustness-gate summary" not in plain.stdout, plain.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["test_plain.py"]  # no reports, no cache

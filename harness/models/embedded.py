@@ -6,6 +6,8 @@ the same architecture names its weights file: `embedded:synth-clip@path/to/candi
 """
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,18 @@ def clip_classifier(model: torch.nn.Module, tokenizer: Any, device: torch.device
     cfg = model.visual.preprocess_cfg
     return PixelClassifier(model.visual, cfg["mean"], cfg["std"], head=head,
                            logit_scale=model.logit_scale.exp().item()).to(device)
+
+
+def export_open_clip_folder(folder: Path) -> Path:
+    """Write synth-clip as an open_clip model folder, the layout of an open_clip hf-hub repo
+    (open_clip_config.json and open_clip_model.safetensors, the committed weights), and return the folder: a trained
+    open_clip model that `openclip:local-dir:<folder>`, or another tool's open_clip, loads."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_cfg = json.loads((EMBEDDED_DIR / "synth-clip.json").read_text())
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
+    shutil.copyfile(CHECKPOINTS / "synth-clip.safetensors", folder / "open_clip_model.safetensors")
+    return folder
 
 
 def build_clip(checkpoint: Path, device: torch.device) -> PixelClassifier:

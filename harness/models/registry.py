@@ -46,6 +46,11 @@ def register_family(prefix: str) -> Callable[[type], type]:
     return decorate
 
 
+def is_zero_shot(family: ModelFamily) -> bool:
+    """Whether `family` builds a zero-shot head from the prompts it is given (class attribute `zero_shot`)."""
+    return bool(getattr(family, "zero_shot", False))
+
+
 def known_model_ids() -> list[str]:
     return [f"{prefix}:{name}" for prefix, family in FAMILIES.items() for name in family.names()]
 
@@ -70,6 +75,6 @@ def load_model(text: str, device: torch.device, cache: ArrayCache | None = None,
     """The model of `text` on `device`; see ModelFamily.load (`prompts` reach zero-shot families only). Its
     `classifier` is in eval mode with gradients off for its parameters (LoadedModel)."""
     model_id, family = resolve(text)
-    if getattr(family, "zero_shot", False):
+    if is_zero_shot(family):
         return family.load(model_id, device, cache, prompts)
     return family.load(model_id, device, cache)

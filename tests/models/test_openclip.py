@@ -183,9 +183,9 @@ def test_a_tower_that_sees_past_the_end_of_text_is_never_cut(custom_text, text_c
 
 
 def test_an_open_clip_folder_is_hashed_as_loaded_and_keys_its_head_on_its_config(tmp_path):
-    from tiny_models import synth_clip_folder
+    from harness.models.embedded import export_open_clip_folder
 
-    folder = synth_clip_folder(tmp_path / "team-clip")
+    folder = export_open_clip_folder(tmp_path / "team-clip")
     text = f"openclip:local-dir:{folder}"
     prompts = get_benchmark("synth").prompts()
     first = load_model(text, CPU, ArrayCache(tmp_path / "cache"), prompts)

@@ -32,7 +32,7 @@ from harness.models.openclip import head_cache_key
 from imagenet_trees import natural_shift_trees
 from model_caches import hf_cache_file
 from suite_helpers import ROOT, read_json, record_then_gate, run_suite
-from tiny_models import synth_clip_folder
+from harness.models.embedded import export_open_clip_folder
 
 MODEL = "openclip:ViT-B-32@openai"
 NATURAL_IDS = {f"ViT-B-32-openai-{shift.name}" for shift in get_benchmark("imagenet").natural_shifts}
@@ -125,7 +125,7 @@ def test_an_open_clip_folder_is_gated_on_the_embedded_benchmark(tmp_path):
     """Any CLIP on synth: an open_clip model folder (here the embedded synth-clip's own weights) records its smoke
     slice on the embedded benchmark and is gated against it, on the CPU; its clean bits are those the embedded
     family measures for the same weights, so the two loading paths agree sample for sample."""
-    folder = synth_clip_folder(tmp_path / "synth-clip-folder")
+    folder = export_open_clip_folder(tmp_path / "synth-clip-folder")
     report, timings = record_then_gate(tmp_path, "--model", f"folder-clip=openclip:local-dir:{folder}",
                                        "--benchmark", "synth", "-m", "smoke", "-n", "2")
     assert {case["status"] for case in report["cases"]} == {"passed"} and len(report["cases"]) == 14

@@ -35,17 +35,3 @@ def evil_pickle(path: Path, marker: Path) -> Path:
     torch.save({"weight": Payload()}, path)
     return path
 
-
-def synth_clip_folder(folder: Path) -> Path:
-    """The embedded synth-clip as an open_clip model folder (open_clip_config.json and its committed weights, the
-    layout of an hf-hub repo): a trained open_clip model the `openclip` family can load from a local folder."""
-    import json
-    import shutil
-
-    from harness.models.embedded import CHECKPOINTS, EMBEDDED_DIR
-
-    folder.mkdir(parents=True, exist_ok=True)
-    model_cfg = json.loads((EMBEDDED_DIR / "synth-clip.json").read_text())
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
-    shutil.copyfile(CHECKPOINTS / "synth-clip.safetensors", folder / "open_clip_model.safetensors")
-    return folder
