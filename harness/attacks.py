@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 from .config import SuiteConfig
 from .registry import Registry
 from .settings import Setting, SettingScope, config_error, register_shift_kind
+from .records import encode_bits
 from .shifts.base import Inputs, Perturbation, Scored, Scorer
 
 
@@ -480,6 +482,19 @@ def run_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spe
 
 
 CANARY_MIN_CORRECT = 20
+COMPONENT = "component:"  # the prefix of a worst case's per-component bits among an attack's Scored columns
+
+
+def attack_stats(clean_correct: np.ndarray, norms: np.ndarray, components: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """An attack's metrics from its per-sample outcome: the clean accuracy, the median perturbation norm of the
+    clean-correct samples (None when there are none) and, for a worst case, each component's accuracy and bits."""
+
+    stats = {"clean_accuracy": float(clean_correct.mean()),
+             "median_perturbation_norm": float(np.median(norms[clean_correct])) if clean_correct.any() else None}
+    if components:
+        stats["components"] = {name: {"accuracy": float(bits.mean()), "per_sample": encode_bits(bits)}
+                               for name, bits in components.items()}
+    return stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -499,14 +514,22 @@ class Attack(Perturbation):
                 | ({} if self.ceiling is None else {"ceiling": self.ceiling}))
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
-        scored = scorer.attack(inputs, self.spec, self.surrogate)
-        if self.ceiling is not None:
-            self._judge_canary(scored)
-        return scored
+        return scorer.attack(inputs, self.spec, self.surrogate)
 
-    def _judge_canary(self, scored: Scored) -> None:
+    def summarize(self, scored: Scored) -> dict[str, Any]:
+        """The clean accuracy, median perturbation norm and worst-case components (`attack_stats`); the canary
+        fails the case here (AttackValidityError)."""
+        columns = scored.columns
+        stats = attack_stats(columns["clean_correct"], columns["norm"],
+                             {name[len(COMPONENT):]: bits for name, bits in columns.items() if name.startswith(COMPONENT)})
+        if self.ceiling is not None:
+            self._judge_canary(scored.per_sample, stats)
+        return stats
+
+    def _judge_canary(self, robust: np.ndarray, stats: dict[str, Any]) -> None:
         """Fail unless at least CANARY_MIN_CORRECT samples were correct clean and at most `ceiling` of them
         survived the attack."""
+        scored = Scored(robust, stats)
         clean_correct = round(scored.metrics["clean_accuracy"] * scored.per_sample.size)
         if clean_correct < CANARY_MIN_CORRECT:
             raise AttackValidityError(

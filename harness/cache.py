@@ -9,6 +9,11 @@ Every entry is verified when it is read from disk: it stores its own key and a s
 served only when both match. An entry that does not (truncated, a flipped byte, arrays rewritten by hand, a file
 copied in from another key) is reported as a CacheRepairWarning, removed, and computed again, once. This guards
 against accidents and copies; a forger who rewrites both the arrays and their checksum is not in its scope.
+
+Pixels (decoded splits, perturbed images: `pixels=True`) live under `<root>/images/` and are kept within
+`pixel_budget` bytes: after each write, the least recently used are removed until the folder fits (a read marks
+an entry used). Everything else (predictions, zero-shot heads) is small and always kept. An entry removed while
+another worker was about to read it is simply computed again.
 """
 from __future__ import annotations
 
@@ -55,51 +60,102 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+PIXEL_BUDGET = 20 * 10**9  # bytes; the protocol's cache_images_gb
+
+
 class ArrayCache:
-    def __init__(self, root: Path, memory_bytes: int = MEMORY_BYTES):
+    def __init__(self, root: Path, memory_bytes: int = MEMORY_BYTES, pixel_budget: int = PIXEL_BUDGET):
         self.root = Path(root)
         self.memory_bytes = memory_bytes
+        self.pixel_budget = pixel_budget
         self._memory: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 
-    def get_or_compute(self, key: Mapping[str, Any], compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def entry_path(self, digest: str, pixels: bool = False) -> Path:
+        """Where the entry of key digest `digest` (`cache_key`) lives on disk (under images/ for pixels)."""
+        return (self.root / "images" if pixels else self.root) / digest[:2] / f"{digest}.npz"
+
+    def holds(self, digest: str) -> bool:
+        """The entry of `digest` is on disk (a read would still verify it)."""
+        return self.entry_path(digest).is_file() or self.entry_path(digest, pixels=True).is_file()
+
+    def pixel_bytes(self) -> int:
+        """Bytes the pixel entries take on disk now."""
+        return sum(size for _, size, _ in self._pixel_entries())
+
+    def _pixel_entries(self) -> list[tuple[float, int, Path]]:
+        entries = []
+        for path in (self.root / "images").glob("*/*.npz"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # evicted by another worker meanwhile
+                continue
+            entries.append((stat.st_mtime, stat.st_size, path))
+        return entries
+
+    def _evict(self, keep: Path) -> None:
+        """Remove the least recently used pixel entries, never `keep` (the one just written), until the pixel
+        folder fits the budget."""
+        entries = sorted(self._pixel_entries())
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in entries:
+            if total <= self.pixel_budget:
+                return
+            if path != keep:
+                path.unlink(missing_ok=True)
+                total -= size
+
+    def get_or_compute(self, key: Mapping[str, Any], compute: Callable[[], dict[str, np.ndarray]],
+                       remember: bool = True, pixels: bool = False) -> dict[str, np.ndarray]:
+        """The arrays stored under `key`, computed by `compute` and stored first when absent or failing
+        verification. With `remember=False` the entry is not kept in memory (a chunk of a streamed split, read
+        once per case: keeping it would only grow the process); `pixels=True` marks images, kept on disk within
+        the pixel budget."""
         digest = cache_key(key)
         if digest in self._memory:
             self._memory.move_to_end(digest)
             return self._memory[digest]
-        path = self.root / digest[:2] / f"{digest}.npz"
+        path = self.entry_path(digest, pixels)
         if path.is_file():
             served = self._verified(path, key)
             if served is not None:
-                return self._remember(digest, served)
+                if pixels:
+                    _touch(path)
+                return self._remember(digest, served, remember)
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
                 served = self._verified(path, key)
                 if served is not None:
-                    return self._remember(digest, served)
+                    return self._remember(digest, served, remember)
             arrays = compute()
             if _KEY in arrays or _CHECKSUM in arrays:
                 raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
             stored = {**arrays, _KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
                       _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)}
             write_atomic(path, lambda handle: np.savez(handle, **stored), durable=False)
-            return self._remember(digest, arrays)
+            if pixels:
+                with FileLock(str(self.root / "images" / ".evict.lock")):
+                    self._evict(keep=path)
+            return self._remember(digest, arrays, remember)
 
     def _verified(self, path: Path, key: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
-        """The entry at `path` if it verifies under `key`; otherwise it is reported, removed and None returned."""
+        """The entry at `path` if it verifies under `key`; otherwise it is reported, removed and None returned
+        (None, silently, when it was evicted meanwhile)."""
         try:
             return self._read(path, key)
+        except FileNotFoundError:
+            return None
         except (CorruptEntry, OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
             warnings.warn(CacheRepairWarning(f"cache entry {path} failed verification ({error}); removed, the value "
                                              f"is computed again"), stacklevel=3)
             path.unlink(missing_ok=True)
             return None
 
-    def _remember(self, digest: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _remember(self, digest: str, arrays: dict[str, np.ndarray], remember: bool) -> dict[str, np.ndarray]:
         for array in arrays.values():
             array.flags.writeable = False
         size = sum(array.nbytes for array in arrays.values())
-        if size <= self.memory_bytes:
+        if remember and size <= self.memory_bytes:
             self._memory[digest] = arrays
             while sum(a.nbytes for entry in self._memory.values() for a in entry.values()) > self.memory_bytes:
                 self._memory.popitem(last=False)
@@ -117,3 +173,11 @@ class ArrayCache:
         if stored_sum.tobytes().decode(errors="replace") != arrays_sha256(arrays):
             raise CorruptEntry("its arrays do not match their checksum")
         return arrays
+
+
+def _touch(path: Path) -> None:
+    """Mark a pixel entry used now, for least-recently-used eviction (gone already: nothing to mark)."""
+    try:
+        path.touch()
+    except FileNotFoundError:
+        pass

@@ -1,8 +1,9 @@
-"""case -> CaseResult: load the setting's data, perturb it, classify, score per sample.
+"""case -> CaseResult: stream the setting's data, perturb it, classify, score per sample.
 
-`evaluate(case, model, run)` loads the case's split, lets the setting's perturbation (harness.shifts.base) make
-its inputs (or reads them pre-rendered from the benchmark) and score them through a `CaseScorer`, which classifies
-and attacks in batches that fit the device.
+`evaluate(case, model, run)` streams the case's split in data chunks (harness.stream), lets the setting's
+perturbation (harness.shifts.base) make each chunk's inputs (or reads them pre-rendered from the benchmark) on a
+prefetch thread, and scores them, re-cut on batch boundaries, through a `CaseScorer`, which classifies and attacks
+in batches that fit the device.
 """
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from .attacks import AttackSpec, run_attack
+from .attacks import COMPONENT, AttackSpec, attack_stats, run_attack
 from .cache import ArrayCache
 from .cases import Case
 from .config import SuiteConfig
@@ -31,6 +32,8 @@ from .models import LoadedModel
 from .progress import Progress
 from .records import CaseRecord, encode_bits, encode_values
 from .shifts.base import Inputs, Perturbation, Scored
+from .stream import ProvenanceMerge, concatenated, data_chunks, perturbed_chunks, prefetched, rechunked, \
+    scoring_unit, sliced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +41,8 @@ class RunContext:
     """What a case is measured with, fixed for the run: the device, the content-addressed cache (None: nothing
     cached), the seed of every perturbation, images per forward pass, autocast ("off", "bf16", "fp16") of
     non-adversarial forward passes, the --data-root folder, the folder adversarial images are saved to (None:
-    not saved), `models(id)` to load another model (transfer surrogates) and `progress(done, total)`."""
+    not saved), `models(id)` to load another model (transfer surrogates), `progress(done, total)` and the
+    processes a corruption is computed on (0: the machine's cores shared among xdist workers)."""
 
     device: torch.device
     cache: ArrayCache | None = None
@@ -49,12 +53,13 @@ class RunContext:
     save_adversarials: Path | None = None
     models: Callable[[str], LoadedModel] | None = None
     progress: Progress | None = None
+    corruption_workers: int = 0
 
     @classmethod
     def of_suite(cls, suite: SuiteConfig, device: torch.device, cache: ArrayCache,
                  models: Callable[[str], LoadedModel]) -> "RunContext":
         return cls(device, cache, suite.seed, suite.batch_size, suite.amp, suite.data_root, suite.save_adversarials,
-                   models)
+                   models, corruption_workers=suite.corruption_workers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +111,8 @@ def to_pixels(images: np.ndarray | torch.Tensor, device: torch.device, contiguou
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         pixels = torch.as_tensor(images)
+    if device.type == "cuda":  # a pinned copy goes to the device without blocking this thread
+        pixels = pixels.pin_memory().to(device, non_blocking=True)
     pixels = pixels.to(device).permute(0, 3, 1, 2).float().div_(255.0)
     return pixels.contiguous() if contiguous else pixels
 
@@ -180,27 +187,35 @@ def classify(classifier: torch.nn.Module, images: np.ndarray, run: RunContext,
 
 @dataclasses.dataclass(frozen=True)
 class Attacked:
-    """Per sample (N,): `robust` (correct on the adversarial image), `clean_correct`; `stats` the clean accuracy,
-    the median perturbation norm of clean-correct samples and, for a worst case, each component's accuracy and
-    bits; `adversarial` uint8 (N, H, W, 3) when asked for (clamped to [0, 1] first, for the RoZ space)."""
+    """Per sample (N,): `robust` (correct on the adversarial image), `clean_correct`, `norms` (the perturbation's
+    norm in the spec's units), `components` a worst case's bits per component attack; `adversarial` uint8
+    (N, H, W, 3) when asked for (clamped to [0, 1] first, for the RoZ space)."""
 
     robust: np.ndarray
     clean_correct: np.ndarray
-    stats: dict[str, Any]
+    norms: np.ndarray
+    components: dict[str, np.ndarray]
     adversarial: np.ndarray | None = None
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """harness.attacks.attack_stats of this outcome."""
+        return attack_stats(self.clean_correct, self.norms, self.components)
 
 
 def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, run: RunContext,
-           surrogate: LoadedModel | None = None) -> Attacked:
+           surrogate: LoadedModel | None = None, offset: int = 0) -> Attacked:
     """Robust correctness under `spec` (crafted on `surrogate` when given), in float32 whatever `run.amp` says.
-    With `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded, so a re-evaluation of
+    The batch from sample `offset + start` of the split is attacked under seed `run.seed * 1_000_003 + offset +
+    start`, so a chunk starting on a batch boundary gets the bits the whole split would. With
+    `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded, so a re-evaluation of
     them can differ slightly from the float images that were scored)."""
     robust, clean, norms, adversarial = [], [], [], []
     components: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), run.batch_size):
         pixels = to_pixels(images[start:start + run.batch_size], run.device)
         targets = torch.from_numpy(labels[start:start + run.batch_size]).to(run.device)
-        outcome = run_attack(model.classifier, pixels, targets, spec, seed=run.seed * 1_000_003 + start,
+        outcome = run_attack(model.classifier, pixels, targets, spec, seed=run.seed * 1_000_003 + offset + start,
                              attack_model=surrogate.classifier if surrogate is not None else None)
         robust.append(outcome.robust.cpu().numpy())
         clean.append(outcome.clean_correct.cpu().numpy())
@@ -212,20 +227,15 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
             adversarial.append((pixels * 255).round().byte().cpu().numpy())
         if run.progress is not None:
             run.progress(min(start + run.batch_size, len(images)), len(images))
-    clean_correct, all_norms = np.concatenate(clean), np.concatenate(norms)
-    stats = {"clean_accuracy": float(clean_correct.mean()),
-             "median_perturbation_norm": float(np.median(all_norms[clean_correct])) if clean_correct.any() else None}
-    if components:
-        stats["components"] = {name: {"accuracy": float(np.concatenate(bits).mean()),
-                                      "per_sample": encode_bits(np.concatenate(bits))}
-                               for name, bits in components.items()}
-    return Attacked(np.concatenate(robust), clean_correct, stats,
+    return Attacked(np.concatenate(robust), np.concatenate(clean), np.concatenate(norms),
+                    {name: np.concatenate(bits) for name, bits in components.items()},
                     np.concatenate(adversarial) if adversarial else None)
 
 
 def minimal(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, bisections: int,
-            run: RunContext) -> np.ndarray:
-    """float (N,): each image's minimal flipping budget (harness.minimal.minimal_eps), in batches, float32."""
+            run: RunContext, offset: int = 0) -> np.ndarray:
+    """float (N,): each image's minimal flipping budget (harness.minimal.minimal_eps), in batches, float32;
+    seeded per batch as `attack` is, from the split index `offset + start`."""
     from .minimal import minimal_eps
 
     values = []
@@ -233,7 +243,7 @@ def minimal(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: At
         pixels = to_pixels(images[start:start + run.batch_size], run.device)
         targets = torch.from_numpy(labels[start:start + run.batch_size]).to(run.device)
         values.append(minimal_eps(model.classifier, pixels, targets, spec, bisections,
-                                  seed=run.seed * 1_000_003 + start).numpy())
+                                  seed=run.seed * 1_000_003 + offset + start).numpy())
         if run.progress is not None:
             run.progress(min(start + run.batch_size, len(images)), len(images))
     return np.concatenate(values)
@@ -248,7 +258,8 @@ def save_adversarials(path: Path, attacked: Attacked, labels: np.ndarray) -> Non
 
 class CaseScorer:
     """The `Scorer` of one case (harness.shifts.base): classifies and attacks with `model` under `run`, halving
-    the batch on CUDA out-of-memory (`fitted`); `batch_size` is the one used last."""
+    the batch on CUDA out-of-memory (`fitted`), for this chunk and the case's later ones; `batch_size` is the
+    one used last."""
 
     def __init__(self, case: Case, model: LoadedModel, run: RunContext):
         self.case, self.model, self.run = case, model, run
@@ -259,7 +270,7 @@ class CaseScorer:
         flat = images.reshape(-1, *images.shape[-3:]) if images.ndim == 5 else images
         predictions, self.batch_size = fitted(lambda b: predict(
             self.model, flat, dataclasses.replace(self.run, batch_size=b), inputs.data.class_subset),
-            self.run.batch_size)
+            self.batch_size)
         return predictions.reshape(images.shape[:-3])
 
     def correct(self, inputs: Inputs, k: int | None) -> Scored:
@@ -271,61 +282,135 @@ class CaseScorer:
         source = self.run.models(surrogate) if surrogate is not None else None
         labels = inputs.data.labels
         attacked, self.batch_size = fitted(lambda b: attack(
-            self.model, inputs.images, labels, spec, dataclasses.replace(self.run, batch_size=b), source),
-            self.run.batch_size)
+            self.model, inputs.images, labels, spec, dataclasses.replace(self.run, batch_size=b), source,
+            inputs.offset), self.batch_size)
         if attacked.adversarial is not None:
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", self.case.setting.name) + ".npz"
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", self.case.setting.name)
+            name += ".npz" if inputs.offset == 0 else f".{inputs.offset:08d}.npz"
             save_adversarials(Path(self.run.save_adversarials) / self.case.line / name, attacked, labels)
-        return Scored(attacked.robust, attacked.stats)
+        return Scored(attacked.robust, columns={"clean_correct": attacked.clean_correct, "norm": attacked.norms,
+                                                **{COMPONENT + name: bits for name, bits in attacked.components.items()}})
 
     def minimal(self, inputs: Inputs, spec: AttackSpec, bisections: int) -> np.ndarray:
         values, self.batch_size = fitted(lambda b: minimal(self.model, inputs.images, inputs.data.labels, spec,
-                                                           bisections, dataclasses.replace(self.run, batch_size=b)),
-                                         self.run.batch_size)
+                                                           bisections, dataclasses.replace(self.run, batch_size=b),
+                                                           inputs.offset),
+                                         self.batch_size)
         return values
 
 
-def _inputs(case: Case, model: LoadedModel, run: RunContext) -> Inputs:
-    """The case's inputs: its split, perturbed by the setting's perturbation or read pre-rendered from the
-    benchmark when it has that perturbation on disk (ImageNet-C, Stylized-ImageNet)."""
+def _split_inputs(case: Case, model: LoadedModel, run: RunContext) -> Iterator[Inputs]:
+    """The case's inputs in data chunks: its split's chunks, each perturbed by the setting's perturbation, or the
+    benchmark's pre-rendered perturbation (ImageNet-C, Stylized-ImageNet) read instead when it has it on disk,
+    then recorded beside the clean split's provenance."""
     setting = case.setting
     benchmark = get_benchmark(case.benchmark, run.data_root)
-    data = benchmark.load(setting.split, setting.samples, run.cache, model.preprocess)
-    inputs = Inputs(data, data.images, dict(data.provenance))
-    if setting.perturbation is None:
-        return inputs
-    on_disk = benchmark.load_perturbed(setting.perturbation.record(), setting.samples, run.cache, model.preprocess)
+    clean = data_chunks(benchmark, setting.split, setting.samples, run.cache, model.preprocess)
+    perturbation = setting.perturbation
+    on_disk = None if perturbation is None else perturbed_chunks(benchmark, perturbation.record(), setting.samples,
+                                                                  run.cache, model.preprocess)
     if on_disk is None:
-        return setting.perturbation.perturb(inputs, model, run)
-    return Inputs(on_disk, on_disk.images, {**inputs.provenance, "perturbed_sha256": on_disk.provenance["sha256"],
-                                            "perturbed_source": on_disk.provenance["dataset_path"]})
+        for data in clean:
+            inputs = Inputs(data, data.images, dict(data.provenance))
+            yield _hashed(inputs if perturbation is None else perturbation.perturb(inputs, model, run))
+        return
+    clean_record = ProvenanceMerge()
+    for data in clean:
+        clean_record.add(data.provenance, len(data.labels))
+    for data in on_disk:
+        yield _hashed(Inputs(data, data.images, {**clean_record.result(), "perturbed_sha256": data.provenance["sha256"],
+                                                 "perturbed_source": data.provenance["dataset_path"]}))
+
+
+def _hashed(inputs: Inputs) -> Inputs:
+    """`inputs` with its pixels made read-only and hashed, on the prefetch thread, so the predictions' cache key
+    (`predictions_key`) finds their hash remembered instead of hashing them between forward passes."""
+    inputs.images.flags.writeable = False
+    content_sha256(inputs.images)
+    return inputs
+
+
+def _scoring_chunks(inputs: Iterator[Inputs], batch_size: int) -> Iterator[Inputs]:
+    """Data chunks re-cut to start on batch boundaries of the split (harness.stream.rechunked)."""
+    def frames(chunk: Inputs) -> int:
+        return chunk.images.shape[1] if chunk.images.ndim == 5 else 1
+
+    def cut(chunk: Inputs, start: int, stop: int) -> Inputs:
+        return Inputs(sliced(chunk.data, start, stop), chunk.images[start:stop], chunk.provenance,
+                      None if chunk.targets is None else chunk.targets[start:stop])
+
+    def join(chunks: Sequence[Inputs]) -> Inputs:
+        if len(chunks) == 1:
+            return chunks[0]
+        targets = None if chunks[0].targets is None else np.concatenate([chunk.targets for chunk in chunks])
+        data = concatenated([chunk.data for chunk in chunks])
+        return Inputs(data, np.concatenate([chunk.images for chunk in chunks]), chunks[0].provenance, targets)
+
+    return rechunked(inputs, lambda chunk: len(chunk.images), cut, join,
+                     lambda chunk: scoring_unit(batch_size, frames(chunk)))
+
+
+def _scored(case: Case, model: LoadedModel, run: RunContext, scorer: CaseScorer, perturbation: Perturbation,
+            inputs: Iterator[Inputs]) -> tuple[Scored, dict[str, Any]]:
+    """The joined outcome of `inputs` and their merged provenance; chunks are decoded and perturbed a chunk
+    ahead, on another thread, while this one scores."""
+    merge, parts = ProvenanceMerge(), []
+    for chunk in _scoring_chunks(prefetched(_recorded(inputs, merge)), run.batch_size):
+        scorer.run = _chunk_run(run, chunk, case.setting.samples)
+        parts.append(perturbation.score(chunk, scorer, case.setting.k))
+    scorer.run = run
+    if not parts:
+        raise ValueError(f"{case.id}: its split {case.setting.split!r} gave no samples")
+    return Scored.joined(parts), merge.result()
+
+
+def _recorded(chunks: Iterator[Inputs], merge: ProvenanceMerge) -> Iterator[Inputs]:
+    """`chunks`, each data chunk's provenance added to `merge` as it passes."""
+    for chunk in chunks:
+        merge.add(chunk.provenance, len(chunk.images))
+        yield chunk
+
+
+def _chunk_run(run: RunContext, chunk: Inputs, samples: int) -> RunContext:
+    """`run` with its progress counting the whole case's samples for a chunk that starts at `chunk.offset`."""
+    if run.progress is None:
+        return run
+    frames = chunk.images.shape[1] if chunk.images.ndim == 5 else 1
+    progress, total = run.progress, max(samples, chunk.offset + len(chunk.images))
+    return dataclasses.replace(run, progress=lambda done, _: progress(chunk.offset + done // frames, total))
 
 
 def _id_accuracy(case: Case, model: LoadedModel, scorer: CaseScorer) -> dict[str, Any]:
     """The model's accuracy on the case's in-distribution split over the shift's classes (`Setting.id_split`),
     under the same class-subset restriction as the shift, at the same sample cap."""
     run = scorer.run
-    data = get_benchmark(case.benchmark, run.data_root).load(case.setting.id_split, case.setting.samples, run.cache,
-                                                             model.preprocess)
-    correct = data.correct(scorer.predictions(Inputs(data, data.images, dict(data.provenance))))
-    return {"split": case.setting.id_split, "n": int(correct.size), "correct": int(correct.sum()),
-            "accuracy": float(correct.mean()) if correct.size else None, "sha256": data.provenance["sha256"]}
+    benchmark = get_benchmark(case.benchmark, run.data_root)
+    chunks = (Inputs(data, data.images, dict(data.provenance))
+              for data in data_chunks(benchmark, case.setting.id_split, case.setting.samples, run.cache,
+                                      model.preprocess))
+    correct, merge = [], ProvenanceMerge()
+    for chunk in _scoring_chunks(prefetched(_recorded(chunks, merge)), run.batch_size):
+        correct.append(chunk.data.correct(scorer.predictions(chunk)))
+    joined_correct = np.concatenate(correct) if correct else np.zeros(0, bool)
+    return {"split": case.setting.id_split, "n": int(joined_correct.size), "correct": int(joined_correct.sum()),
+            "accuracy": float(joined_correct.mean()) if joined_correct.size else None, "sha256": merge.result()["sha256"]}
 
 
 def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
-    """Measure `case` on `model` under `run`. Attacks always run in float32; other forward passes autocast to
-    `run.amp`, and a case run under autocast says so in its metrics (`autocast`). `run.progress(done, total)` is
-    called after each batch (images, or frames for sequences). A batch that does not fit in GPU memory is halved
-    until it does (`fitted`); the result records the batch size used."""
+    """Measure `case` on `model` under `run`, streaming its split (harness.stream): a worker holds a few data
+    chunks at a time, whatever the split's size, and the per-sample outcome is the one a run holding the whole
+    split would give. Attacks always run in float32; other forward passes autocast to `run.amp`, and a case run
+    under autocast says so in its metrics (`autocast`). `run.progress(done, total)` is called after each batch.
+    A batch that does not fit in GPU memory is halved until it does (`fitted`); the result records the batch
+    size used last."""
     started = time.perf_counter()
-    inputs = _inputs(case, model, run)
     perturbation = case.setting.perturbation or Perturbation()
     scorer = CaseScorer(case, model, run)
-    scored = perturbation.score(inputs, scorer, case.setting.k)
-    extra = dict(scored.metrics)
+    scored, provenance = _scored(case, model, run, scorer, perturbation, _split_inputs(case, model, run))
+    extra = perturbation.summarize(scored)
     if case.setting.id_split is not None:
         extra["id_on_classes"] = _id_accuracy(case, model, scorer)
     if run.amp != "off" and perturbation.autocast:
         extra["autocast"] = run.amp
-    return CaseResult(case, scored.per_sample.astype(bool), dict(inputs.provenance), run.seed, scorer.batch_size,
+    return CaseResult(case, scored.per_sample.astype(bool), provenance, run.seed, scorer.batch_size,
                       time.perf_counter() - started, extra, scored.values)

@@ -96,7 +96,10 @@ class MinimalPerturbation(Perturbation):
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
         values = scorer.minimal(inputs, self.spec, self.bisections)
-        return Scored(np.isinf(values), summary(values, self.spec, self.bisections, seed=0), values=values)
+        return Scored(np.isinf(values), values=values)
+
+    def summarize(self, scored: Scored) -> dict[str, Any]:
+        return summary(scored.values, self.spec, self.bisections, seed=0)
 
     @property
     def metric(self) -> str:

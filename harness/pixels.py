@@ -11,7 +11,7 @@ import base64
 import dataclasses
 import hashlib
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +25,21 @@ def image_digests(images: np.ndarray) -> dict[str, Any]:
     digests = b"".join(hashlib.sha256(np.ascontiguousarray(images[start:start + block]).data).digest()[:DIGEST_BYTES]
                        for start in range(0, len(images), block))
     return {"block": block, "images": int(len(images)), "digests": base64.b64encode(digests).decode("ascii")}
+
+
+def merged_digests(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The digests of consecutive chunks' images (each fingerprinted image by image) as one fingerprint: the
+    per-image digests joined, then, past MAX_DIGESTS, folded into blocks whose digest is the sha256 of their
+    images' digests. A split of at most MAX_DIGESTS images gets the digests `image_digests` gives it whole."""
+    if any(part["block"] != 1 for part in parts):
+        raise ValueError("only per-image digests (block 1) of chunks can be merged")
+    raw = b"".join(base64.b64decode(part["digests"].encode("ascii"), validate=True) for part in parts)
+    images = sum(int(part["images"]) for part in parts)
+    block = max(1, math.ceil(images / MAX_DIGESTS))
+    if block > 1:
+        span = block * DIGEST_BYTES
+        raw = b"".join(hashlib.sha256(raw[i:i + span]).digest()[:DIGEST_BYTES] for i in range(0, len(raw), span))
+    return {"block": block, "images": images, "digests": base64.b64encode(raw).decode("ascii")}
 
 
 def _blocks(fingerprint: Mapping[str, Any]) -> list[bytes]:

@@ -398,8 +398,9 @@ def test_a_gradient_masking_model_fails_its_canary(masked_model):
     case = Case("masked", "masked", "synth", Setting("adversarial", "canary-pgd-linf-16/255", "test", 50,
                                                      perturbation=canary))
     scorer = CaseScorer(case, model, RunContext(torch.device("cpu"), batch_size=50))
+    scored = canary.score(Inputs(data, data.images, {}), scorer, None)
     with pytest.raises(AttackValidityError, match="GRADIENT MASKING suspected: pgd-linf-16/255 leaves 1.000 of"):
-        canary.score(Inputs(data, data.images, {}), scorer, None)
+        canary.summarize(scored)
 
 
 def test_a_canary_needs_enough_samples_correct_clean_to_judge():
@@ -408,12 +409,10 @@ def test_a_canary_needs_enough_samples_correct_clean_to_judge():
     from harness.attacks import Attack
     from harness.shifts.base import Scored
 
-    class Broken:  # a model right on 5 of 100 clean samples, none of them surviving
-        def attack(self, inputs, spec, surrogate):
-            return Scored(np.zeros(100, dtype=bool), {"clean_accuracy": 0.05})
-
+    # a model right on 5 of 100 clean samples, none of them surviving
+    scored = Scored(np.zeros(100, dtype=bool), columns={"clean_correct": np.arange(100) < 5, "norm": np.zeros(100)})
     with pytest.raises(AttackValidityError, match="only 5 of 100 samples are correct clean"):
-        Attack(parse_attack("pgd-linf-16/255"), ceiling=0.1).score(None, Broken(), None)
+        Attack(parse_attack("pgd-linf-16/255"), ceiling=0.1).summarize(scored)
 
 
 def test_a_gradient_masking_model_is_flagged_when_a_black_box_attack_beats_the_white_box_one(masked_model):

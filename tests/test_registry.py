@@ -158,16 +158,16 @@ def test_transforms(tmp_path):
 
     greyscale = TRANSFORMS["greyscale"]
     with pytest.raises(DuplicateNameError, match="transform 'greyscale' is already registered"):
-        register_transform("greyscale")(lambda images, seed: images)
+        register_transform("greyscale")(lambda images, seed, offset: images)
     assert TRANSFORMS["greyscale"] is greyscale
 
-    def invert(images, seed):
+    def invert(images, seed, offset):
         return 255 - images
 
     assert register_transform("throwaway-invert")(invert) is invert
     try:
         images = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)
-        assert np.array_equal(TRANSFORMS["throwaway-invert"](images, 0), 255 - images)  # as evaluate.py calls it
+        assert np.array_equal(TRANSFORMS["throwaway-invert"](images, 0, 0), 255 - images)  # as evaluate.py calls it
         cases = expand_cases(build_config(tmp_path, {"synthetic": {"transforms": ["throwaway-invert"]}}, {}))
         assert {c.setting.perturbation for c in cases if isinstance(c.setting.perturbation, Transform)} == {
             Transform("throwaway-invert")}

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -45,13 +46,16 @@ class EvalData:
     `class_subset`, when set, lists the class indices the dataset covers (as ImageNet-R's 200): predictions are
     then restricted to them. `label_sets`, when set, is int64 (N, K): the classes that each count as correct for
     sample i (as ObjectNet's), padded with -1, `labels[i]` among them; or (N, F, K) for sequences whose frames
-    are each judged on their own classes (ImageNet-Vid-Robust), `labels[i]` among the anchor frame's."""
+    are each judged on their own classes (ImageNet-Vid-Robust), `labels[i]` among the anchor frame's. A chunk
+    of a streamed split (harness.stream) has `offset` the index in the split of its first sample, and its
+    provenance describes the chunk."""
 
     images: np.ndarray
     labels: np.ndarray
     provenance: dict[str, Any]
     class_subset: np.ndarray | None = None
     label_sets: np.ndarray | None = None
+    offset: int = 0
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim not in (4, 5) or self.images.shape[-1] != 3:
@@ -80,6 +84,7 @@ class EvalData:
 
 
 _DIGESTS: dict[tuple[int, ...], tuple[tuple[weakref.ref, ...], str]] = {}
+_DIGESTS_LOCK = threading.Lock()  # the prefetch thread hashes chunks too
 
 
 def content_sha256(*arrays: np.ndarray) -> str:
@@ -88,18 +93,19 @@ def content_sha256(*arrays: np.ndarray) -> str:
     no array alive."""
     frozen = all(not array.flags.writeable for array in arrays)
     ids = tuple(map(id, arrays))
-    if frozen and ids in _DIGESTS:
-        refs, digest = _DIGESTS[ids]
-        if all(ref() is array for ref, array in zip(refs, arrays)):
-            return digest
+    with _DIGESTS_LOCK:
+        remembered = _DIGESTS.get(ids) if frozen else None
+    if remembered is not None and all(ref() is array for ref, array in zip(remembered[0], arrays)):
+        return remembered[1]
     hasher = hashlib.sha256()
     for array in arrays:
         hasher.update(str((array.dtype, array.shape)).encode())
         hasher.update(np.ascontiguousarray(array).data)
     if frozen:
-        if len(_DIGESTS) >= 256:
-            _DIGESTS.pop(next(iter(_DIGESTS)))
-        _DIGESTS[ids] = (tuple(weakref.ref(array) for array in arrays), hasher.hexdigest())
+        with _DIGESTS_LOCK:
+            if len(_DIGESTS) >= 256:
+                _DIGESTS.pop(next(iter(_DIGESTS)))
+            _DIGESTS[ids] = (tuple(weakref.ref(array) for array in arrays), hasher.hexdigest())
     return hasher.hexdigest()
 
 
@@ -141,3 +147,17 @@ class Benchmark(Protocol):
         """The clean split perturbed as `perturbation` (a setting's perturbation record, e.g. {"corruption":
         {"name", "severity"}}) says, pre-rendered on disk by the dataset's authors, or None when the benchmark
         has no such release here (the perturbation is then applied in memory)."""
+
+
+class StreamingBenchmark(Benchmark, Protocol):
+    """A benchmark that can also hand out a split in data chunks, decoding one at a time, so a case holds a
+    bounded number of images whatever `n` (harness.stream). A benchmark without these methods is streamed by
+    cutting what `load` returns."""
+
+    def stream(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> "Iterator[EvalData]":
+        """What `load` returns, as consecutive chunks of at most `harness.stream.DATA_CHUNK_SAMPLES`
+        samples (`EvalData.offset` set), each with its own provenance (`sha256` the chunk's)."""
+
+    def stream_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
+                         preprocess: Preprocess) -> "Iterator[EvalData] | None":
+        """What `load_perturbed` returns, in chunks as `stream`; None when it would return None."""

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -203,25 +204,34 @@ def resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
     return np.asarray(resized.crop((left, top, left + preprocess.size, top + preprocess.size)), dtype=np.uint8)
 
 
+DECODE_THREADS = min(4, os.cpu_count() or 1)  # PIL decodes and resizes without the GIL
+
+
 def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, border: int,
-                   frames: bool) -> dict[str, np.ndarray]:
-    """The first `n` samples that decode entirely, as arrays: `images` uint8 (n, H, W, 3) or (n, F, H, W, 3)
-    when `frames`, `labels` int64 (n,) (-1 for a sample no class fits), `label_sets` int64 (n, K) padded with -1,
-    or (n, F, K) when the samples' frames carry labels of their own, `unreadable` str (paths of files that
-    failed to decode, in the order met)."""
+                   frames: bool, per_frame: bool | None = None) -> dict[str, np.ndarray]:
+    """The first `n` samples that decode entirely, decoded on DECODE_THREADS threads, as arrays: `images` uint8
+    (n, H, W, 3) or (n, F, H, W, 3) when `frames`, `labels` int64 (n,) (-1 for a sample no class fits),
+    `label_sets` int64 (n, K) padded with -1, or (n, F, K) when the samples' frames carry labels of their own
+    (`per_frame`; by default, when any of `samples` does), `unreadable` str (paths of files that failed to
+    decode, in the order met), `consumed` int (1,): how many of `samples` were looked at."""
     images, label_sets, unreadable = [], [], []
-    per_frame = frames and any(sample.frame_label_sets is not None for sample in samples)
-    for sample in samples:
-        if len(images) == n:
-            break
-        decoded = {path: decode(path, preprocess, border) for path in dict.fromkeys(sample.paths)}
-        failed = [str(path) for path, pixels in decoded.items() if pixels is None]
-        if failed:
-            unreadable += failed
-            continue
-        stack = np.stack([decoded[path] for path in sample.paths])
-        images.append(stack if frames else stack[0])
-        label_sets.append(sample.frame_label_sets if per_frame else (sample.label_set,))
+    if per_frame is None:
+        per_frame = frames and any(sample.frame_label_sets is not None for sample in samples)
+    position = 0
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        while len(images) < n and position < len(samples):
+            batch = samples[position:position + n - len(images)]
+            position += len(batch)
+            paths = list(dict.fromkeys(path for sample in batch for path in sample.paths))
+            decoded = dict(zip(paths, pool.map(lambda path: decode(path, preprocess, border), paths)))
+            for sample in batch:
+                failed = [str(path) for path in dict.fromkeys(sample.paths) if decoded[path] is None]
+                if failed:
+                    unreadable += failed
+                    continue
+                stack = np.stack([decoded[path] for path in sample.paths])
+                images.append(stack if frames else stack[0])
+                label_sets.append(sample.frame_label_sets if per_frame else (sample.label_set,))
     width = max([1] + [len(s) for sets in label_sets for s in sets])
     depth = max([1] + [len(sets) for sets in label_sets])
     padded = np.full((len(label_sets), depth, width), -1, dtype=np.int64)
@@ -231,4 +241,5 @@ def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, bo
     labels = padded[:, depth // 2, 0].copy()  # the anchor's first class (the middle frame when per frame)
     shape = (0, *((1,) if frames else ()), preprocess.size, preprocess.size, 3)
     return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": labels,
-            "label_sets": padded if per_frame else padded[:, 0], "unreadable": np.array(unreadable, dtype=str)}
+            "label_sets": padded if per_frame else padded[:, 0], "unreadable": np.array(unreadable, dtype=str),
+            "consumed": np.array([position], dtype=np.int64)}

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..cache import ArrayCache
+from ..stream import DATA_CHUNK_SAMPLES, joined
 from ..prompts import Prompts, openai_imagenet_templates
 from .base import DataMalformedError, DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
 from .folders import (DATA_SEED, Listing, Sample, balanced_order, check_complete, class_dirs, decode_samples,
@@ -490,16 +491,24 @@ class ImageNetBenchmark:
         check_complete(self._listing(split))
 
     def load(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> EvalData:
+        return joined(self.stream(split, n, cache, preprocess))
+
+    def stream(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> Iterator[EvalData]:
         if preprocess.resize < preprocess.size:
             raise ValueError(f"preprocess resize {preprocess.resize} is smaller than the crop {preprocess.size}")
-        return self._read(split, self._listing(split), n, cache, preprocess,
-                          frames=split.startswith(("vid-", "ytbb-")))
+        return self._chunks(split, self._listing(split), n, cache, preprocess,
+                            frames=split.startswith(("vid-", "ytbb-")))
 
     def load_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
                        preprocess: Preprocess) -> EvalData | None:
         """A pre-rendered synthetic shift from disk, preferred (as its authors advise) over perturbing in memory,
         or None when it is absent: ImageNet-C for a corruption, whose 224 px crops are only resized to the model's
         input size, never re-cropped; Stylized-ImageNet for the transform `stylized`."""
+        chunks = self.stream_perturbed(perturbation, n, cache, preprocess)
+        return None if chunks is None else joined(chunks)
+
+    def stream_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
+                         preprocess: Preprocess) -> Iterator[EvalData] | None:
         if self.data_root is None:
             return None
         corruption = perturbation.get("corruption")
@@ -511,26 +520,45 @@ class ImageNetBenchmark:
             listing, split = load_stylized(self.data_root), "stylized-imagenet"
         else:
             return None
-        return None if listing is None else self._read(split, listing, n, cache, preprocess, frames=False)
+        return None if listing is None else self._chunks(split, listing, n, cache, preprocess, frames=False)
 
-    def _read(self, split: str, listing: "Listing", n: int, cache: ArrayCache, preprocess: Preprocess,
-              frames: bool) -> EvalData:
+    def _chunks(self, split: str, listing: "Listing", n: int, cache: ArrayCache, preprocess: Preprocess,
+                frames: bool) -> Iterator[EvalData]:
+        """The first `n` samples of `listing` that decode (balanced order), in data chunks, each cached on its
+        own. A chunk's entry records where in the order it stopped, so the next chunk's key (its start) is known
+        without decoding; a split of one chunk keeps the key and hash it had before splits were streamed."""
         check_complete(listing)
         checksums = [path for path in [listing.folder / "SHA256SUMS"] if path.is_file()]
-        key = {"kind": "imagenet-split", "version": LOADER_VERSION, "split": split, "n": n, "seed": DATA_SEED,
-               "files": files_fingerprint(listing.folder, listing.files + checksums),
-               "preprocess": preprocess.as_dict()}
-
-        def compute() -> dict[str, np.ndarray]:
-            verify_checksums(listing.folder)
-            return decode_samples(balanced_order(listing.samples), n, preprocess, listing.border, frames)
-
-        arrays = cache.get_or_compute(key, compute)
+        base = {"kind": "imagenet-split", "version": LOADER_VERSION, "split": split, "n": n, "seed": DATA_SEED,
+                "files": files_fingerprint(listing.folder, listing.files + checksums),
+                "preprocess": preprocess.as_dict()}
+        order = balanced_order(listing.samples)
+        per_frame = frames and any(sample.frame_label_sets is not None for sample in order)
+        size = DATA_CHUNK_SAMPLES
+        n = min(n, len(order))
         subset = None if listing.class_subset is None else np.array(listing.class_subset, dtype=np.int64)
-        label_sets = arrays["label_sets"] if arrays["label_sets"].ndim == 3 or arrays["label_sets"].shape[1] > 1 else None
-        return EvalData(arrays["images"], arrays["labels"], {
-            "benchmark": self.name, "split": split, "n": int(len(arrays["labels"])), "seed": DATA_SEED,
-            "dataset_path": str(listing.folder), "files_sha256": key["files"], "border_crop": listing.border,
-            "unreadable_files": [str(p) for p in arrays["unreadable"]],
-            "sha256": content_sha256(arrays["images"], arrays["labels"], arrays["label_sets"]),
-        }, class_subset=subset, label_sets=label_sets)
+        keep_sets = per_frame or any(len(sample.label_set) > 1 for sample in order)
+        verified = []
+        position = offset = 0
+        while True:
+            take = min(size, n - offset)
+            key = base if n <= size else {**base, "chunk": {"start": position, "take": take}}
+
+            def compute(start: int = position, take: int = take) -> dict[str, np.ndarray]:
+                if not verified:
+                    verify_checksums(listing.folder)
+                    verified.append(True)
+                return decode_samples(order[start:], take, preprocess, listing.border, frames, per_frame)
+
+            arrays = cache.get_or_compute(key, compute, remember=n <= size, pixels=True)
+            got = len(arrays["labels"])
+            yield EvalData(arrays["images"], arrays["labels"], {
+                "benchmark": self.name, "split": split, "n": got, "seed": DATA_SEED,
+                "dataset_path": str(listing.folder), "files_sha256": base["files"], "border_crop": listing.border,
+                "unreadable_files": [str(p) for p in arrays["unreadable"]],
+                "sha256": content_sha256(arrays["images"], arrays["labels"], arrays["label_sets"]),
+            }, class_subset=subset, label_sets=arrays["label_sets"] if keep_sets else None, offset=offset)
+            offset += got
+            position += int(arrays["consumed"][0])
+            if offset >= n or got < take or position >= len(order):
+                return

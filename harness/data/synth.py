@@ -53,11 +53,11 @@ class SynthBenchmark:
             rendered = renderer.render_split(split, n, seed=DATA_SEED)
             return {"images": rendered.images, "labels": rendered.labels.astype(np.int64)}
 
-        arrays = cache.get_or_compute(key, render)
+        arrays = cache.get_or_compute(key, render, pixels=True)
         native = Preprocess(renderer.IMAGE_SIZE, renderer.IMAGE_SIZE)
         if (preprocess.size, preprocess.resize) != (native.size, native.resize):
             arrays = cache.get_or_compute({**key, "preprocess": preprocess.as_dict()}, lambda: {
-                "images": resized(arrays["images"], preprocess), "labels": arrays["labels"]})
+                "images": resized(arrays["images"], preprocess), "labels": arrays["labels"]}, pixels=True)
         return EvalData(arrays["images"], arrays["labels"], {
             "benchmark": self.name, "split": split, "n": n, "seed": DATA_SEED,
             "renderer_version": renderer.RENDERER_VERSION,

@@ -2,8 +2,11 @@
 
 Each kind (a corruption at a severity, a whole-image transform, a perturbation sequence, a typographic overlay,
 an attack) is a frozen dataclass in the module of its shift, subclassing `Perturbation`. A setting without one
-is scored on its data as loaded. `harness.evaluate` calls `perturb` and then `score`, handing the kind a `Scorer`
-that classifies (and attacks) with the run's model, device, batch size and autocast.
+is scored on its data as loaded. The split is streamed (harness.stream): `harness.evaluate` calls `perturb` on each
+data chunk and `score` on each scoring chunk, handing the kind a `Scorer` that classifies (and attacks) with the
+run's model, device, batch size and autocast, joins the chunks' `Scored` and calls `summarize` once on the whole.
+A perturbation's sample i must depend only on (seed, its index in the split, `inputs.offset + i`), never on
+where a chunk begins.
 """
 from __future__ import annotations
 
@@ -26,23 +29,41 @@ class Inputs:
     """What a case scores: `images` uint8 (N, H, W, 3), or frames (N, F, H, W, 3); `data` the split they come
     from (labels, label sets, class subset); `provenance` the data's record, which a perturbation extends with
     the hash of the pixels it made; `targets` int (N,) when a perturbation aims each image at a class (the class
-    a typographic attack writes on it), else None."""
+    a typographic attack writes on it), else None. A chunk of a streamed split: `offset` is the index in the
+    split of its first sample."""
 
     data: "EvalData"
     images: np.ndarray
     provenance: Mapping[str, Any]
     targets: np.ndarray | None = None
 
+    @property
+    def offset(self) -> int:
+        return self.data.offset
+
 
 @dataclasses.dataclass(frozen=True)
 class Scored:
     """`per_sample` bool (N,): sample i scored correct under the setting's metric; `metrics` what the setting adds;
     `values` float (N,) when the setting also measures a quantity per sample (a minimal perturbation; +inf for
-    "above the search's maximum"), which the gate compares pairwise with the baseline's."""
+    "above the search's maximum"), which the gate compares pairwise with the baseline's; `columns` the per-sample
+    quantities (N, ...) the setting's metrics are computed from once the chunks are joined (`summarize`)."""
 
     per_sample: np.ndarray
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     values: np.ndarray | None = None
+    columns: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def joined(cls, parts: "list[Scored]") -> "Scored":
+        """Consecutive chunks' outcomes as one; chunks carry columns, not metrics."""
+        if any(part.metrics for part in parts):
+            raise ValueError("a chunk's Scored carries columns; metrics are computed once, by summarize")
+        if len(parts) == 1:
+            return parts[0]
+        values = None if parts[0].values is None else np.concatenate([part.values for part in parts])
+        return cls(np.concatenate([part.per_sample for part in parts]), {}, values,
+                   {name: np.concatenate([part.columns[name] for part in parts]) for name in parts[0].columns})
 
 
 class Scorer(Protocol):
@@ -76,8 +97,17 @@ class Perturbation:
         return inputs
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
-        """The case's per-sample outcome on perturbed `inputs`; the default is top-1 (or pm-k) correctness."""
+        """The per-sample outcome on a chunk of perturbed `inputs`; the default is top-1 (or pm-k) correctness."""
         return scorer.correct(inputs, k)
+
+    def summarize(self, scored: Scored) -> dict[str, Any]:
+        """The case's metrics from its joined outcome (`scored.columns`); may raise to fail the case."""
+        return {}
+
+    @property
+    def frames(self) -> int:
+        """Images the perturbation makes of each input image (a sequence's frames), for sizing chunks."""
+        return 1
 
     @property
     def metric(self) -> str | None:

@@ -18,6 +18,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -72,20 +75,48 @@ def _without_ipp() -> Iterator[None]:
         cv2.ipp.setUseIPP(previous)
 
 
-def corrupt_images(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> uint8 (N, H, W, 3); image i depends only on (seed, name, severity, i)."""
+def corrupt_images(images: np.ndarray, name: str, severity: int, seed: int, offset: int = 0,
+                   workers: int = 1) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> uint8 (N, H, W, 3); image i, sample `offset + i` of its split, depends only on
+    (seed, name, severity, offset + i), so `workers` > 1 processes (`corruption_pool`), each corrupting a
+    contiguous slice, give the bytes one process gives."""
+    check_corruption(name, severity)
+    if workers > 1 and len(images) > 1:
+        bounds = np.linspace(0, len(images), min(workers, len(images)) + 1).astype(int)
+        pool = corruption_pool(workers)
+        slices = [pool.submit(corrupt_images, images[a:b], name, severity, seed, offset + a)
+                  for a, b in zip(bounds[:-1], bounds[1:])]
+        return np.concatenate([part.result() for part in slices])
     from imagecorruptions import corrupt
 
-    check_corruption(name, severity)
     out = np.empty_like(images)
     extra = _takes_seed(name)
     with _without_ipp():
         for index, image in enumerate(images):
-            image_seed = _image_seed(seed, name, severity, index)
+            image_seed = _image_seed(seed, name, severity, offset + index)
             np.random.seed(image_seed)
             kwargs = {"seed": image_seed} if extra else {}
             out[index] = corrupt(image, severity=severity, corruption_name=name, **kwargs)
     return out
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def corruption_pool(workers: int) -> ProcessPoolExecutor:
+    """This process's pool of `workers` corruption processes, started once (forkserver: the children begin from
+    a clean interpreter, not a copy of one running torch's threads) and reused by every later case."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+    return _POOLS[workers]
+
+
+def corruption_workers(configured: int) -> int:
+    """Processes a case corrupts with: `configured`, or for 0 ("auto") this machine's cores shared among the
+    run's xdist workers (PYTEST_XDIST_WORKER_COUNT), at least 1."""
+    if configured:
+        return configured
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 def recipe(images_sha256: str, name: str, severity: int, seed: int) -> dict[str, Any]:
@@ -94,14 +125,19 @@ def recipe(images_sha256: str, name: str, severity: int, seed: int) -> dict[str,
             "libraries": pixel_library_versions()}
 
 
-def corrupted(images: np.ndarray, pixel_recipe: dict[str, Any], cache: ArrayCache | None) -> np.ndarray:
-    """`corrupt_images` of `images` (whose hash is the recipe's `clean_sha256`), cached on disk under its recipe
-    (computed afresh without a cache)."""
-    key = {"kind": "corruption", "images": pixel_recipe["clean_sha256"], "recipe": pixel_recipe, "ipp": "off"}
+def corrupted(images: np.ndarray, pixel_recipe: dict[str, Any], cache: ArrayCache | None, offset: int = 0,
+              remember: bool = True, workers: int = 1) -> np.ndarray:
+    """`corrupt_images` of `images` (whose hash is the recipe's `clean_sha256`), the chunk of its split from
+    sample `offset`, on `workers` processes, cached on disk under its recipe (computed afresh without a cache;
+    not kept in memory with `remember=False`)."""
+    key = {"kind": "corruption", "images": pixel_recipe["clean_sha256"], "recipe": pixel_recipe, "ipp": "off",
+           **({"offset": offset} if offset else {})}
     name, severity, seed = pixel_recipe["corruption"], pixel_recipe["severity"], pixel_recipe["seed"]
     if cache is None:
-        return corrupt_images(images, name, severity, seed)
-    return cache.get_or_compute(key, lambda: {"images": corrupt_images(images, name, severity, seed)})["images"]
+        return corrupt_images(images, name, severity, seed, offset, workers)
+    return cache.get_or_compute(key, lambda: {"images": corrupt_images(images, name, severity, seed, offset,
+                                                                       workers)},
+                                remember, pixels=True)["images"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +157,8 @@ class Corruption(Perturbation):
 
     def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
         pixel_recipe = recipe(inputs.provenance["sha256"], self.name, self.severity, run.seed)
-        images = corrupted(inputs.images, pixel_recipe, run.cache)
+        images = corrupted(inputs.images, pixel_recipe, run.cache, inputs.offset, remember=inputs.offset == 0,
+                           workers=corruption_workers(run.corruption_workers))
         return with_pixels(inputs, images, pixel_recipe=pixel_recipe, perturbed_source="in memory (imagecorruptions)",
                            image_digests=image_digests(images))
 

@@ -37,13 +37,15 @@ _KIND_IDS = {name: i for i, name in enumerate(SEQUENCES + ("stylized",))}
 _FRACTION_BITS = 16  # fixed-point resolution of blur weights and of sampling positions
 _CHUNK = 16  # images per step of the integer kernels
 
-TransformFunction = Callable[[np.ndarray, int], np.ndarray]  # (uint8 (N, H, W, 3) images, seed) -> same shape
+# (uint8 (N, H, W, 3) images, seed, offset: the split index of images[0]) -> same shape
+TransformFunction = Callable[[np.ndarray, int, int], np.ndarray]
 TRANSFORMS: Registry[TransformFunction] = Registry("transform")  # the `synthetic.transforms` a config may name
 
 
 def register_transform(name: str) -> Callable[[TransformFunction], TransformFunction]:
-    """Decorator: register a whole-image shift `(images, seed) -> images` (uint8 (N, H, W, 3)) as transform `name`
-    and return it unchanged; a name already registered is refused (DuplicateNameError)."""
+    """Decorator: register a whole-image shift `(images, seed, offset) -> images` (uint8 (N, H, W, 3); image i is
+    sample `offset + i` of its split, and may depend on that index only) as transform `name` and return it
+    unchanged; a name already registered is refused (DuplicateNameError)."""
     return TRANSFORMS.register(name)
 
 
@@ -63,19 +65,19 @@ def _rng(seed: int, kind: str, index: int) -> np.random.Generator:
 
 
 @register_transform("greyscale")
-def _greyscale(images: np.ndarray, seed: int) -> np.ndarray:
+def _greyscale(images: np.ndarray, seed: int, offset: int) -> np.ndarray:
     return greyscale(images)
 
 
 @register_transform("stylized")
-def stylized(images: np.ndarray, seed: int) -> np.ndarray:
+def stylized(images: np.ndarray, seed: int, offset: int = 0) -> np.ndarray:
     """A style swap that keeps shape and drops colour and texture cues, as Stylized-ImageNet does with paintings:
     each image's luminance is quantized to a few levels, painted with a random palette, and overlaid with a random
     smooth brush texture. uint8 (N, H, W, 3) -> same shape."""
     out = np.empty_like(images)
     height, width = images.shape[1:3]
     for index, image in enumerate(images):
-        rng = _rng(seed, "stylized", index)
+        rng = _rng(seed, "stylized", offset + index)
         levels = int(rng.integers(3, 6))
         bands = np.minimum(_luma(image).astype(np.int64) * levels // 255, levels - 1)
         palette = rng.integers(0, 256, size=(levels, 3)).astype(np.float64)
@@ -156,12 +158,13 @@ def _frame(images: np.ndarray, kind: str, step: int) -> np.ndarray:
     raise ValueError(f"unknown perturbation sequence {kind!r}; known: {', '.join(SEQUENCES)}")
 
 
-def sequences(images: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> uint8 (N, FRAMES, H, W, 3); frame 0 is the clean image except for noise."""
+def sequences(images: np.ndarray, kind: str, seed: int, offset: int = 0) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> uint8 (N, FRAMES, H, W, 3), image i being sample `offset + i` of its split; frame 0
+    is the clean image except for noise."""
     if kind not in SEQUENCES:
         raise ValueError(f"unknown perturbation sequence {kind!r}; known: {', '.join(SEQUENCES)}")
     if kind == "gaussian_noise":
-        noise = np.stack([_rng(seed, kind, index).normal(0, 0.04 * 255, size=(FRAMES, *images.shape[1:]))
+        noise = np.stack([_rng(seed, kind, offset + index).normal(0, 0.04 * 255, size=(FRAMES, *images.shape[1:]))
                           for index in range(len(images))])
         return np.clip(np.rint(images[:, None].astype(np.float64) + noise), 0, 255).astype(np.uint8)
     out = np.empty((len(images), FRAMES, *images.shape[1:]), np.uint8)
@@ -193,7 +196,7 @@ class Transform(Perturbation):
         return {"transform": self.name}
 
     def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
-        return with_pixels(inputs, TRANSFORMS[self.name](inputs.images, run.seed))
+        return with_pixels(inputs, TRANSFORMS[self.name](inputs.images, run.seed, inputs.offset))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,14 +218,21 @@ class FrameSequence(Perturbation):
         return "stability"
 
     def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
-        return with_pixels(inputs, sequences(inputs.images, self.kind, run.seed))
+        return with_pixels(inputs, sequences(inputs.images, self.kind, run.seed, inputs.offset))
+
+    @property
+    def frames(self) -> int:
+        return FRAMES
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
         predictions = scorer.predictions(inputs)
         flipped = flips(predictions, self.kind)
-        n, frames = predictions.shape
-        return Scored(flipped == 0, {"flip_probability": float(flipped.sum() / (n * (frames - 1))),
-                                     "accuracy_first_frame": float((predictions[:, 0] == inputs.data.labels).mean())})
+        return Scored(flipped == 0, columns={"flips": flipped, "first_frame_correct": predictions[:, 0] == inputs.data.labels})
+
+    def summarize(self, scored: Scored) -> dict[str, Any]:
+        flipped, first = scored.columns["flips"], scored.columns["first_frame_correct"]
+        return {"flip_probability": float(flipped.sum() / (flipped.size * (FRAMES - 1))),
+                "accuracy_first_frame": float(first.mean())}
 
 
 @register_shift_kind("transform")

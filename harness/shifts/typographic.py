@@ -57,21 +57,24 @@ class TypographicSpec:
         return dataclasses.asdict(self) | {"name": self.name}
 
 
-def written_classes(labels: np.ndarray, n_classes: int, seed: int) -> np.ndarray:
-    """A class other than the true one for every sample, uniform over the others, from (seed, index)."""
-    offsets = np.array([np.random.default_rng([seed, 7, i]).integers(1, n_classes) for i in range(len(labels))])
-    return (labels + offsets) % n_classes
+def written_classes(labels: np.ndarray, n_classes: int, seed: int, offset: int = 0) -> np.ndarray:
+    """A class other than the true one for every sample, uniform over the others, from (seed, index in the
+    split: `offset + i`)."""
+    shifts = np.array([np.random.default_rng([seed, 7, offset + i]).integers(1, n_classes) for i in range(len(labels))],
+                      dtype=np.int64)
+    return (labels + shifts) % n_classes
 
 
 def overlay(images: np.ndarray, labels: np.ndarray, classnames: Sequence[str], spec: TypographicSpec,
-            seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, H, W, 3) images with misleading words written on them, and the written class of each."""
-    written = written_classes(labels, len(classnames), seed)
+            seed: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, H, W, 3) images (samples `offset`, `offset + 1`, ... of their split) with misleading words
+    written on them, and the written class of each."""
+    written = written_classes(labels, len(classnames), seed, offset)
     out = np.empty_like(images)
     height, width = images.shape[1:3]
     size = max(4, round(spec.size * width / 64))
     for index, (image, target) in enumerate(zip(images, written)):
-        rng = np.random.default_rng([seed, 11, index])
+        rng = np.random.default_rng([seed, 11, offset + index])
         word = classnames[target]
         text_width = int(0.6 * size * len(word))
         for _ in range(spec.count):
@@ -97,13 +100,16 @@ class Typographic(Perturbation):
         return {"typographic": self.spec.as_dict()}
 
     def perturb(self, inputs: Inputs, model: LoadedModel, run: RunContext) -> Inputs:
-        images, written = overlay(inputs.images, inputs.data.labels, model.classnames, self.spec, run.seed)
+        images, written = overlay(inputs.images, inputs.data.labels, model.classnames, self.spec, run.seed,
+                                  inputs.offset)
         return dataclasses.replace(with_pixels(inputs, images), targets=written)
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
         predictions = scorer.predictions(inputs)
-        return Scored(inputs.data.correct(predictions),
-                      {"attack_success_rate": float((predictions == inputs.targets).mean())})
+        return Scored(inputs.data.correct(predictions), columns={"written_predicted": predictions == inputs.targets})
+
+    def summarize(self, scored: Scored) -> dict[str, Any]:
+        return {"attack_success_rate": float(scored.columns["written_predicted"].mean())}
 
 
 @register_shift_kind("typographic")

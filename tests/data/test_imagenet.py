@@ -445,3 +445,35 @@ def test_ytbb_pm_k_matches_the_testbeds_rule_on_planted_predictions(root, cache)
 
 def frame_number_of(key: str) -> int:
     return int(key.split("-")[-1].split(".")[0])
+
+
+@pytest.mark.parametrize("split, tree", [("val", val_tree), ("objectnet", objectnet_tree),
+                                         ("vid-pm10", vid_robust_tree)])
+def test_a_split_streamed_in_chunks_is_the_split_loaded_whole(root, tmp_path, monkeypatch, split, tree):
+    """Chunks of 2 samples, unreadable files and label sets of several widths included: the same samples, labels
+    and label sets in the same order; each chunk cached on its own and read back warm without decoding."""
+    import harness.data.imagenet
+    import harness.stream
+    from harness.stream import HASH_LIST, joined
+
+    tree(root)
+    benchmark = get_benchmark("imagenet", root)
+    whole = benchmark.load(split, 100, ArrayCache(tmp_path / "whole"), PRE)
+    monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 2)
+    monkeypatch.setattr(harness.data.imagenet, "DATA_CHUNK_SAMPLES", 2)
+    cache = ArrayCache(tmp_path / "streamed")
+    chunks = list(benchmark.stream(split, 100, cache, PRE))
+    assert len(chunks) > 1 and all(len(chunk.labels) <= 2 for chunk in chunks)
+    assert [chunk.offset for chunk in chunks] == list(np.cumsum([0] + [len(c.labels) for c in chunks[:-1]]))
+    streamed = joined(chunks)
+    assert np.array_equal(streamed.images, whole.images) and np.array_equal(streamed.labels, whole.labels)
+    assert (streamed.label_sets is None) == (whole.label_sets is None)
+    if whole.label_sets is not None:
+        assert np.array_equal(streamed.label_sets, whole.label_sets)
+    assert sorted(streamed.provenance["unreadable_files"]) == sorted(whole.provenance["unreadable_files"])
+    assert streamed.provenance["n"] == whole.provenance["n"]
+    assert streamed.provenance["sha256"].startswith(HASH_LIST)
+    assert not cache._memory  # chunks of a streamed split are read once per case, not kept
+    monkeypatch.setattr(folders, "decode", lambda *args: pytest.fail("a warm stream decoded an image"))
+    again = joined(get_benchmark("imagenet", root).stream(split, 100, ArrayCache(tmp_path / "streamed"), PRE))
+    assert np.array_equal(again.images, whole.images) and again.provenance == streamed.provenance

@@ -42,3 +42,26 @@ def test_corrupted_is_cached_by_content(tmp_path, images):
     out = corrupted(images, recipe("sha-a", "fog", 2, 0), cache)
     assert np.array_equal(out, corrupt_images(images, "fog", 2, 0))
     assert len(list(tmp_path.rglob("*.npz"))) == 1
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "glass_blur"])
+def test_corruptions_on_several_processes_give_the_bytes_of_one(name):
+    """Per-image seeding makes the split across processes invisible; impulse_noise and glass_blur take an
+    explicit seed, gaussian_noise the global one."""
+    images = np.random.default_rng(5).integers(0, 256, size=(7, 32, 32, 3), dtype=np.uint8)
+    one = corrupt_images(images, name, 2, seed=1, offset=40)
+    assert np.array_equal(corrupt_images(images, name, 2, seed=1, offset=40, workers=3), one)
+    assert np.array_equal(corrupt_images(images[3:], name, 2, seed=1, offset=43), one[3:])  # a later chunk
+
+
+def test_auto_corruption_workers_share_the_cores_among_xdist_workers(monkeypatch):
+    import os
+
+    from harness.shifts.corruptions import corruption_workers
+
+    assert corruption_workers(3) == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
+    assert corruption_workers(0) == 4
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "32")
+    assert corruption_workers(0) == 1

@@ -1,0 +1,210 @@
+"""A split streamed in chunks: how big a chunk is, how chunks are prefetched, re-cut for scoring and hashed.
+
+Two sizes are at work. A *data chunk* holds at most DATA_CHUNK_SAMPLES samples (images, or frame sequences) and is the
+unit a benchmark decodes, caches and a perturbation perturbs; its size is fixed by the protocol, never by the
+run, so a split's hash (`hash_list`) and its cached entries do not depend on the batch size. A *scoring chunk*
+is re-cut from the perturbed stream (`rechunked`) to start on a batch boundary, so every forward pass and attack
+sees the same images, under the same seed, as a run that held the whole split at once. A worker holds about
+two data chunks at a time (the one being scored and the next one, being prefetched), plus the remainder carried
+over when the batch size does not divide a chunk, whatever the split's size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import queue
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+from .data.base import EvalData
+from .pixels import merged_digests
+
+DATA_CHUNK_SAMPLES = 500  # frame sequences too: Vid-Robust and YTBB-Robust have a few thousand anchors in all
+HASH_LIST = "sha256-list:"  # the prefix of a split's hash when it was streamed in more than one data chunk
+
+T = TypeVar("T")
+
+
+def hash_list(digests: Sequence[str]) -> str:
+    """The hash of a split streamed as data chunks with content hashes `digests`, in order: the one chunk's own
+    hash for a single chunk (a split of at most a data chunk is hashed as a whole), else `HASH_LIST` and the
+    sha256 over the chunks' hashes."""
+    if len(digests) == 1:
+        return digests[0]
+    return HASH_LIST + hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def prefetched(items: Iterable[T]) -> Iterator[T]:
+    """`items`, each produced by a background thread while the consumer works on the one before, so that
+    decoding and perturbing the next chunk overlaps scoring this one. The producer starts item k + 1 only once
+    the consumer has taken item k, so at most two items live at a time. An exception in the producer is raised
+    in the consumer at the item it stopped at; a consumer that stops early stops the producer."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop, taken = threading.Event(), threading.Semaphore(0)
+
+    def produce() -> None:
+        try:
+            iterator = iter(items)
+            while not stop.is_set():
+                try:
+                    item = ("item", next(iterator))
+                except StopIteration:
+                    item = ("end", None)
+                handoff.put(item)
+                while not taken.acquire(timeout=0.1) and not stop.is_set():
+                    pass
+                if item[0] == "end":
+                    return
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            handoff.put(("error", error))
+
+    producer = threading.Thread(target=produce, name="robustness-gate-prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            taken.release()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while producer.is_alive():
+            try:
+                handoff.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        producer.join()
+
+
+def concatenated(parts: Sequence[EvalData]) -> EvalData:
+    """Consecutive chunks of one split as one chunk (images, labels, label sets padded to the widest, offset of
+    the first); provenance is the first part's."""
+    if len(parts) == 1:
+        return parts[0]
+    label_sets = None
+    if parts[0].label_sets is not None:
+        width = max(part.label_sets.shape[-1] for part in parts)
+        label_sets = np.concatenate([np.pad(part.label_sets, [(0, 0)] * (part.label_sets.ndim - 1)
+                                            + [(0, width - part.label_sets.shape[-1])], constant_values=-1)
+                                     for part in parts])
+    return EvalData(np.concatenate([part.images for part in parts]), np.concatenate([part.labels for part in parts]),
+                    parts[0].provenance, parts[0].class_subset, label_sets, parts[0].offset)
+
+
+def joined(chunks: Iterable[EvalData]) -> EvalData:
+    """A streamed split as one EvalData, its provenance merged (`ProvenanceMerge`): what `Benchmark.load`
+    returns for a benchmark that streams."""
+    parts, merge = [], ProvenanceMerge()
+    for chunk in chunks:
+        parts.append(chunk)
+        merge.add(chunk.provenance, len(chunk.labels))
+    return dataclasses.replace(concatenated(parts), provenance=merge.result())
+
+
+def data_chunks(benchmark: Any, split: str, n: int, cache: Any, preprocess: Any) -> Iterator[EvalData]:
+    """`split` of `benchmark` in data chunks: its own `stream` where it has one; else what `load` returns, cut
+    into chunks hashed as `content_sha256(images, labels[, label_sets])` (one chunk: `load`'s record as is)."""
+    if hasattr(benchmark, "stream"):
+        return benchmark.stream(split, n, cache, preprocess)
+    return _cut(benchmark.load(split, n, cache, preprocess))
+
+
+def perturbed_chunks(benchmark: Any, perturbation: Mapping[str, Any], n: int, cache: Any,
+                     preprocess: Any) -> Iterator[EvalData] | None:
+    """The benchmark's pre-rendered `perturbation` in data chunks, as `data_chunks`; None when it has none."""
+    if hasattr(benchmark, "stream_perturbed"):
+        return benchmark.stream_perturbed(perturbation, n, cache, preprocess)
+    data = benchmark.load_perturbed(perturbation, n, cache, preprocess)
+    return None if data is None else _cut(data)
+
+
+def _cut(data: EvalData) -> Iterator[EvalData]:
+    from .data.base import content_sha256
+
+    size = DATA_CHUNK_SAMPLES
+    if len(data.labels) <= size:
+        yield data
+        return
+    for start in range(0, len(data.labels), size):
+        chunk = sliced(data, start, start + size)
+        arrays = [chunk.images, chunk.labels] + ([] if chunk.label_sets is None else [chunk.label_sets])
+        yield dataclasses.replace(chunk, provenance={**data.provenance, "n": len(chunk.labels),
+                                                     "sha256": content_sha256(*arrays)})
+
+
+def sliced(data: EvalData, start: int, stop: int) -> EvalData:
+    """Samples [start, stop) of chunk `data` (indices within the chunk) as a chunk of their own."""
+    return EvalData(data.images[start:stop], data.labels[start:stop], data.provenance, data.class_subset,
+                    None if data.label_sets is None else data.label_sets[start:stop], data.offset + start)
+
+
+def scoring_unit(batch_size: int, frames: int) -> int:
+    """The fewest samples of `frames` images each that fill whole batches of `batch_size` images."""
+    return batch_size // math.gcd(batch_size, frames)
+
+
+def rechunked(chunks: Iterable[T], size: Callable[[T], int], cut: Callable[[T, int, int], T],
+              join: Callable[[Sequence[T]], T], unit: Callable[[T], int]) -> Iterator[T]:
+    """`chunks` re-cut so that every piece but the last holds a multiple of `unit(first chunk)` samples and
+    starts at such a multiple of the stream: pieces are emitted as soon as a whole number of units is buffered,
+    the remainder carried into the next."""
+    carried: list[T] = []
+    held, step = 0, None
+    for chunk in chunks:
+        step = unit(chunk) if step is None else step
+        carried.append(chunk)
+        held += size(chunk)
+        whole = held // step * step
+        if whole == 0:
+            continue
+        joined = join(carried)
+        yield cut(joined, 0, whole) if whole < held else joined
+        carried = [cut(joined, whole, held)] if whole < held else []
+        held -= whole
+    if carried and held:
+        yield join(carried)
+
+
+@dataclasses.dataclass
+class ProvenanceMerge:
+    """The provenance of a streamed split, folded chunk by chunk: the first chunk's record, with `n` summed,
+    `unreadable_files` and `image_digests` joined, and every hash key (`HASHED`) replaced by the hash list of its chunks' values."""
+
+    HASHED = ("sha256", "perturbed_sha256")
+
+    first: dict[str, Any] | None = None
+    n: int = 0
+    digests: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    unreadable: list[str] = dataclasses.field(default_factory=list)
+    image_digests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def add(self, provenance: Mapping[str, Any], n: int) -> None:
+        if self.first is None:
+            self.first = dict(provenance)
+        self.n += n
+        for key in self.HASHED:
+            if key in provenance:
+                self.digests.setdefault(key, []).append(provenance[key])
+        self.unreadable += provenance.get("unreadable_files", [])
+        if "image_digests" in provenance:
+            self.image_digests.append(provenance["image_digests"])
+
+    def result(self) -> dict[str, Any]:
+        merged = dict(self.first or {})
+        if "n" in merged:
+            merged["n"] = self.n
+        if "unreadable_files" in merged:
+            merged["unreadable_files"] = self.unreadable
+        for key, digests in self.digests.items():
+            merged[key] = hash_list(digests)
+        if len(self.image_digests) > 1:
+            merged["image_digests"] = merged_digests(self.image_digests)
+        if "pixel_recipe" in merged and "sha256" in merged:
+            merged["pixel_recipe"] = {**merged["pixel_recipe"], "clean_sha256": merged["sha256"]}
+        return merged

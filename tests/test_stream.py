@@ -1,0 +1,179 @@
+"""harness.stream: a case streamed in chunks measures what it would holding its whole split; chunks are re-cut
+on batch boundaries, prefetched on a thread, hashed as a list, their provenance merged."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from harness.cache import ArrayCache
+
+
+def test_rechunked_cuts_on_unit_boundaries_and_loses_nothing():
+    from harness.stream import rechunked
+
+    pieces = list(rechunked([np.arange(0, 7), np.arange(7, 9), np.arange(9, 30)], len,
+                            lambda chunk, a, b: chunk[a:b], np.concatenate, lambda chunk: 4))
+    assert [len(piece) for piece in pieces] == [4, 4, 20, 2]
+    assert np.array_equal(np.concatenate(pieces), np.arange(30))
+    starts = np.cumsum([0] + [len(piece) for piece in pieces[:-1]])
+    assert all(start % 4 == 0 for start in starts)
+
+
+def test_scoring_unit_fills_whole_batches_of_frames():
+    from harness.stream import scoring_unit
+
+    assert scoring_unit(250, 1) == 250 and scoring_unit(250, 10) == 25 and scoring_unit(250, 21) == 250
+    assert all(scoring_unit(b, f) * f % b == 0 for b in (1, 7, 64, 250) for f in (1, 2, 9, 10, 21))
+
+
+def test_prefetched_runs_ahead_on_another_thread_and_raises_where_the_producer_failed():
+    from harness.stream import prefetched
+
+    made = []
+
+    def produce():
+        for i in range(3):
+            made.append((i, threading.current_thread().name))
+            yield i
+        raise RuntimeError("decoding failed at chunk 3")
+
+    stream = prefetched(produce())
+    assert next(stream) == 0
+    time.sleep(0.2)
+    assert len(made) >= 2 and all(name == "robustness-gate-prefetch" for _, name in made)  # one ahead
+    assert list(zip(range(2), stream)) == [(0, 1), (1, 2)]
+    with pytest.raises(RuntimeError, match="decoding failed at chunk 3"):
+        next(stream)
+
+
+def test_a_consumer_that_stops_early_stops_the_producer():
+    from harness.stream import prefetched
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    stream = prefetched(endless())
+    assert next(stream) == 0
+    stream.close()
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count <= 3
+
+
+def test_hash_list_is_the_chunks_own_hash_for_one_chunk_and_depends_on_every_chunk():
+    from harness.stream import HASH_LIST, hash_list
+
+    assert hash_list(["a" * 64]) == "a" * 64
+    assert hash_list(["a", "b"]).startswith(HASH_LIST)
+    assert hash_list(["a", "b"]) != hash_list(["b", "a"]) != hash_list(["a", "c"])
+
+
+def test_merged_digests_equal_whole_digests_up_to_the_block_limit_and_fold_past_it():
+    from harness.pixels import MAX_DIGESTS, image_digests, merged_digests
+
+    images = np.random.default_rng(0).integers(0, 256, size=(900, 2, 2, 3), dtype=np.uint8)
+    parts = [image_digests(images[i:i + 300]) for i in range(0, 900, 300)]
+    assert merged_digests(parts) == image_digests(images)
+    big = np.random.default_rng(1).integers(0, 256, size=(MAX_DIGESTS + 500, 1, 1, 3), dtype=np.uint8)
+    folded = merged_digests([image_digests(big[i:i + 500]) for i in range(0, len(big), 500)])
+    assert folded["block"] == 2 and folded["images"] == len(big)
+    changed = big.copy()
+    changed[-1] ^= 1
+    assert merged_digests([image_digests(changed[i:i + 500]) for i in range(0, len(big), 500)]) != folded
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    import torch
+
+    from harness.models import load_model
+
+    return load_model("embedded:synth-cnn", torch.device("cpu"))
+
+
+def _settings():
+    from harness.attacks import ATTACKS, Attack, parse_attack, register_worst_case
+    from harness.cases import Setting
+    from harness.minimal import MinimalPerturbation
+    from harness.shifts.corruptions import Corruption
+    from harness.shifts.perturbations import FrameSequence, Transform
+    from harness.shifts.typographic import Typographic, TypographicSpec
+
+    if "stream-worst" not in ATTACKS:
+        register_worst_case("stream-worst", norms=("linf",), components=("fgsm", "pgd"))
+    return {
+        "clean": Setting("clean", "test", "test", 230),
+        "corruption": Setting("synthetic", "gaussian_noise-3", "test", 230, perturbation=Corruption("gaussian_noise", 3)),
+        "stylized": Setting("synthetic", "stylized", "test", 230, perturbation=Transform("stylized")),
+        "sequence": Setting("synthetic", "p-gaussian_noise", "test", 230, perturbation=FrameSequence("gaussian_noise")),
+        "typographic": Setting("adversarial", "typo", "test", 230,
+                               perturbation=Typographic(TypographicSpec.parse("1x14px-random-random"))),
+        "attack": Setting("adversarial", "pgd", "test", 130, perturbation=Attack(parse_attack("pgd-linf-2/255"))),
+        "worst-case": Setting("adversarial", "worst", "test", 130,
+                              perturbation=Attack(parse_attack("stream-worst-linf-2/255"))),
+        "minimal": Setting("adversarial", "minimal", "test", 70,
+                           perturbation=MinimalPerturbation(parse_attack("fgsm-linf-8/255"), 3)),
+        "frames": Setting("natural", "vid-pm4", "vid", 230, k=4),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_settings()))
+def test_a_streamed_case_measures_what_the_whole_split_measures(tmp_path, monkeypatch, cnn, kind):
+    """Chunks of 60 samples (not a multiple of the batch of 16) against one chunk holding the whole split: the
+    same bits, values and metrics; the same hashes only where the split was one chunk both times."""
+    import torch
+
+    import harness.stream
+    from harness.cases import Case
+    from harness.evaluate import RunContext, evaluate
+    from harness.stream import HASH_LIST
+
+    case = Case("embedded:synth-cnn", "synth-cnn", "synth", _settings()[kind])
+    run = RunContext(torch.device("cpu"), ArrayCache(tmp_path / "whole"), seed=3, batch_size=16)
+    whole = evaluate(case, cnn, run)
+    monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 60)
+    streamed = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "streamed"), seed=3,
+                                              batch_size=16))
+    assert np.array_equal(streamed.per_sample, whole.per_sample)
+    assert (streamed.values is None) == (whole.values is None)
+    if whole.values is not None:
+        assert np.array_equal(streamed.values, whole.values)
+    assert streamed.extra == whole.extra
+    assert streamed.n == whole.n == case.setting.samples and streamed.batch_size == 16
+    assert streamed.data["sha256"].startswith(HASH_LIST) and not whole.data["sha256"].startswith(HASH_LIST)
+    assert streamed.data["n"] == whole.data["n"]
+    if "image_digests" in whole.data:
+        assert streamed.data["image_digests"] == whole.data["image_digests"]
+        assert streamed.data["pixel_recipe"]["clean_sha256"] == streamed.data["sha256"]
+    assert ("perturbed_sha256" in streamed.data) == ("perturbed_sha256" in whole.data)
+
+
+def test_a_streamed_case_is_hashed_the_same_whatever_the_batch_size(tmp_path, monkeypatch, cnn):
+    import torch
+
+    import harness.stream
+    from harness.cases import Case, Setting
+    from harness.evaluate import RunContext, evaluate
+    from harness.shifts.corruptions import Corruption
+
+    monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 50)
+    case = Case("embedded:synth-cnn", "synth-cnn", "synth",
+                Setting("synthetic", "fog-2", "test", 120, perturbation=Corruption("fog", 2)))
+    records = [evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path), batch_size=b)).data
+               for b in (16, 50)]
+    assert records[0]["sha256"] == records[1]["sha256"]
+    assert records[0]["perturbed_sha256"] == records[1]["perturbed_sha256"]
+
+
+def test_a_chunk_entry_of_a_streamed_split_is_not_kept_in_memory(tmp_path):
+    cache = ArrayCache(tmp_path)
+    cache.get_or_compute({"k": 1}, lambda: {"a": np.zeros(10)}, remember=False)
+    cache.get_or_compute({"k": 2}, lambda: {"a": np.zeros(10)})
+    assert len(cache._memory) == 1
