@@ -71,6 +71,8 @@ class SuiteConfig:
     templates: str = ""  # "", "openai", "single" or an absolute path (see harness.prompts)
     classnames: str = ""  # "" or an absolute path
     smoke: tuple[str, ...] = ()  # setting names marked `smoke`: `pytest -m smoke` gates this slice of every model
+    cache_images_gb: float = 20.0  # decoded and perturbed pixels kept in the cache, least recently used evicted
+    corruption_workers: int = 0  # processes per xdist worker a corruption is computed on; 0: cores / workers
 
     def timeout_for(self, category: str) -> float:
         """Seconds one case of `category` may run (its model's loading included) before it is an error."""
@@ -164,6 +166,20 @@ def _positive_int(source: str, key: str, value: Any) -> int:
     if value < 1:
         raise ConfigError(f"{source}: '{key}' must be >= 1, got {value}")
     return value
+
+
+def _non_negative_int(source: str, key: str, value: Any) -> int:
+    value = _typed(source, key, value, int)
+    if value < 0:
+        raise ConfigError(f"{source}: '{key}' must be >= 0 (0: this machine's cores shared among the workers), "
+                          f"got {value}")
+    return value
+
+
+def _positive_number(source: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{source}: '{key}' must be a number > 0, got {value!r}")
+    return float(value)
 
 
 AMP_MODES = ("off", "bf16", "fp16")
@@ -289,6 +305,8 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         max_flip_rate=None if max_flip_rate is None else float(max_flip_rate),
         benchmark=_typed(source, "benchmark", merged["benchmark"], str),
         smoke=_str_list(source, "smoke", list(merged["smoke"])),
+        cache_images_gb=_positive_number(source, "cache_images_gb", merged["cache_images_gb"]),
+        corruption_workers=_non_negative_int(source, "synthetic.workers", synthetic["workers"]),
         templates=_prompt_option(source, "prompts.templates", prompts["templates"], root, PROMPT_KEYWORDS),
         classnames=_prompt_option(source, "prompts.classnames", prompts["classnames"], root, ("",)),
     )

@@ -320,7 +320,7 @@ class SuiteState:
         self.suite = suite
         self.cases = cases
         self.device = device
-        self.cache = ArrayCache(suite.cache_dir)
+        self.cache = ArrayCache(suite.cache_dir, pixel_budget=int(suite.cache_images_gb * 10**9))
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         self.progress = ProgressLog(suite.report_dir / "progress" / f"{worker or 'main'}.log",
                                     echo=None if worker else lambda line: _echo(config, line))

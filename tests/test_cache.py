@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.cache import ArrayCache
+from harness.cache import ArrayCache, cache_key
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,36 @@ def test_a_damaged_entry_is_reported_removed_and_recomputed_once(tmp_path, damag
     assert np.array_equal(served["predictions"], good) and calls == [1, 1]
     again = ArrayCache(tmp_path).get_or_compute(key, compute)  # repaired on disk: no warning, no compute
     assert np.array_equal(again["predictions"], good) and calls == [1, 1]
+
+
+def test_pixels_are_kept_within_their_budget_least_recently_used_first_out(tmp_path):
+    import os
+
+    cache = ArrayCache(tmp_path, pixel_budget=27_000)
+    image = lambda i: {"images": np.full(8_000, i, np.uint8)}  # noqa: E731 - about 8.5 kB on disk each
+    for i in range(3):
+        cache.get_or_compute({"kind": "pixels", "i": i}, lambda i=i: image(i), pixels=True)
+    paths = sorted((tmp_path / "images").glob("*/*.npz"), key=lambda p: p.stat().st_mtime)
+    for age, path in enumerate(paths):  # entry 0 oldest, then 1, then 2
+        os.utime(path, (1_000 + age, 1_000 + age))
+    oldest_key = {"kind": "pixels", "i": 0}
+    served, calls = ArrayCache(tmp_path, pixel_budget=27_000).get_or_compute(oldest_key, lambda: image(9),
+                                                                            pixels=True), []
+    assert served["images"][0] == 0  # a read: nothing computed, and entry 0 is now the most recently used
+    cache.get_or_compute({"kind": "pixels", "i": 3}, lambda: image(3), pixels=True)
+    assert cache.pixel_bytes() <= 27_000
+    kept = {int(np.load(path)["images"][0]) for path in (tmp_path / "images").glob("*/*.npz")}
+    assert kept == {0, 2, 3}  # entry 1, the least recently used, went
+    predictions = {"kind": "predictions"}
+    cache.get_or_compute(predictions, lambda: {"predictions": np.zeros(100_000)})  # not pixels: never evicted
+    cache.get_or_compute({"kind": "pixels", "i": 4}, lambda: image(4), pixels=True)
+    assert ArrayCache(tmp_path).holds(cache_key(predictions)) and cache.pixel_bytes() <= 27_000
+    recomputed = ArrayCache(tmp_path, pixel_budget=27_000).get_or_compute(
+        {"kind": "pixels", "i": 1}, lambda: calls.append(1) or image(1), pixels=True)
+    assert recomputed["images"][0] == 1 and calls == [1]  # an evicted entry is computed again, silently
+
+
+def test_a_pixel_entry_larger_than_the_budget_is_still_written_and_served(tmp_path):
+    cache = ArrayCache(tmp_path, pixel_budget=10)
+    cache.get_or_compute({"kind": "pixels"}, lambda: {"images": np.zeros(1_000, np.uint8)}, pixels=True)
+    assert cache.pixel_bytes() > 10 and ArrayCache(tmp_path).holds(cache_key({"kind": "pixels"}))

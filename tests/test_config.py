@@ -18,6 +18,8 @@ def test_pyproject_defaults_and_overrides(root):
     ({"samples": 0}, "'samples' must be >= 1"),
     ({"samples": "many"}, "'samples' must be int"),
     ({"batch_size": -2}, "'batch_size' must be >= 1"),
+    ({"cache_images_gb": 0}, "'cache_images_gb' must be a number > 0"),
+    ({"cache_images_gb": "lots"}, "'cache_images_gb' must be a number > 0"),
 ])
 def test_bad_values_name_the_setting(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
