@@ -40,6 +40,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_head.py
 	$(PY) benchmarks/bench_suite.py
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_scaling.py
 	$(PY) benchmarks/bench_startup.py
 	$(PY) benchmarks/bench_peer.py
 

@@ -28,3 +28,13 @@ def test_relabelled_tree_lists_each_image_under_its_predicted_class(tmp_path):
     assert labels == {"ILSVRC2012_val_00000000.JPEG": 7, "ILSVRC2012_val_00000001.JPEG": 1,
                       "ILSVRC2012_val_00000002.JPEG": 7, "ILSVRC2012_val_00000003.JPEG": 0}
     assert {sample.paths[0].name: sample.paths[0].read_bytes() for sample in listing.samples} == contents
+
+
+def test_the_timed_cases_serve_pixels_from_the_cache_but_compute_every_prediction(tmp_path):
+    gpu_check = load_script()
+    cache, calls = gpu_check.PixelsOnlyCache(tmp_path), []
+    for _ in range(2):
+        cache.get_or_compute({"kind": "predictions"}, lambda: calls.append("p") or {"predictions": np.zeros(3)})
+        cache.get_or_compute({"kind": "imagenet-split"}, lambda: calls.append("d") or {"images": np.zeros(3)},
+                             remember=False, pixels=True)
+    assert calls == ["p", "d", "p"]

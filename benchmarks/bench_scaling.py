@@ -1,0 +1,377 @@
+"""Scaling and overlap of a clean ImageNet case: peak memory and throughput as the split grows, and whether slow
+data loading hides behind compute.
+
+    python benchmarks/bench_scaling.py [--root DIR] [--sizes 500,5000,20000] [--skip-overlap | --overlap-only]
+
+Writes (once; reused when `--root` already holds a complete one) an ImageNet-layout val tree of 1000 wnid folders
+`n00000000`..`n00000999` with 20 JPEGs each (20,000 images of 320x240, smooth deterministic noise, quality 85)
+and a `manifest.json` stating the count, and random `shufflenet_v2_x0_5` weights (`torchvision:shufflenet_v2_x0_5@<file>`).
+
+Scaling: for each n, a fresh subprocess loads the model, warms it on one batch, and times `harness.evaluate` of
+the imagenet `val` clean case at 224 px with a cold cache (ArrayCache in a new temporary folder): decode, cache
+write and classification of n images. It reports wall time, images/s and its peak RSS (`ru_maxrss`, the whole
+process: interpreter, torch and model included). The table gives both against the smallest n; a streamed split
+keeps peak RSS flat and throughput constant, so each should stay within 10% across n.
+
+Overlap ("a case whose data loading is slowed costs max(load, compute), not their sum"), in another subprocess
+at `--overlap-n` images: C is a bare loop of the model over the decoded images (no harness), D the unslowed load
+(`Benchmark.load`, cold cache). `harness.data.folders.decode` (and every harness module's reference to it) is
+then wrapped to sleep per image, the delay chosen so that the slowed load L is about C; W is the slowed case
+through `evaluate` with a cold cache. Loading then computing gives W / max(L, C) near 2; loading a data chunk
+ahead while the previous one is scored gives at best max(L, C) + min(L, C) / chunks (1.25 at 2000 images in
+chunks of 500), and a bit more, since decoding and the model share the CPU cores.
+
+Speed is printed, never asserted; the script exits 1 only when a child fails. The model is shufflenet_v2_x0_5,
+the cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1 ran 1.5-3x
+slower here), since compute dominates the run: on 2 CPU cores (about 100 images/s through the harness) the whole
+run at the default sizes, tree and overlap section included, took 6 minutes; on a slower or busier machine pass
+smaller --sizes.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+CLASSES, PER_CLASS = 1000, 20
+IMAGE_SIZE = (320, 240)  # the short side is resized up to 256, then the 224 center crop taken: both steps run
+ARCH = "shufflenet_v2_x0_5"  # the cheapest torchvision classifier at 224 px (see the docstring)
+TOLERANCE = 0.10
+
+
+# --------------------------------------------------------------------------------------------------- the tree
+
+def image_path(val: Path, index: int) -> Path:
+    """Where image `index` (class index // PER_CLASS) of the tree lies."""
+    return val / f"n{index // PER_CLASS:08d}" / f"ILSVRC2012_val_{index:08d}.JPEG"
+
+
+def write_image(job: tuple[Path, int]) -> None:
+    """Write image `index` under `val`: smooth noise seeded by the index, tinted by its class."""
+    val, index = job
+    rng = np.random.default_rng(index)
+    tint = np.random.default_rng(CLASSES + index // PER_CLASS).integers(0, 128, 3)
+    coarse = (rng.integers(0, 128, (6, 8, 3)) + tint).astype(np.uint8)
+    picture = Image.fromarray(coarse).resize(IMAGE_SIZE, Image.Resampling.BICUBIC)
+    picture.save(image_path(val, index), quality=85)
+
+
+def tree_complete(root: Path) -> bool:
+    """Whether `root` holds the tree `write_tree` writes: its manifest (written last) and every image file."""
+    manifest = root / "imagenet" / "manifest.json"
+    if not manifest.is_file() or json.loads(manifest.read_text()) != {"expected_images": CLASSES * PER_CLASS}:
+        return False
+    val = root / "imagenet" / "val"
+    return all(image_path(val, i).is_file() for i in range(CLASSES * PER_CLASS))
+
+
+def write_tree(root: Path) -> float | None:
+    """Write `<root>/imagenet/val/<wnid>/*.JPEG` (CLASSES folders of PER_CLASS images) and its manifest.json on
+    every core, unless already complete; the seconds it took, or None when it was reused."""
+    if tree_complete(root):
+        return None
+    started = time.perf_counter()
+    val = root / "imagenet" / "val"
+    for label in range(CLASSES):
+        (val / f"n{label:08d}").mkdir(parents=True, exist_ok=True)
+    with Pool(os.cpu_count()) as pool:
+        for _ in pool.imap_unordered(write_image, [(val, i) for i in range(CLASSES * PER_CLASS)], chunksize=250):
+            pass
+    (root / "imagenet" / "manifest.json").write_text(json.dumps({"expected_images": CLASSES * PER_CLASS}))
+    return time.perf_counter() - started
+
+
+def write_weights(path: Path) -> None:
+    """Random (seed 0) ARCH weights as a safetensors file, loadable as `torchvision:ARCH@<path>`."""
+    import torch
+    from safetensors.torch import save_file
+    from torchvision.models import get_model
+
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in get_model(ARCH, weights=None).state_dict().items()}, str(path))
+
+
+# ------------------------------------------------------------------------------------------ child processes
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def loaded(weights: Path, batch_size: int) -> Any:
+    """The random-weight model on CPU, warmed by one forward pass of a batch, so one-time costs (thread pools,
+    first allocations) are not timed as part of the smallest n."""
+    import torch
+
+    from harness.models import load_model
+
+    model = load_model(f"torchvision:{ARCH}@{weights}", torch.device("cpu"))
+    size = model.preprocess.size
+    with torch.no_grad():
+        model.classifier(torch.zeros(batch_size, 3, size, size))
+    return model
+
+
+def clean_case(model: Any, n: int) -> Any:
+    """The imagenet clean case on `val` at n samples."""
+    from harness.cases import Case, Setting
+    from harness.records import CLEAN_NAME
+
+    return Case(str(model.model_id), model.model_id.line, "imagenet", Setting("clean", CLEAN_NAME, "val", n))
+
+
+def timed_evaluate(model: Any, n: int, root: Path, batch_size: int) -> float:
+    """Wall seconds of `evaluate` of the clean case at n images with a cold cache; raises unless it scored n."""
+    import torch
+
+    from harness.cache import ArrayCache
+    from harness.evaluate import RunContext, evaluate
+
+    with TemporaryDirectory(prefix="bench-scaling-cache-") as cache:
+        run = RunContext(torch.device("cpu"), ArrayCache(Path(cache)), 0, batch_size, data_root=root)
+        started = time.perf_counter()
+        result = evaluate(clean_case(model, n), model, run)
+        wall = time.perf_counter() - started
+    if result.n != n:
+        raise RuntimeError(f"evaluate scored {result.n} images, asked for {n}")
+    return wall
+
+
+def module_constant(module: str, name: str) -> Any:
+    """`module.name`, or None when the module or the name does not exist."""
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ModuleNotFoundError:
+        return None
+
+
+def chunk_constant() -> Any:
+    """The data-chunk size of harness.stream (DATA_CHUNK_SAMPLES, earlier DATA_CHUNK_IMAGES); None without one."""
+    for name in ("DATA_CHUNK_SAMPLES", "DATA_CHUNK_IMAGES"):
+        value = module_constant("harness.stream", name)
+        if value is not None:
+            return value
+    return None
+
+
+def run_settings(batch_size: int) -> dict[str, Any]:
+    """Batch size, decode threads and data-chunk size in force: RunContext's fields where it has them, else the
+    module constants (harness.data.folders.DECODE_THREADS, `chunk_constant`); None when unknown."""
+    import torch
+
+    from harness.evaluate import RunContext
+
+    run = RunContext(torch.device("cpu"), batch_size=batch_size)
+    return {"batch_size": run.batch_size,
+            "decode_threads": getattr(run, "decode_threads",
+                                      module_constant("harness.data.folders", "DECODE_THREADS")),
+            "chunk_samples": getattr(run, "chunk_samples", chunk_constant()),
+            "torch_threads": torch.get_num_threads()}
+
+
+def scaling_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
+    """One scaling measurement, run in a fresh process: n, wall seconds, images/s, peak RSS (MiB) before the
+    case (after model load and warm-up) and at its end."""
+    model = loaded(weights, batch_size)
+    before = peak_rss_mib()
+    wall = timed_evaluate(model, n, root, batch_size)
+    return {"n": n, "wall_s": wall, "images_per_s": n / wall, "peak_rss_before_mib": before,
+            "peak_rss_mib": peak_rss_mib(), "settings": run_settings(batch_size)}
+
+
+@contextlib.contextmanager
+def slowed_decode(delay_s: float) -> Iterator[list[int]]:
+    """`harness.data.folders.decode`, and every loaded harness module's reference to that function, wrapped to
+    sleep `delay_s` before each image; yields a one-element list counting the calls. Restored on exit."""
+    folders = importlib.import_module("harness.data.folders")
+    original: Callable[..., Any] = folders.decode
+    calls = [0]
+
+    def decode(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        time.sleep(delay_s)
+        return original(*args, **kwargs)
+
+    holders = [module for name, module in list(sys.modules.items())
+               if name.startswith("harness") and getattr(module, "decode", None) is original]
+    for module in holders:
+        module.decode = decode
+    try:
+        yield calls
+    finally:
+        for module in holders:
+            module.decode = original
+
+
+def timed_load(model: Any, n: int, root: Path) -> tuple[float, Any]:
+    """(wall seconds, EvalData) of loading n `val` images for `model` with a cold cache (`Benchmark.load`)."""
+    from harness.cache import ArrayCache
+    from harness.data import get_benchmark
+
+    with TemporaryDirectory(prefix="bench-scaling-cache-") as cache:
+        started = time.perf_counter()
+        data = get_benchmark("imagenet", root).load("val", n, ArrayCache(Path(cache)), model.preprocess)
+        return time.perf_counter() - started, data
+
+
+def bare_compute_s(model: Any, images: np.ndarray, batch_size: int) -> float:
+    """Wall seconds of a bare loop of the model over uint8 (N, H, W, 3) images: to float, forward, argmax."""
+    import torch
+
+    started = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            pixels = torch.from_numpy(images[start:start + batch_size].copy())  # cached arrays are read-only
+            model.classifier(pixels.permute(0, 3, 1, 2).float().div(255).contiguous()).argmax(1)
+    return time.perf_counter() - started
+
+
+def overlap_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
+    """The overlap measurement, run in a fresh process: D (unslowed load), C (bare compute), the per-image delay
+    making the slowed load about C, L (slowed load) and W (slowed case through evaluate), in seconds."""
+    model = loaded(weights, batch_size)
+    settings = run_settings(batch_size)
+    unslowed_s, data = timed_load(model, n, root)
+    compute_s = bare_compute_s(model, data.images, batch_size)
+    threads = settings["decode_threads"] or 1
+    delay_s = max(0.0, compute_s - unslowed_s) * threads / n
+    with slowed_decode(delay_s) as calls:
+        load_s, _ = timed_load(model, n, root)
+        if calls[0] < n:
+            raise RuntimeError(f"the slowed decode ran {calls[0]} times for {n} images: the loader no longer calls "
+                               f"harness.data.folders.decode per image; update bench_scaling.slowed_decode")
+        case_s = timed_evaluate(model, n, root, batch_size)
+    return {"n": n, "unslowed_load_s": unslowed_s, "compute_s": compute_s, "delay_ms": delay_s * 1e3,
+            "load_s": load_s, "case_s": case_s, "settings": settings}
+
+
+CHILDREN: dict[str, Callable[[int, Path, Path, int], dict[str, Any]]] = {"scaling": scaling_child,
+                                                                          "overlap": overlap_child}
+
+
+def run_child(kind: str, n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any] | None:
+    """Run CHILDREN[kind] in a fresh interpreter and return the JSON it prints last; None (after printing its
+    stderr's tail) when it fails."""
+    command = [sys.executable, __file__, "--child", kind, "--n", str(n), "--root", str(root), "--weights",
+               str(weights), "--batch-size", str(batch_size)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"{kind} child at n={n} FAILED (exit {done.returncode}):\n{done.stderr[-3000:]}", flush=True)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------------- reporting
+
+def print_settings(settings: dict[str, Any]) -> None:
+    print(f"batch size {settings['batch_size']}, decode threads {settings['decode_threads']}, data chunk "
+          f"{settings['chunk_samples']} samples, torch threads {settings['torch_threads']}")
+
+
+def print_scaling(rows: list[dict[str, Any]]) -> None:
+    """The scaling table against the first row, and a verdict per metric (every ratio within TOLERANCE of 1)."""
+    first = rows[0]
+    print(f"{'n':>6} {'wall s':>8} {'RSS before MiB':>15} {'peak RSS MiB':>13} {'img/s':>8} {'RSS ratio':>10} "
+          f"{'img/s ratio':>12}")
+    for row in rows:
+        print(f"{row['n']:>6} {row['wall_s']:>8.1f} {row['peak_rss_before_mib']:>15.0f} {row['peak_rss_mib']:>13.0f} "
+              f"{row['images_per_s']:>8.1f} {row['peak_rss_mib'] / first['peak_rss_mib']:>10.2f} "
+              f"{row['images_per_s'] / first['images_per_s']:>12.2f}")
+    for label, field in (("peak RSS", "peak_rss_mib"), ("throughput", "images_per_s")):
+        within = all(abs(row[field] / first[field] - 1) <= TOLERANCE for row in rows)
+        print(f"{label} within {TOLERANCE:.0%} across n (against n={first['n']}): {'yes' if within else 'no'}")
+
+
+def print_overlap(row: dict[str, Any]) -> None:
+    load_s, compute_s, case_s = row["load_s"], row["compute_s"], row["case_s"]
+    print(f"overlap at n={row['n']}: unslowed load D {row['unslowed_load_s']:.1f} s, delay {row['delay_ms']:.2f} ms "
+          f"per image")
+    print(f"L (slowed load) {load_s:.1f} s, C (bare compute) {compute_s:.1f} s, max(L, C) {max(load_s, compute_s):.1f} s, "
+          f"L + C {load_s + compute_s:.1f} s, W (slowed case) {case_s:.1f} s, W / max(L, C) "
+          f"{case_s / max(load_s, compute_s):.2f}  (1: overlapped, 2: serial)")
+
+
+# ------------------------------------------------------------------------------------------------------ main
+
+def sizes(text: str) -> list[int]:
+    values = sorted({int(part) for part in text.split(",") if part.strip()})
+    if not values or not all(1 <= value <= CLASSES * PER_CLASS for value in values):
+        raise argparse.ArgumentTypeError(f"sizes must be in 1..{CLASSES * PER_CLASS}")
+    return values
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def measure(args: argparse.Namespace, root: Path) -> bool:
+    """Write the tree and weights, run the sections asked for, print them; whether every child succeeded."""
+    written_s = write_tree(root)
+    print(f"tree {root}: {'reused' if written_s is None else f'written in {written_s:.1f} s'}", flush=True)
+    ok = True
+    with TemporaryDirectory(prefix="bench-scaling-weights-") as folder:
+        weights = Path(folder) / f"{ARCH}-random.safetensors"
+        write_weights(weights)
+        if not args.overlap_only:
+            rows = [run_child("scaling", n, root, weights, args.batch_size) for n in args.sizes]
+            done = [row for row in rows if row is not None]
+            ok = len(done) == len(rows)
+            if done:
+                print(f"\nscaling: {ARCH} (random weights), 224 px, clean imagenet val, cold cache, CPU")
+                print_settings(done[0]["settings"])
+                print_scaling(done)
+        if not args.skip_overlap:
+            row = run_child("overlap", args.overlap_n, root, weights, args.batch_size)
+            ok = ok and row is not None
+            if row is not None:
+                print()
+                print_settings(row["settings"])
+                print_overlap(row)
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, help="where the tree is written or reused (default: a temporary "
+                                                  "folder, deleted afterwards)")
+    parser.add_argument("--sizes", type=sizes, default=[500, 5000, 20000], help="comma-separated n")
+    parser.add_argument("--overlap-n", type=positive, default=2000)
+    parser.add_argument("--batch-size", type=positive, default=250)
+    sections = parser.add_mutually_exclusive_group()
+    sections.add_argument("--skip-overlap", action="store_true")
+    sections.add_argument("--overlap-only", action="store_true")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(CHILDREN[args.child](args.n, args.root, args.weights, args.batch_size)))
+        return
+    started = time.perf_counter()
+    if args.root is not None:
+        ok = measure(args, args.root)
+    else:
+        with TemporaryDirectory(prefix="bench-scaling-tree-") as tmp:
+            ok = measure(args, Path(tmp))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
