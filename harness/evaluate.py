@@ -203,13 +203,14 @@ class Attacked:
         return attack_stats(self.clean_correct, self.norms, self.components)
 
 
-def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, run: RunContext,
-           surrogate: LoadedModel | None = None, offset: int = 0) -> Attacked:
-    """Robust correctness under `spec` (crafted on `surrogate` when given), in float32 whatever `run.amp` says.
-    The batch from sample `offset + start` of the split is attacked under seed `run.seed * 1_000_003 + offset +
+def attack(model: LoadedModel, inputs: Inputs, spec: AttackSpec, run: RunContext,
+           surrogate: LoadedModel | None = None) -> Attacked:
+    """Robust correctness of `inputs` (their images and labels) under `spec` (crafted on `surrogate` when given),
+    in float32 whatever `run.amp` says. The batch from sample `inputs.offset + start` of the split is attacked under seed `run.seed * 1_000_003 + offset +
     start`, so a chunk starting on a batch boundary gets the bits the whole split would. With
     `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded, so a re-evaluation of
     them can differ slightly from the float images that were scored)."""
+    images, labels, offset = inputs.images, inputs.data.labels, inputs.offset
     robust, clean, norms, adversarial = [], [], [], []
     components: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), run.batch_size):
@@ -232,12 +233,12 @@ def attack(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: Att
                     np.concatenate(adversarial) if adversarial else None)
 
 
-def minimal(model: LoadedModel, images: np.ndarray, labels: np.ndarray, spec: AttackSpec, bisections: int,
-            run: RunContext, offset: int = 0) -> np.ndarray:
+def minimal(model: LoadedModel, inputs: Inputs, spec: AttackSpec, bisections: int, run: RunContext) -> np.ndarray:
     """float (N,): each image's minimal flipping budget (harness.minimal.minimal_eps), in batches, float32;
-    seeded per batch as `attack` is, from the split index `offset + start`."""
+    seeded per batch as `attack` is, from the split index `inputs.offset + start`."""
     from .minimal import minimal_eps
 
+    images, labels, offset = inputs.images, inputs.data.labels, inputs.offset
     values = []
     for start in range(0, len(images), run.batch_size):
         pixels = to_pixels(images[start:start + run.batch_size], run.device)
@@ -282,8 +283,7 @@ class CaseScorer:
         source = self.run.models(surrogate) if surrogate is not None else None
         labels = inputs.data.labels
         attacked, self.batch_size = fitted(lambda b: attack(
-            self.model, inputs.images, labels, spec, dataclasses.replace(self.run, batch_size=b), source,
-            inputs.offset), self.batch_size)
+            self.model, inputs, spec, dataclasses.replace(self.run, batch_size=b), source), self.batch_size)
         if attacked.adversarial is not None:
             name = re.sub(r"[^A-Za-z0-9._-]", "_", self.case.setting.name)
             name += ".npz" if inputs.offset == 0 else f".{inputs.offset:08d}.npz"
@@ -292,9 +292,8 @@ class CaseScorer:
                                                 **{COMPONENT + name: bits for name, bits in attacked.components.items()}})
 
     def minimal(self, inputs: Inputs, spec: AttackSpec, bisections: int) -> np.ndarray:
-        values, self.batch_size = fitted(lambda b: minimal(self.model, inputs.images, inputs.data.labels, spec,
-                                                           bisections, dataclasses.replace(self.run, batch_size=b),
-                                                           inputs.offset),
+        values, self.batch_size = fitted(lambda b: minimal(self.model, inputs, spec, bisections,
+                                                           dataclasses.replace(self.run, batch_size=b)),
                                          self.batch_size)
         return values
 

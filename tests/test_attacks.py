@@ -222,7 +222,9 @@ def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
     import numpy as np
 
     from harness.data import Preprocess
+    from harness.data import EvalData
     from harness.evaluate import Attacked, RunContext, attack, save_adversarials
+    from harness.shifts.base import Inputs
     from harness.models import LoadedModel, ModelId, PixelClassifier
 
     linear, images, labels = batch
@@ -232,7 +234,8 @@ def test_save_adversarials_keeps_images_and_outcomes(tmp_path, batch):
     with torch.no_grad():
         targets = classifier(torch.from_numpy(uint8).permute(0, 3, 1, 2).float() / 255).argmax(1)
     target = tmp_path / "line" / "pgd.npz"
-    attacked = attack(model, uint8, targets.numpy(), parse_attack("pgd-linf-16/255"),
+    inputs = Inputs(EvalData(uint8, targets.numpy(), {}), uint8, {})
+    attacked = attack(model, inputs, parse_attack("pgd-linf-16/255"),
                       RunContext(torch.device("cpu"), batch_size=8, save_adversarials=tmp_path))
     assert isinstance(attacked, Attacked)
     save_adversarials(target, attacked, targets.numpy())
@@ -419,13 +422,14 @@ def test_a_gradient_masking_model_is_flagged_when_a_black_box_attack_beats_the_w
     from case_records import measured
     from harness.checks import masking_violations
     from harness.evaluate import RunContext, attack
+    from harness.shifts.base import Inputs
 
     model, data = masked_model
     run = RunContext(torch.device("cpu"), batch_size=50)
     records = []
     for text in ("pgd-linf-16/255", "square-linf-16/255"):
         spec = parse_attack(text)
-        attacked = attack(model, data.images, data.labels, spec, run)
+        attacked = attack(model, Inputs(data, data.images, {}), spec, run)
         records.append(measured(attacked.robust, id=f"masked-{text}", model="masked",
                                 setting={"category": "adversarial", "name": text, "split": "test",
                                          "attack": spec.as_dict()}))
