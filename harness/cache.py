@@ -14,16 +14,23 @@ Pixels (decoded splits, perturbed images: `pixels=True`) live under `<root>/imag
 `pixel_budget` bytes: after each write, the least recently used are removed until the folder fits (a read marks
 an entry used). Everything else (predictions, zero-shot heads) is small and always kept. An entry removed while
 another worker was about to read it is simply computed again.
+
+`track()` records, while its block runs, which entries were served and whether each was read or computed (and
+in how many seconds): what harness.durations keeps per case, so that a plan knows a case's data is still cached.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
+import threading
+import time
 import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 from filelock import FileLock
@@ -63,12 +70,72 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
 PIXEL_BUDGET = 20 * 10**9  # bytes; the protocol's cache_images_gb
 
 
+@dataclasses.dataclass
+class EntryUse:
+    """How one entry served a traced block: read (`hit`, from memory or disk), or computed and written in
+    `compute_s` seconds (not counting entries computed inside its computation, nor waiting for the lock)."""
+
+    hit: bool
+    compute_s: float = 0.0
+
+
+@dataclasses.dataclass(eq=False)  # a trace is one block's: compared by identity
+class CacheTrace:
+    """The entries (by digest) that were served while a `track()` block ran, in the order they were served (an
+    entry computed inside another's computation first)."""
+
+    entries: dict[str, EntryUse] = dataclasses.field(default_factory=dict)
+
+    @property
+    def cold(self) -> bool:
+        """Some entry had to be computed."""
+        return any(not use.hit for use in self.entries.values())
+
+    def note(self, digest: str, use: EntryUse) -> None:
+        """A computation outweighs a read of the same entry; two computations add up."""
+        seen = self.entries.get(digest)
+        if seen is None or seen.hit:
+            self.entries[digest] = use
+        elif not use.hit:
+            seen.compute_s += use.compute_s
+
+
 class ArrayCache:
     def __init__(self, root: Path, memory_bytes: int = MEMORY_BYTES, pixel_budget: int = PIXEL_BUDGET):
         self.root = Path(root)
         self.memory_bytes = memory_bytes
         self.pixel_budget = pixel_budget
         self._memory: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self._traces: list[CacheTrace] = []
+        self._nesting = threading.local()  # per thread (the prefetch thread computes too): seconds nested in each computation in progress
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[CacheTrace]:
+        """A `CacheTrace` of every entry `get_or_compute` serves until the block ends (blocks may nest)."""
+        trace = CacheTrace()
+        self._traces.append(trace)
+        try:
+            yield trace
+        finally:
+            self._traces.remove(trace)
+
+    def _noted(self, digest: str, use: EntryUse) -> None:
+        for trace in self._traces:
+            trace.note(digest, EntryUse(use.hit, use.compute_s))
+
+    @contextlib.contextmanager
+    def _computing(self, digest: str) -> Iterator[None]:
+        """Times the computation of one entry, less the computations nested in it, for the open traces."""
+        started = time.perf_counter()
+        inner_s = self._nesting.__dict__.setdefault("inner_s", [])
+        inner_s.append(0.0)
+        try:
+            yield
+        finally:
+            inner, spent = inner_s.pop(), time.perf_counter() - started
+            if inner_s:
+                inner_s[-1] += spent
+        self._noted(digest, EntryUse(hit=False, compute_s=spent - inner))
 
     def entry_path(self, digest: str, pixels: bool = False) -> Path:
         """Where the entry of key digest `digest` (`cache_key`) lives on disk (under images/ for pixels)."""
@@ -113,6 +180,7 @@ class ArrayCache:
         digest = cache_key(key)
         if digest in self._memory:
             self._memory.move_to_end(digest)
+            self._noted(digest, EntryUse(hit=True))
             return self._memory[digest]
         path = self.entry_path(digest, pixels)
         if path.is_file():
@@ -127,12 +195,13 @@ class ArrayCache:
                 served = self._verified(path, key)
                 if served is not None:
                     return self._remember(digest, served, remember)
-            arrays = compute()
-            if _KEY in arrays or _CHECKSUM in arrays:
-                raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
-            stored = {**arrays, _KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
-                      _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)}
-            write_atomic(path, lambda handle: np.savez(handle, **stored), durable=False)
+            with self._computing(digest):
+                arrays = compute()
+                if _KEY in arrays or _CHECKSUM in arrays:
+                    raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
+                stored = {**arrays, _KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
+                          _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)}
+                write_atomic(path, lambda handle: np.savez(handle, **stored), durable=False)
             if pixels:
                 with FileLock(str(self.root / "images" / ".evict.lock")):
                     self._evict(keep=path)
@@ -152,6 +221,7 @@ class ArrayCache:
             return None
 
     def _remember(self, digest: str, arrays: dict[str, np.ndarray], remember: bool) -> dict[str, np.ndarray]:
+        self._noted(digest, EntryUse(hit=True))  # after a computation, that one is what the traces keep
         for array in arrays.values():
             array.flags.writeable = False
         size = sum(array.nbytes for array in arrays.values())

@@ -8,7 +8,8 @@ project's `[tool.robustness]` against its own `baselines/`.
 
 A worker (or the single process of a run without xdist) measures each case, has the gate decide it, and attaches
 the case's record to its test report; the controller (harness.controller.RunController, registered only where
-the process is not an xdist worker) merges the records and reports.
+the process is not an xdist worker) merges the records and reports. Every case's time and cache use go to the
+durations store (harness.timing); `--plan` predicts a run from it and runs nothing.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import os
 import re
 import resource
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -30,16 +32,22 @@ from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, ch
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
-from .controller import PLANNED_OUTPUT, RECORD_PROPERTY, Collection, RunController, XdistCollection, relative_to
+from .controller import (PLANNED_OUTPUT, RECORD_PROPERTY, Collection, RunController, XdistCollection, relative_to,
+                         worker_count)
 from .data import DataMissingError, get_benchmark
+from .durations import DurationsError, TimingKey, durations_path, process_started, read_durations
 from .evaluate import RunContext, evaluate
 from .gate import GateDecision, decide, judged, record_decision
 from .models import LoadedModel, UnknownModelError, load_model, resolve
 from .models.registry import is_zero_shot
+from .plan import PlannedCase
 from .progress import ProgressLog
 from .registry import ExtensionError, load_extensions
+from .timing import CaseTimer, DurationsRecorder, PlanSession
 
 _STATE = pytest.StashKey["SuiteState"]()
+_PLANNED_RUN = pytest.StashKey[tuple[int, str]]()  # --plan: the worker count and xdist --dist mode planned for
+_IMPORTED = time.time()  # where /proc does not tell when the process started
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -84,6 +92,27 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group.addoption("--case-timeout", type=float, default=None, metavar="S",
                     help="seconds any one case may run before it is an error (default: [tool.robustness.timeouts])")
     group.addoption("--baselines-dir", default=None, metavar="DIR", help="where baseline files are read")
+    group.addoption("--plan", action="store_true", default=False,
+                    help="predict each selected case's time and the run's wall time (at -n N) from recorded "
+                         "durations, and run nothing")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """--plan: note the worker count and xdist mode asked for, then turn xdist off, so that no worker starts
+    (xdist's own pytest_cmdline_main, also tryfirst, may have run before or after this one)."""
+    if not getattr(config.option, "plan", False):
+        return
+    workers = getattr(config.option, "numprocesses", None) or 0
+    if workers in ("auto", "logical"):
+        workers = config.hook.pytest_xdist_auto_num_workers(config=config)
+    if workers and getattr(config.option, "maxprocesses", None):
+        workers = min(workers, config.option.maxprocesses)
+    dist = getattr(config.option, "dist", "no")
+    config.stash[_PLANNED_RUN] = (int(workers), "load" if dist == "no" or getattr(config.option, "distload", False)
+                                  else dist)
+    if workers:
+        config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []
 
 
 def resolve_device(text: str, worker: int | None = None) -> torch.device:
@@ -154,8 +183,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = state
     case_ids = {case.id: case for case in cases}
     workerinput = getattr(config, "workerinput", None)
+    if _PLANNED_RUN in config.stash:
+        _register_plan(config, state)
+        return
+    config.pluginmanager.register(CaseTimer(state.cache, lambda case: timing_key(
+        case, suite, device.type, torch.get_num_threads()), os.environ.get("PYTEST_XDIST_WORKER", "main")),
+        "robustness-timer")
     if workerinput is not None:  # an xdist worker: measure; the controller learns what it planned at node-down
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workerinput.get("workercount", 1))))
+        torch.set_num_threads(worker_threads(int(workerinput.get("workercount", 1))))
         config.pluginmanager.register(Collection(config, case_ids, lambda kept, planned: config.workeroutput.update(
             {PLANNED_OUTPUT: sorted(planned)})), "robustness-collection")
         return
@@ -170,6 +205,36 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Collection(config, case_ids, controller.collected), "robustness-collection")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistCollection(controller), "robustness-xdist")
+    config.pluginmanager.register(DurationsRecorder(durations_path(suite.report_dir), worker_count(config),
+                                                    process_started() or _IMPORTED), "robustness-durations")
+
+
+def worker_threads(workers: int) -> int:
+    """Torch threads of each of `workers` xdist workers: the machine's cores shared out, at least one."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def timing_key(case: Case, suite: SuiteConfig, device_type: str, threads: int) -> TimingKey:
+    """What `case`'s recorded time is kept under (harness.durations)."""
+    return TimingKey(case.model, case.id, case.setting.samples, suite.batch_size, device_type, threads)
+
+
+def _register_plan(config: pytest.Config, state: "SuiteState") -> None:
+    """--plan: a PlanSession instead of the controller; the store is read now, so a malformed one is a usage error."""
+    workers, dist = config.stash[_PLANNED_RUN]
+    path = durations_path(state.suite.report_dir)
+    try:
+        store = read_durations(path)
+    except DurationsError as error:
+        raise pytest.UsageError(f"--plan: {error}") from None
+    threads = worker_threads(workers) if workers else torch.get_num_threads()
+
+    def planned(case: Case) -> PlannedCase:
+        return PlannedCase(timing_key(case, state.suite, state.device.type, threads), case.setting.category,
+                           case.setting.name, case.benchmark)
+
+    config.pluginmanager.register(PlanSession(store, state.cache, planned, workers, dist,
+                                              relative_to(path, state.root)), "robustness-plan")
 
 
 @pytest.hookimpl(trylast=True)
