@@ -121,6 +121,8 @@ class Perturbation:
 
 
 def with_pixels(inputs: Inputs, images: np.ndarray, **provenance: Any) -> Inputs:
-    """`inputs` holding `images` instead, their sha256 as `perturbed_sha256` and `provenance` added."""
+    """`inputs` holding `images` instead, their sha256 as `perturbed_sha256` and `provenance` added. The images
+    are made read-only, so their hash is remembered (`content_sha256`) for the predictions' cache key."""
+    images.flags.writeable = False
     return dataclasses.replace(inputs, images=images, provenance={**inputs.provenance, **provenance,
                                                                   "perturbed_sha256": content_sha256(images)})
