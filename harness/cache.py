@@ -177,18 +177,10 @@ class ArrayCache:
         verification. With `remember=False` the entry is not kept in memory (a chunk of a streamed split, read
         once per case: keeping it would only grow the process); `pixels=True` marks images, kept on disk within
         the pixel budget."""
-        digest = cache_key(key)
-        if digest in self._memory:
-            self._memory.move_to_end(digest)
-            self._noted(digest, EntryUse(hit=True))
-            return self._memory[digest]
-        path = self.entry_path(digest, pixels)
-        if path.is_file():
-            served = self._verified(path, key)
-            if served is not None:
-                if pixels:
-                    _touch(path)
-                return self._remember(digest, served, remember)
+        served = self.lookup(key, remember, pixels)
+        if served is not None:
+            return served
+        digest, path = cache_key(key), self.entry_path(cache_key(key), pixels)
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
@@ -197,15 +189,57 @@ class ArrayCache:
                     return self._remember(digest, served, remember)
             with self._computing(digest):
                 arrays = compute()
-                if _KEY in arrays or _CHECKSUM in arrays:
-                    raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
-                stored = {**arrays, _KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
-                          _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)}
-                write_atomic(path, lambda handle: np.savez(handle, **stored), durable=False)
+                self._write(path, key, arrays)
             if pixels:
-                with FileLock(str(self.root / "images" / ".evict.lock")):
-                    self._evict(keep=path)
+                self._fit_budget(path)
             return self._remember(digest, arrays, remember)
+
+    def lookup(self, key: Mapping[str, Any], remember: bool = True,
+               pixels: bool = False) -> dict[str, np.ndarray] | None:
+        """The arrays stored under `key` (verified, read-only), or None; no lock is taken. With `store`, for a value
+        produced in steps and used as it comes (a split decoded piece by piece), which no lock can be held
+        across."""
+        digest = cache_key(key)
+        if digest in self._memory:
+            self._memory.move_to_end(digest)
+            self._noted(digest, EntryUse(hit=True))
+            return self._memory[digest]
+        path = self.entry_path(digest, pixels)
+        served = self._verified(path, key) if path.is_file() else None
+        if served is None:
+            return None
+        if pixels:
+            _touch(path)
+        return self._remember(digest, served, remember)
+
+    def store(self, key: Mapping[str, Any], arrays: dict[str, np.ndarray], compute_s: float, remember: bool = True,
+              pixels: bool = False) -> dict[str, np.ndarray]:
+        """Store `arrays`, computed in `compute_s` seconds, under `key` and return them read-only; when another
+        worker stored a verified entry meanwhile (both computed it), that one is kept and served."""
+        digest, path = cache_key(key), self.entry_path(cache_key(key), pixels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.is_file():
+                served = self._verified(path, key)
+                if served is not None:
+                    return self._remember(digest, served, remember)
+            self._write(path, key, arrays)
+        self._noted(digest, EntryUse(hit=False, compute_s=compute_s))
+        if pixels:
+            self._fit_budget(path)
+        return self._remember(digest, arrays, remember)
+
+    @staticmethod
+    def _write(path: Path, key: Mapping[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        if _KEY in arrays or _CHECKSUM in arrays:
+            raise ValueError(f"cache values may not use the reserved names {_KEY}, {_CHECKSUM}")
+        stored = {**arrays, _KEY: np.frombuffer(_canonical(key).encode(), np.uint8),
+                  _CHECKSUM: np.frombuffer(arrays_sha256(arrays).encode(), np.uint8)}
+        write_atomic(path, lambda handle: np.savez(handle, **stored), durable=False)
+
+    def _fit_budget(self, written: Path) -> None:
+        with FileLock(str(self.root / "images" / ".evict.lock")):
+            self._evict(keep=written)
 
     def _verified(self, path: Path, key: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
         """The entry at `path` if it verifies under `key`; otherwise it is reported, removed and None returned

@@ -1,9 +1,9 @@
 """case -> CaseResult: stream the setting's data, perturb it, classify, score per sample.
 
-`evaluate(case, model, run)` streams the case's split in data chunks (harness.stream), lets the setting's
-perturbation (harness.shifts.base) make each chunk's inputs (or reads them pre-rendered from the benchmark) on a
-prefetch thread, and scores them, re-cut on batch boundaries, through a `CaseScorer`, which classifies and attacks
-in batches that fit the device.
+`evaluate(case, model, run)` streams the case's split in pieces of data chunks (harness.stream), lets the
+setting's perturbation (harness.shifts.base) make each chunk's inputs (or reads them pre-rendered from the
+benchmark), re-cuts them on batch boundaries on a prefetch thread, and scores them through a `CaseScorer`, which
+classifies and attacks in batches that fit the device.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from .models import LoadedModel
 from .progress import Progress
 from .records import CaseRecord, encode_bits, encode_values
 from .shifts.base import Inputs, Perturbation, Scored
-from .stream import ProvenanceMerge, concatenated, data_chunks, perturbed_chunks, prefetched, rechunked, \
-    scoring_unit, sliced
+from .stream import ProvenanceMerge, concatenated, data_blocks, data_chunks, ends_chunk, \
+    perturbed_chunks, prefetched, rechunked, scoring_unit, sliced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,10 +298,12 @@ class CaseScorer:
         return values
 
 
-def _split_inputs(case: Case, model: LoadedModel, run: RunContext) -> Iterator[Inputs]:
-    """The case's inputs in data chunks: its split's chunks, each perturbed by the setting's perturbation, or the
-    benchmark's pre-rendered perturbation (ImageNet-C, Stylized-ImageNet) read instead when it has it on disk,
-    then recorded beside the clean split's provenance."""
+def _split_inputs(case: Case, model: LoadedModel, run: RunContext) -> tuple[Iterator[Inputs], dict[str, Any]]:
+    """The case's inputs, streamed, and what its record takes from elsewhere than their pieces' provenance. The
+    inputs are its split's pieces (harness.stream), joined into whole data chunks first for a perturbation that
+    makes pixels (`Perturbation.per_chunk`), each perturbed by the setting's perturbation; or the benchmark's
+    pre-rendered perturbation (ImageNet-C, Stylized-ImageNet) read instead when it has it on disk, recorded
+    beside the clean split's record (its hash and unreadable files, which the second part returns)."""
     setting = case.setting
     benchmark = get_benchmark(case.benchmark, run.data_root)
     clean = data_chunks(benchmark, setting.split, setting.samples, run.cache, model.preprocess)
@@ -309,16 +311,26 @@ def _split_inputs(case: Case, model: LoadedModel, run: RunContext) -> Iterator[I
     on_disk = None if perturbation is None else perturbed_chunks(benchmark, perturbation.record(), setting.samples,
                                                                   run.cache, model.preprocess)
     if on_disk is None:
-        for data in clean:
-            inputs = Inputs(data, data.images, dict(data.provenance))
-            yield _hashed(inputs if perturbation is None else perturbation.perturb(inputs, model, run))
-        return
+        if perturbation is not None and perturbation.per_chunk:
+            clean = data_blocks(clean)
+        return (perturbation.perturb(Inputs(data, data.images, dict(data.provenance)), model, run)
+                if perturbation is not None else Inputs(data, data.images, dict(data.provenance))
+                for data in clean), {}
     clean_record = ProvenanceMerge()
     for data in clean:
         clean_record.add(data.provenance, len(data.labels))
-    for data in on_disk:
-        yield _hashed(Inputs(data, data.images, {**clean_record.result(), "perturbed_sha256": data.provenance["sha256"],
-                                                 "perturbed_source": data.provenance["dataset_path"]}))
+    source = clean_record.result()
+    fixed = {key: source[key] for key in ("sha256", "unreadable_files") if key in source}
+    shared = {key: value for key, value in source.items() if key not in fixed}
+
+    def perturbed() -> Iterator[Inputs]:
+        for data in on_disk:
+            provenance = {**shared, "n": len(data.labels), "perturbed_source": data.provenance["dataset_path"]}
+            if ends_chunk(data):
+                provenance["perturbed_sha256"] = data.provenance["sha256"]
+            yield Inputs(data, data.images, provenance)
+
+    return perturbed(), fixed
 
 
 def _hashed(inputs: Inputs) -> Inputs:
@@ -351,10 +363,10 @@ def _scoring_chunks(inputs: Iterator[Inputs], batch_size: int) -> Iterator[Input
 
 def _scored(case: Case, model: LoadedModel, run: RunContext, scorer: CaseScorer, perturbation: Perturbation,
             inputs: Iterator[Inputs]) -> tuple[Scored, dict[str, Any]]:
-    """The joined outcome of `inputs` and their merged provenance; chunks are decoded and perturbed a chunk
-    ahead, on another thread, while this one scores."""
+    """The joined outcome of `inputs` and their merged provenance; they are decoded, perturbed and re-cut a
+    scoring chunk ahead, on another thread, while this one scores."""
     merge, parts = ProvenanceMerge(), []
-    for chunk in _scoring_chunks(prefetched(_recorded(inputs, merge)), run.batch_size):
+    for chunk in _scoring_stream(inputs, merge, run.batch_size):
         scorer.run = _chunk_run(run, chunk, case.setting.samples)
         parts.append(perturbation.score(chunk, scorer, case.setting.k))
     scorer.run = run
@@ -363,8 +375,15 @@ def _scored(case: Case, model: LoadedModel, run: RunContext, scorer: CaseScorer,
     return Scored.joined(parts), merge.result()
 
 
+def _scoring_stream(inputs: Iterator[Inputs], merge: ProvenanceMerge, batch_size: int) -> Iterator[Inputs]:
+    """`inputs` re-cut into scoring chunks (`_scoring_chunks`), each hashed, a scoring chunk ahead on the
+    prefetch thread (harness.stream.prefetched) while this one scores; the provenance of what `inputs` holds is
+    added to `merge` as it passes (`_recorded`)."""
+    return prefetched(_hashed(chunk) for chunk in _scoring_chunks(_recorded(inputs, merge), batch_size))
+
+
 def _recorded(chunks: Iterator[Inputs], merge: ProvenanceMerge) -> Iterator[Inputs]:
-    """`chunks`, each data chunk's provenance added to `merge` as it passes."""
+    """`chunks`, each one's provenance (a piece's, or a whole data chunk's) added to `merge` as it passes."""
     for chunk in chunks:
         merge.add(chunk.provenance, len(chunk.images))
         yield chunk
@@ -388,7 +407,7 @@ def _id_accuracy(case: Case, model: LoadedModel, scorer: CaseScorer) -> dict[str
               for data in data_chunks(benchmark, case.setting.id_split, case.setting.samples, run.cache,
                                       model.preprocess))
     correct, merge = [], ProvenanceMerge()
-    for chunk in _scoring_chunks(prefetched(_recorded(chunks, merge)), run.batch_size):
+    for chunk in _scoring_stream(chunks, merge, run.batch_size):
         correct.append(chunk.data.correct(scorer.predictions(chunk)))
     joined_correct = np.concatenate(correct) if correct else np.zeros(0, bool)
     return {"split": case.setting.id_split, "n": int(joined_correct.size), "correct": int(joined_correct.sum()),
@@ -405,7 +424,9 @@ def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
     started = time.perf_counter()
     perturbation = case.setting.perturbation or Perturbation()
     scorer = CaseScorer(case, model, run)
-    scored, provenance = _scored(case, model, run, scorer, perturbation, _split_inputs(case, model, run))
+    inputs, fixed = _split_inputs(case, model, run)
+    scored, provenance = _scored(case, model, run, scorer, perturbation, inputs)
+    provenance.update(fixed)
     extra = perturbation.summarize(scored)
     if case.setting.id_split is not None:
         extra["id_on_classes"] = _id_accuracy(case, model, scorer)

@@ -1,12 +1,16 @@
 """A split streamed in chunks: how big a chunk is, how chunks are prefetched, re-cut for scoring and hashed.
 
-Two sizes are at work. A *data chunk* holds at most DATA_CHUNK_SAMPLES samples (images, or frame sequences) and is the
-unit a benchmark decodes, caches and a perturbation perturbs; its size is fixed by the protocol, never by the
-run, so a split's hash (`hash_list`) and its cached entries do not depend on the batch size. A *scoring chunk*
-is re-cut from the perturbed stream (`rechunked`) to start on a batch boundary, so every forward pass and attack
-sees the same images, under the same seed, as a run that held the whole split at once. A worker holds about
-two data chunks at a time (the one being scored and the next one, being prefetched), plus the remainder carried
-over when the batch size does not divide a chunk, whatever the split's size.
+Three sizes are at work. A *data chunk* holds at most DATA_CHUNK_SAMPLES samples (images, or frame sequences) and
+is the unit a benchmark caches and hashes and a perturbation that makes pixels perturbs; its size is fixed by
+the protocol, never by the run, so a split's hash (`hash_list`) and its cached entries do not depend on the batch
+size. A benchmark hands a data chunk on in *pieces* (at most PIECE_SAMPLES each, where it decodes; the whole
+chunk otherwise), as soon as each is decoded, so that scoring starts before a chunk is complete: a stream is a
+sequence of pieces, and a data chunk ends at the piece whose provenance carries its `sha256` (`data_blocks`
+joins them back). A *scoring chunk* is re-cut from the perturbed stream (`rechunked`) to start on a batch
+boundary, so every forward pass and attack sees the same images, under the same seed, as a run that held the
+whole split at once. A worker holds about two data chunks at a time (the one being scored and the next, being
+decoded, perturbed and re-cut a scoring chunk ahead: `prefetched`), plus the remainder carried over when the
+batch size does not divide a chunk, whatever the split's size.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from .data.base import EvalData
 from .pixels import merged_digests
 
 DATA_CHUNK_SAMPLES = 500  # frame sequences too: Vid-Robust and YTBB-Robust have a few thousand anchors in all
+PIECE_SAMPLES = 50  # the grain a chunk is decoded and handed on in; results and hashes do not depend on it
 HASH_LIST = "sha256-list:"  # the prefix of a split's hash when it was streamed in more than one data chunk
 
 T = TypeVar("T")
@@ -46,8 +51,8 @@ def prefetched(items: Iterable[T]) -> Iterator[T]:
     stop, taken = threading.Event(), threading.Semaphore(0)
 
     def produce() -> None:
+        iterator = iter(items)
         try:
-            iterator = iter(items)
             while not stop.is_set():
                 try:
                     item = ("item", next(iterator))
@@ -60,6 +65,10 @@ def prefetched(items: Iterable[T]) -> Iterator[T]:
                     return
         except BaseException as error:  # handed to the consumer, which re-raises it
             handoff.put(("error", error))
+        finally:  # a producer that stops early finalizes its items (a generator's open files and threads) here
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     producer = threading.Thread(target=produce, name="robustness-gate-prefetch", daemon=True)
     producer.start()
@@ -108,8 +117,9 @@ def joined(chunks: Iterable[EvalData]) -> EvalData:
 
 
 def data_chunks(benchmark: Any, split: str, n: int, cache: Any, preprocess: Any) -> Iterator[EvalData]:
-    """`split` of `benchmark` in data chunks: its own `stream` where it has one; else what `load` returns, cut
-    into chunks hashed as `content_sha256(images, labels[, label_sets])` (one chunk: `load`'s record as is)."""
+    """`split` of `benchmark` streamed in pieces of data chunks: its own `stream` where it has one; else what
+    `load` returns, cut into whole data chunks hashed as `content_sha256(images, labels[, label_sets])` (one
+    chunk: `load`'s record as is)."""
     if hasattr(benchmark, "stream"):
         return benchmark.stream(split, n, cache, preprocess)
     return _cut(benchmark.load(split, n, cache, preprocess))
@@ -117,11 +127,30 @@ def data_chunks(benchmark: Any, split: str, n: int, cache: Any, preprocess: Any)
 
 def perturbed_chunks(benchmark: Any, perturbation: Mapping[str, Any], n: int, cache: Any,
                      preprocess: Any) -> Iterator[EvalData] | None:
-    """The benchmark's pre-rendered `perturbation` in data chunks, as `data_chunks`; None when it has none."""
+    """The benchmark's pre-rendered `perturbation` streamed as `data_chunks`; None when it has none."""
     if hasattr(benchmark, "stream_perturbed"):
         return benchmark.stream_perturbed(perturbation, n, cache, preprocess)
     data = benchmark.load_perturbed(perturbation, n, cache, preprocess)
     return None if data is None else _cut(data)
+
+
+def ends_chunk(piece: EvalData) -> bool:
+    """Whether `piece` is the last of its data chunk: it carries the chunk's hash."""
+    return "sha256" in piece.provenance
+
+
+def data_blocks(pieces: Iterable[EvalData]) -> Iterator[EvalData]:
+    """A stream of pieces as whole data chunks: consecutive pieces joined up to each chunk's end (`ends_chunk`),
+    their provenance merged (`ProvenanceMerge`); a chunk handed on whole passes as it is."""
+    parts: list[EvalData] = []
+    for piece in pieces:
+        parts.append(piece)
+        if ends_chunk(piece):
+            yield parts[0] if len(parts) == 1 else joined(parts)
+            parts = []
+    if parts:
+        raise ValueError(f"a stream ended inside a data chunk (at split index {parts[-1].offset}, its last piece "
+                         f"carries no sha256): its benchmark's stream breaks harness.stream's contract")
 
 
 def _cut(data: EvalData) -> Iterator[EvalData]:

@@ -148,3 +148,21 @@ def test_a_pixel_entry_larger_than_the_budget_is_still_written_and_served(tmp_pa
     cache = ArrayCache(tmp_path, pixel_budget=10)
     cache.get_or_compute({"kind": "pixels"}, lambda: {"images": np.zeros(1_000, np.uint8)}, pixels=True)
     assert cache.pixel_bytes() > 10 and ArrayCache(tmp_path).holds(cache_key({"kind": "pixels"}))
+
+
+def test_a_value_produced_in_steps_is_looked_up_then_stored_and_traced_with_its_compute_time(tmp_path):
+    cache, key = ArrayCache(tmp_path), {"kind": "test", "steps": 1}
+    with cache.track() as trace:
+        assert cache.lookup(key, pixels=True) is None
+        stored = cache.store(key, {"x": np.arange(4)}, 1.5, pixels=True)
+    assert not stored["x"].flags.writeable and cache.entry_path(cache_key(key), pixels=True).is_file()
+    assert trace.entries[cache_key(key)].hit is False and trace.entries[cache_key(key)].compute_s == 1.5
+    assert np.array_equal(ArrayCache(tmp_path).lookup(key, pixels=True)["x"], np.arange(4))
+
+
+def test_a_value_another_worker_stored_first_is_the_one_kept(tmp_path):
+    key = {"kind": "test", "steps": 2}
+    ArrayCache(tmp_path).store(key, {"x": np.arange(4)}, 1.0)
+    served = ArrayCache(tmp_path).store(key, {"x": np.arange(4) + 1}, 1.0)
+    assert np.array_equal(served["x"], np.arange(4))
+    assert np.array_equal(ArrayCache(tmp_path).lookup(key)["x"], np.arange(4))

@@ -119,3 +119,41 @@ def test_an_attack_case_is_weaker_than_its_clean_case(tmp_path, cnn):
     attacked = evaluate(_case(Setting("adversarial", "pgd", "test", 50,
                                       perturbation=Attack(parse_attack("pgd-linf-8/255")))), cnn, run)
     assert attacked.correct < clean.correct and not (attacked.per_sample & ~clean.per_sample).any()
+
+
+@pytest.mark.parametrize("piece", [2, 100])
+def test_a_pre_rendered_perturbation_records_the_clean_split_whatever_its_pieces(tmp_path, monkeypatch, piece):
+    """ImageNet-C read from disk in pieces: the record's `sha256` and unreadable files are the clean split's
+    (once, not per piece), its `perturbed_sha256` the rendered split's hash as a whole."""
+    from types import SimpleNamespace
+
+    import torch
+
+    import harness.data.imagenet
+    from harness.cases import Case, Setting
+    from harness.data import Preprocess, get_benchmark
+    from harness.evaluate import RunContext, _recorded, _split_inputs
+    from harness.shifts.corruptions import Corruption
+    from harness.stream import ProvenanceMerge
+    from imagenet_trees import WNIDS, class_tree, manifest
+
+    monkeypatch.setattr(harness.data.imagenet, "PIECE_SAMPLES", piece)
+    root, pre = tmp_path / "data", Preprocess(size=8, resize=10, interpolation="bilinear")
+    for folder, dataset in ((root / "imagenet" / "val", root / "imagenet"), (root / "imagenet-c" / "fog" / "3",) * 2):
+        for wnid in WNIDS:
+            (folder / wnid).mkdir(parents=True, exist_ok=True)
+        manifest(dataset, class_tree(folder, WNIDS[:3], per_class=2) + (folder.name == "val"))
+    (root / "imagenet" / "val" / WNIDS[0] / "empty.JPEG").write_bytes(b"")
+    case = Case("m", "m", "imagenet", Setting("synthetic", "fog-3", "val", 6, perturbation=Corruption("fog", 3)))
+    run = RunContext(torch.device("cpu"), ArrayCache(tmp_path / "cache"), data_root=root)
+    inputs, fixed = _split_inputs(case, SimpleNamespace(preprocess=pre), run)
+    merge = ProvenanceMerge()
+    assert sum(len(chunk.images) for chunk in _recorded(inputs, merge)) == 6
+    record = {**merge.result(), **fixed}
+    benchmark = get_benchmark("imagenet", root)
+    clean = benchmark.load("val", 6, ArrayCache(tmp_path / "clean"), pre)
+    rendered = benchmark.load_perturbed({"corruption": {"name": "fog", "severity": 3}}, 6, ArrayCache(tmp_path / "c"),
+                                        Preprocess(8, 8, "bilinear"))
+    assert record["sha256"] == clean.provenance["sha256"] and record["n"] == 6
+    assert record["unreadable_files"] == clean.provenance["unreadable_files"] and len(record["unreadable_files"]) == 1
+    assert record["perturbed_sha256"] == rendered.provenance["sha256"]

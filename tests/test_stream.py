@@ -177,3 +177,73 @@ def test_a_chunk_entry_of_a_streamed_split_is_not_kept_in_memory(tmp_path):
     cache.get_or_compute({"k": 1}, lambda: {"a": np.zeros(10)}, remember=False)
     cache.get_or_compute({"k": 2}, lambda: {"a": np.zeros(10)})
     assert len(cache._memory) == 1
+
+
+def _piece(start, stop, last):
+    from harness.data.base import EvalData
+
+    provenance = {"n": stop - start, **({"sha256": f"chunk-{start}"} if last else {})}
+    return EvalData(np.zeros((stop - start, 2, 2, 3), np.uint8), np.arange(start, stop), provenance, offset=start)
+
+
+def test_data_blocks_join_pieces_up_to_each_chunk_end_and_refuse_a_stream_ending_inside_one():
+    from harness.stream import data_blocks
+
+    chunks = list(data_blocks([_piece(0, 2, False), _piece(2, 3, True), _piece(3, 5, True)]))
+    assert [(chunk.offset, list(chunk.labels), chunk.provenance) for chunk in chunks] == [
+        (0, [0, 1, 2], {"n": 3, "sha256": "chunk-2"}), (3, [3, 4], {"n": 2, "sha256": "chunk-3"})]
+    with pytest.raises(ValueError, match="ended inside a data chunk"):
+        list(data_blocks([_piece(0, 2, True), _piece(2, 4, False)]))
+
+
+class _Pieced:
+    """The synth benchmark streamed in pieces of 7 samples within its data chunks, as a decoding benchmark would."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, split, n, cache, preprocess):
+        import dataclasses
+
+        from harness.stream import data_chunks, sliced
+
+        for chunk in data_chunks(self.inner, split, n, cache, preprocess):
+            for start in range(0, len(chunk.labels), 7):
+                piece = sliced(chunk, start, start + 7)
+                last = start + 7 >= len(chunk.labels)
+                yield dataclasses.replace(piece, provenance={
+                    key: value for key, value in chunk.provenance.items() if last or key != "sha256"})
+
+
+@pytest.mark.parametrize("kind", list(_settings()))
+def test_a_case_streamed_in_pieces_measures_and_hashes_what_its_whole_chunks_do(tmp_path, monkeypatch, cnn, kind):
+    """Pieces of 7 (decoded ahead, joined into data chunks for a perturbation that makes pixels) against the
+    same data chunks of 60 handed on whole: the same bits, values, metrics and data record, hashes included."""
+    import torch
+
+    import harness.evaluate
+    import harness.stream
+    from harness.cases import Case
+    from harness.data import get_benchmark
+    from harness.evaluate import RunContext, evaluate
+
+    monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 60)
+    case = Case("embedded:synth-cnn", "synth-cnn", "synth", _settings()[kind])
+    whole = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "whole"), seed=3, batch_size=16))
+    monkeypatch.setattr(harness.evaluate, "get_benchmark", lambda name, root: _Pieced(get_benchmark(name, root)))
+    pieced = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "pieced"), seed=3,
+                                            batch_size=16))
+    assert np.array_equal(pieced.per_sample, whole.per_sample)
+    assert (pieced.values is None) == (whole.values is None)
+    if whole.values is not None:
+        assert np.array_equal(pieced.values, whole.values)
+    assert pieced.extra == whole.extra and pieced.data == whole.data
+
+
+def test_only_a_perturbation_that_makes_pixels_is_handed_whole_data_chunks():
+    settings = _settings()
+    assert {kind for kind, setting in settings.items() if setting.perturbation is not None
+            and setting.perturbation.per_chunk} == {"corruption", "stylized", "sequence", "typographic"}

@@ -150,13 +150,14 @@ class Benchmark(Protocol):
 
 
 class StreamingBenchmark(Benchmark, Protocol):
-    """A benchmark that can also hand out a split in data chunks, decoding one at a time, so a case holds a
+    """A benchmark that can also hand out a split in pieces of data chunks as it decodes them, so a case holds a
     bounded number of images whatever `n` (harness.stream). A benchmark without these methods is streamed by
     cutting what `load` returns."""
 
     def stream(self, split: str, n: int, cache: ArrayCache, preprocess: Preprocess) -> "Iterator[EvalData]":
-        """What `load` returns, as consecutive chunks of at most `harness.stream.DATA_CHUNK_SAMPLES`
-        samples (`EvalData.offset` set), each with its own provenance (`sha256` the chunk's)."""
+        """What `load` returns, as consecutive pieces of data chunks of at most `harness.stream.DATA_CHUNK_SAMPLES`
+        samples (`EvalData.offset` set), each with its own provenance (`n` its own); a chunk's last piece
+        carries the chunk's `sha256`, and no other piece does (`harness.stream.data_blocks`)."""
 
     def stream_perturbed(self, perturbation: Mapping[str, Any], n: int, cache: ArrayCache,
                          preprocess: Preprocess) -> "Iterator[EvalData] | None":

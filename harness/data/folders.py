@@ -3,8 +3,8 @@ a listing must pass, the class-balanced order samples are taken in, and decoding
 
 A layout module (harness.data.imagenet) turns a dataset folder into a `Listing`; this module does everything
 after: `check_complete` (the published count, or a `manifest.json` override), `verify_checksums` (`SHA256SUMS`),
-`balanced_order`, `files_fingerprint` (the cache key's view of the files) and `decode_samples` (PIL decoding,
-torchvision-style resize and center crop; undecodable files skipped and named).
+`balanced_order`, `files_fingerprint` (the cache key's view of the files) and `decode_pieces` (PIL decoding,
+torchvision-style resize and center crop, in pieces; undecodable files skipped and named).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -207,39 +207,75 @@ def resize_crop(image: Image.Image, preprocess: Preprocess) -> np.ndarray:
 DECODE_THREADS = min(4, os.cpu_count() or 1)  # PIL decodes and resizes without the GIL
 
 
-def decode_samples(samples: Sequence[Sample], n: int, preprocess: Preprocess, border: int,
-                   frames: bool, per_frame: bool | None = None) -> dict[str, np.ndarray]:
-    """The first `n` samples that decode entirely, decoded on DECODE_THREADS threads, as arrays: `images` uint8
-    (n, H, W, 3) or (n, F, H, W, 3) when `frames`, `labels` int64 (n,) (-1 for a sample no class fits),
-    `label_sets` int64 (n, K) padded with -1, or (n, F, K) when the samples' frames carry labels of their own
-    (`per_frame`; by default, when any of `samples` does), `unreadable` str (paths of files that failed to
-    decode, in the order met), `consumed` int (1,): how many of `samples` were looked at."""
-    images, label_sets, unreadable = [], [], []
-    if per_frame is None:
-        per_frame = frames and any(sample.frame_label_sets is not None for sample in samples)
-    position = 0
+@dataclasses.dataclass(frozen=True)
+class DecodedPiece:
+    """Consecutive samples that decoded entirely: `images` uint8 (k, H, W, 3), or (k, F, H, W, 3) for frames;
+    `label_sets` per sample, its frames' label sets when per frame, else its own as a one-tuple; `unreadable`
+    the paths that failed to decode meanwhile, in the order met; `consumed` how many samples were looked at
+    from the start of the decoding up to this piece's end."""
+
+    images: np.ndarray
+    label_sets: list[tuple[tuple[int, ...], ...]]
+    unreadable: list[str]
+    consumed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """How a listing's samples decode: `preprocess`, `border` pixels cropped first (`decode`), `frames`: each
+    sample a sequence (images (F, H, W, 3)), `per_frame`: its frames carry label sets of their own."""
+
+    preprocess: Preprocess
+    border: int = 0
+    frames: bool = False
+    per_frame: bool = False
+
+
+def decode_pieces(samples: Sequence[Sample], n: int, piece: int, decoding: Decoding) -> Iterator[DecodedPiece]:
+    """The first `n` samples of `samples` that decode entirely, decoded on DECODE_THREADS threads, in pieces of
+    `piece` samples each (the last, or all once `samples` run out, may hold fewer), so that each piece can be
+    used while the next decodes: a file that fails is skipped and the next sample takes its place, so the
+    pieces do not depend on where decoding failed. The last piece is empty when the samples ran out with only
+    unreadable ones left (or nothing decoded at all): it carries their paths and the count looked at."""
+    position = got = 0
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        while len(images) < n and position < len(samples):
-            batch = samples[position:position + n - len(images)]
-            position += len(batch)
-            paths = list(dict.fromkeys(path for sample in batch for path in sample.paths))
-            decoded = dict(zip(paths, pool.map(lambda path: decode(path, preprocess, border), paths)))
-            for sample in batch:
-                failed = [str(path) for path in dict.fromkeys(sample.paths) if decoded[path] is None]
-                if failed:
-                    unreadable += failed
-                    continue
-                stack = np.stack([decoded[path] for path in sample.paths])
-                images.append(stack if frames else stack[0])
-                label_sets.append(sample.frame_label_sets if per_frame else (sample.label_set,))
+        while got == 0 or (got < n and position < len(samples)):
+            images, label_sets, unreadable = [], [], []
+            wanted = min(piece, n - got)
+            while len(images) < wanted and position < len(samples):
+                batch = samples[position:position + wanted - len(images)]
+                position += len(batch)
+                paths = list(dict.fromkeys(path for sample in batch for path in sample.paths))
+                decoded = dict(zip(paths, pool.map(lambda path: decode(path, decoding.preprocess, decoding.border),
+                                                   paths)))
+                for sample in batch:
+                    failed = [str(path) for path in dict.fromkeys(sample.paths) if decoded[path] is None]
+                    if failed:
+                        unreadable += failed
+                        continue
+                    stack = np.stack([decoded[path] for path in sample.paths])
+                    images.append(stack if decoding.frames else stack[0])
+                    label_sets.append(sample.frame_label_sets if decoding.per_frame else (sample.label_set,))
+            got += len(images)
+            size = decoding.preprocess.size
+            shape = (0, *((1,) if decoding.frames else ()), size, size, 3)
+            yield DecodedPiece(np.stack(images) if images else np.zeros(shape, np.uint8), label_sets, unreadable,
+                               position)
+            if not images:
+                return
+
+
+def padded_label_sets(label_sets: Sequence[Sequence[Sequence[int]]], per_frame: bool) -> np.ndarray:
+    """int64 (N, K) label sets padded with -1, or (N, F, K) per frame (`DecodedPiece.label_sets`' layout)."""
     width = max([1] + [len(s) for sets in label_sets for s in sets])
     depth = max([1] + [len(sets) for sets in label_sets])
     padded = np.full((len(label_sets), depth, width), -1, dtype=np.int64)
     for row, sets in enumerate(label_sets):
         for frame, label_set in enumerate(sets):
             padded[row, frame, :len(label_set)] = label_set
-    labels = padded[:, depth // 2, 0].copy()  # the anchor's first class (the middle frame when per frame)
-    shape = (0, *((1,) if frames else ()), preprocess.size, preprocess.size, 3)
-    return {"images": np.stack(images) if images else np.zeros(shape, np.uint8), "labels": labels,
-            "label_sets": padded if per_frame else padded[:, 0], "unreadable": np.array(unreadable, dtype=str),
-            "consumed": np.array([position], dtype=np.int64)}
+    return padded if per_frame else padded[:, 0]
+
+
+def sample_labels(label_sets: np.ndarray) -> np.ndarray:
+    """int64 (N,): each sample's first class, the anchor's (the middle frame's when per frame); -1 for none."""
+    return (label_sets[:, label_sets.shape[1] // 2, 0] if label_sets.ndim == 3 else label_sets[:, 0]).copy()

@@ -30,19 +30,21 @@ them and `labels` holds the first.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..cache import ArrayCache
-from ..stream import DATA_CHUNK_SAMPLES, joined
+from ..stream import DATA_CHUNK_SAMPLES, PIECE_SAMPLES, joined
 from ..prompts import Prompts, openai_imagenet_templates
 from .base import DataMalformedError, DataMissingError, EvalData, NaturalShift, Preprocess, content_sha256
-from .folders import (DATA_SEED, Listing, Sample, balanced_order, check_complete, class_dirs, decode_samples,
-                      files_fingerprint, folder_listing, image_files, missing, read_json, read_lines, require_dir,
-                      verify_checksums)
+from .folders import (DATA_SEED, DecodedPiece, Decoding, Listing, Sample, balanced_order, check_complete, class_dirs,
+                      decode_pieces, files_fingerprint, folder_listing, image_files, missing, padded_label_sets,
+                      read_json, read_lines, require_dir, sample_labels, verify_checksums)
 
 LOADER_VERSION = 2  # bump when decoding or selection changes, so cached arrays are recomputed
 PM_K_MAX = 10  # ImageNet-Vid-Robust and YTBB-Robust sets hold frames within 10 of the anchor
@@ -524,9 +526,11 @@ class ImageNetBenchmark:
 
     def _chunks(self, split: str, listing: "Listing", n: int, cache: ArrayCache, preprocess: Preprocess,
                 frames: bool) -> Iterator[EvalData]:
-        """The first `n` samples of `listing` that decode (balanced order), in data chunks, each cached on its
-        own. A chunk's entry records where in the order it stopped, so the next chunk's key (its start) is known
-        without decoding; a split of one chunk keeps the key and hash it had before splits were streamed."""
+        """The first `n` samples of `listing` that decode (balanced order), in pieces of PIECE_SAMPLES within data
+        chunks of DATA_CHUNK_SAMPLES, each data chunk cached on its own (harness.stream). A chunk's entry records
+        where in the order it stopped, so the next chunk's key (its start) is known without decoding; a split of
+        one chunk keeps the key and hash it had before splits were streamed. On a miss a chunk's pieces are handed
+        on as they decode and its entry is written once complete; on a hit they are views of the entry."""
         check_complete(listing)
         checksums = [path for path in [listing.folder / "SHA256SUMS"] if path.is_file()]
         base = {"kind": "imagenet-split", "version": LOADER_VERSION, "split": split, "n": n, "seed": DATA_SEED,
@@ -536,29 +540,96 @@ class ImageNetBenchmark:
         per_frame = frames and any(sample.frame_label_sets is not None for sample in order)
         size = DATA_CHUNK_SAMPLES
         n = min(n, len(order))
-        subset = None if listing.class_subset is None else np.array(listing.class_subset, dtype=np.int64)
-        keep_sets = per_frame or any(len(sample.label_set) > 1 for sample in order)
+        record = {"benchmark": self.name, "split": split, "seed": DATA_SEED, "dataset_path": str(listing.folder),
+                  "files_sha256": base["files"], "border_crop": listing.border}
+        chunk = _ChunkPieces(record, None if listing.class_subset is None else
+                             np.array(listing.class_subset, dtype=np.int64),
+                             per_frame or any(len(sample.label_set) > 1 for sample in order), per_frame)
+        decoding = Decoding(preprocess, listing.border, frames, per_frame)
         verified = []
         position = offset = 0
         while True:
             take = min(size, n - offset)
             key = base if n <= size else {**base, "chunk": {"start": position, "take": take}}
-
-            def compute(start: int = position, take: int = take) -> dict[str, np.ndarray]:
+            arrays = cache.lookup(key, remember=n <= size, pixels=True)
+            if arrays is None:
                 if not verified:
                     verify_checksums(listing.folder)
                     verified.append(True)
-                return decode_samples(order[start:], take, preprocess, listing.border, frames, per_frame)
-
-            arrays = cache.get_or_compute(key, compute, remember=n <= size, pixels=True)
+                arrays = yield from chunk.decoded(decode_pieces(order[position:], take, PIECE_SAMPLES, decoding),
+                                                  take, offset, lambda arrays, seconds, key=key: cache.store(
+                                                      key, arrays, seconds, remember=n <= size, pixels=True))
+            else:
+                yield from chunk.pieces(arrays, offset)
             got = len(arrays["labels"])
-            yield EvalData(arrays["images"], arrays["labels"], {
-                "benchmark": self.name, "split": split, "n": got, "seed": DATA_SEED,
-                "dataset_path": str(listing.folder), "files_sha256": base["files"], "border_crop": listing.border,
-                "unreadable_files": [str(p) for p in arrays["unreadable"]],
-                "sha256": content_sha256(arrays["images"], arrays["labels"], arrays["label_sets"]),
-            }, class_subset=subset, label_sets=arrays["label_sets"] if keep_sets else None, offset=offset)
             offset += got
             position += int(arrays["consumed"][0])
             if offset >= n or got < take or position >= len(order):
                 return
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChunkPieces:
+    """How a data chunk of an image-folder split is handed on in pieces (harness.stream): every piece's provenance
+    is `record` with its `n` and no unreadable files; the chunk's last piece carries the chunk's `sha256` and all
+    its `unreadable_files` instead, so a chunk decoded now and one read from the cache give the same pieces."""
+
+    record: dict[str, Any]
+    class_subset: np.ndarray | None
+    keep_sets: bool
+    per_frame: bool
+
+    def _piece(self, images: np.ndarray, label_sets: np.ndarray, offset: int) -> EvalData:
+        """A piece of `images` and their padded label sets, from split index `offset`."""
+        return EvalData(images, sample_labels(label_sets), {**self.record, "n": len(images), "unreadable_files": []},
+                        self.class_subset, label_sets if self.keep_sets else None, offset)
+
+    @staticmethod
+    def _ending(piece: EvalData, chunk: Mapping[str, np.ndarray]) -> EvalData:
+        """`piece` as the last of `chunk` (its arrays): with the chunk's hash and unreadable files."""
+        return dataclasses.replace(piece, provenance={
+            **piece.provenance, "unreadable_files": [str(p) for p in chunk["unreadable"]],
+            "sha256": content_sha256(chunk["images"], chunk["labels"], chunk["label_sets"])})
+
+    def pieces(self, chunk: Mapping[str, np.ndarray], offset: int) -> Iterator[EvalData]:
+        """A cached chunk in pieces of PIECE_SAMPLES, views of its arrays (one, empty, for an empty chunk)."""
+        got = len(chunk["labels"])
+        start = 0
+        for stop in [*range(PIECE_SAMPLES, got, PIECE_SAMPLES), got]:
+            piece = self._piece(chunk["images"][start:stop], chunk["label_sets"][start:stop], offset + start)
+            yield self._ending(piece, chunk) if stop == got else piece
+            start = stop
+
+    def decoded(self, pieces: Iterator[DecodedPiece], take: int, offset: int,
+                store: Callable[[dict[str, np.ndarray], float], dict[str, np.ndarray]]) -> Iterator[EvalData]:
+        """The chunk being decoded as `pieces`, handed on one piece behind (the last carries the chunk's hash),
+        then stored with `store(arrays, seconds spent decoding)`, which returns them; returns the chunk's arrays.
+        Its images are written into one array of `take` samples as they come, and each piece handed on is a
+        view of it. No lock is held meanwhile: two workers decoding the same chunk at once both hand it on, and
+        the entry stored first is kept."""
+        images, sets, unreadable, consumed, held, seconds = None, [], [], 0, None, 0.0
+        while True:
+            started = time.perf_counter()
+            decoded = next(pieces, None)
+            seconds += time.perf_counter() - started
+            if decoded is None:
+                break
+            unreadable += decoded.unreadable
+            consumed = decoded.consumed
+            if held is not None and not len(decoded.images):
+                continue  # the samples ran out with unreadable ones only: the chunk ends at the held piece
+            if images is None:
+                images = np.empty((take, *decoded.images.shape[1:]), np.uint8)
+            start, stop = len(sets), len(sets) + len(decoded.images)
+            images[start:stop] = decoded.images
+            if held is not None:
+                yield held
+            held = self._piece(images[start:stop], padded_label_sets(decoded.label_sets, self.per_frame),
+                               offset + start)
+            sets += decoded.label_sets
+        label_sets = padded_label_sets(sets, self.per_frame)
+        chunk = store({"images": images[:len(sets)], "labels": sample_labels(label_sets), "label_sets": label_sets,
+                       "unreadable": np.array(unreadable, dtype=str),
+                       "consumed": np.array([consumed], dtype=np.int64)}, seconds)
+        yield self._ending(held, chunk)
+        return chunk

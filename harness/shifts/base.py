@@ -3,10 +3,10 @@
 Each kind (a corruption at a severity, a whole-image transform, a perturbation sequence, a typographic overlay,
 an attack) is a frozen dataclass in the module of its shift, subclassing `Perturbation`. A setting without one
 is scored on its data as loaded. The split is streamed (harness.stream): `harness.evaluate` calls `perturb` on each
-data chunk and `score` on each scoring chunk, handing the kind a `Scorer` that classifies (and attacks) with the
-run's model, device, batch size and autocast, joins the chunks' `Scored` and calls `summarize` once on the whole.
-A perturbation's sample i must depend only on (seed, its index in the split, `inputs.offset + i`), never on
-where a chunk begins.
+data chunk (`per_chunk`; else on each piece a benchmark hands on) and `score` on each scoring chunk, handing the
+kind a `Scorer` that classifies (and attacks) with the run's model, device, batch size and autocast, joins the
+chunks' `Scored` and calls `summarize` once on the whole. A perturbation's sample i must depend only on (seed, its
+index in the split, `inputs.offset + i`), never on where a chunk begins.
 """
 from __future__ import annotations
 
@@ -95,6 +95,13 @@ class Perturbation:
         """The inputs this perturbation makes of clean `inputs`, deterministic in `run.seed`; the default leaves
         them (a perturbation applied in the scoring, as an attack)."""
         return inputs
+
+    @property
+    def per_chunk(self) -> bool:
+        """Whether `perturb` is handed whole data chunks (harness.stream) rather than the pieces a benchmark
+        streams: so for every perturbation that makes pixels (overrides `perturb`), whose pixels are hashed
+        and cached per data chunk; not for one applied in the scoring."""
+        return type(self).perturb is not Perturbation.perturb
 
     def score(self, inputs: Inputs, scorer: Scorer, k: int | None) -> Scored:
         """The per-sample outcome on a chunk of perturbed `inputs`; the default is top-1 (or pm-k) correctness."""

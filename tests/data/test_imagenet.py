@@ -477,3 +477,79 @@ def test_a_split_streamed_in_chunks_is_the_split_loaded_whole(root, tmp_path, mo
     monkeypatch.setattr(folders, "decode", lambda *args: pytest.fail("a warm stream decoded an image"))
     again = joined(get_benchmark("imagenet", root).stream(split, 100, ArrayCache(tmp_path / "streamed"), PRE))
     assert np.array_equal(again.images, whole.images) and again.provenance == streamed.provenance
+
+
+@pytest.mark.parametrize("split, tree, chunk, piece", [("val", val_tree, 5, 2), ("vid-pm10", vid_robust_tree, 2, 1)])
+def test_a_chunk_is_handed_on_in_pieces_the_same_decoded_or_cached(root, tmp_path, monkeypatch, split, tree, chunk,
+                                                                   piece):
+    """Chunks in pieces: only each chunk's last piece carries the chunk's hash (that of the chunk as a whole)
+    and its unreadable files; a warm stream gives the same pieces; the first piece comes before its chunk is
+    decoded."""
+    import harness.data.imagenet
+    import harness.stream
+    from harness.data.base import content_sha256
+    from harness.stream import data_blocks, ends_chunk, joined
+
+    tree(root)
+    for module in (harness.stream, harness.data.imagenet):
+        monkeypatch.setattr(module, "DATA_CHUNK_SAMPLES", chunk)
+    monkeypatch.setattr(harness.data.imagenet, "PIECE_SAMPLES", piece)
+    benchmark = get_benchmark("imagenet", root)
+    decoded, original = [], folders.decode
+    monkeypatch.setattr(folders, "decode", lambda *args: decoded.append(1) or original(*args))
+    stream = benchmark.stream(split, 100, ArrayCache(tmp_path / "cache"), PRE)
+    first = next(stream)
+    frames = 1 if first.images.ndim == 4 else first.images.shape[1]
+    assert len(first.labels) == piece and not ends_chunk(first)
+    if chunk > 2 * piece:  # handed on one piece behind, the first before the chunk is decoded
+        assert len(decoded) < chunk * frames
+    cold = [first, *stream]
+    assert all(len(p.labels) <= piece for p in cold)
+    assert [piece.offset for piece in cold] == list(np.cumsum([0] + [len(p.labels) for p in cold[:-1]]))
+    chunks = list(data_blocks(cold))
+    assert len(chunks) > 1 and all(len(c.labels) == chunk for c in chunks[:-1])
+    for c in chunks:
+        if c.label_sets is not None:
+            assert c.provenance["sha256"] == content_sha256(c.images, c.labels, c.label_sets)
+    assert [p for piece in cold for p in piece.provenance["unreadable_files"] if not ends_chunk(piece)] == []
+    monkeypatch.setattr(folders, "decode", lambda *args: pytest.fail("a warm stream decoded an image"))
+    warm = list(benchmark.stream(split, 100, ArrayCache(tmp_path / "cache"), PRE))
+    assert [(p.offset, len(p.labels), p.provenance) for p in warm] == [(p.offset, len(p.labels), p.provenance)
+                                                                       for p in cold]
+    assert np.array_equal(joined(warm).images, joined(cold).images)
+
+
+def test_a_split_of_one_chunk_is_hashed_as_a_whole_whatever_its_pieces(root, tmp_path, monkeypatch):
+    import harness.data.imagenet
+    from harness.data.base import content_sha256
+    from harness.stream import ends_chunk
+
+    val_tree(root)
+    monkeypatch.setattr(harness.data.imagenet, "PIECE_SAMPLES", 3)
+    pieces = list(get_benchmark("imagenet", root).stream("val", 100, ArrayCache(tmp_path / "cache"), PRE))
+    assert len(pieces) > 1 and [ends_chunk(piece) for piece in pieces] == [False] * (len(pieces) - 1) + [True]
+    order = folders.balanced_order(harness.data.imagenet.load_val(root).samples)
+    [whole] = folders.decode_pieces(order, 100, 100, folders.Decoding(PRE))
+    label_sets = folders.padded_label_sets(whole.label_sets, per_frame=False)
+    assert pieces[-1].provenance["sha256"] == content_sha256(whole.images, folders.sample_labels(label_sets),
+                                                              label_sets)
+
+
+def test_a_chunk_whose_last_samples_do_not_decode_ends_at_its_last_decoded_piece():
+    """Frame sequences with labels per frame: the decoder's trailing empty piece (only unreadable files left)
+    makes no piece of its own; its files and count go to the chunk, which ends at the piece before."""
+    from harness.data.folders import DecodedPiece
+    from harness.data.imagenet import _ChunkPieces
+    from harness.stream import ends_chunk
+
+    frames = np.zeros((2, 3, PRE.size, PRE.size, 3), np.uint8)
+    sets = [((1,), (1, 2), (1,)), ((4,), (4,), (5,))]
+    decoded = [DecodedPiece(frames, sets, [], 2),
+               DecodedPiece(np.zeros((0, 1, PRE.size, PRE.size, 3), np.uint8), [], ["bad/000001.JPEG"], 3)]
+    stored = {}
+    maker = _ChunkPieces({"split": "vid-pm1"}, None, keep_sets=True, per_frame=True)
+    pieces = maker.decoded(iter(decoded), 3, 10, lambda arrays, seconds: stored.update(arrays) or arrays)
+    handed = list(pieces)
+    assert len(handed) == 1 and ends_chunk(handed[0]) and handed[0].offset == 10
+    assert handed[0].provenance["unreadable_files"] == ["bad/000001.JPEG"] and int(stored["consumed"][0]) == 3
+    assert handed[0].label_sets.shape == (2, 3, 2) and handed[0].labels.tolist() == [1, 4]
