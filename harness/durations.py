@@ -3,7 +3,7 @@
 Each run that measured cases merges into the store, once, from the controller: per case key (model, case id,
 sample cap, batch size, device type, torch threads) the latest cold and the latest warm duration and the cache
 entries (digests, harness.cache) the case read or wrote; per worker count the latest start-up (process start to
-a worker's first case) and finish (last case to the end of the run). A run is *cold* for a case when the case
+the run's first test) and finish (its last test to the end of the run). A run is *cold* for a case when the case
 computed some cache entry, *warm* when it read all of them; a cold record keeps the seconds each entry took to
 compute. The store lives with the reports, not in the cache folder, so that clearing the cache (`make
 clean-cache`) keeps what a plan of the next, cold run needs.

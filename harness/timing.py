@@ -65,25 +65,30 @@ class CaseTimer:
 
 
 class DurationsRecorder:
-    """Collects the `CaseRun`s of a run's reports; at unconfigure, records them with the run's overhead (start-up:
-    the mean over workers of process start to their first case; finish: last case end to now) into `path`."""
+    """Collects the `CaseRun`s of a run's reports; at unconfigure, records them with the run's overhead into
+    `path`. Start-up is process start to the run's first test and finish its last test's end to now, tests that
+    are not cases included (a run of the harness's own tests beside the suite), so that neither counts their
+    time as overhead."""
 
     def __init__(self, path: Path, workers: int, process_started: float):
         self.path, self.workers, self.process_started = Path(path), workers, process_started
         self.runs: list[CaseRun] = []
+        self.tests: tuple[float, float] | None = None  # the first test's start, the last one's end (time.time)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        first, last = self.tests or (report.start, report.stop)
+        self.tests = (min(first, report.start), max(last, report.stop))
         for name, value in report.user_properties:
             if name == TIMING_PROPERTY:
                 self.runs.append(CaseRun.from_json(json.loads(value)))
 
     def overhead(self, now: float) -> RunOverhead:
-        first: dict[str, float] = {}
-        for run in self.runs:
-            first[run.worker] = min(first.get(run.worker, run.started), run.started)
-        startup = sum(started - self.process_started for started in first.values()) / len(first)
-        last_end = max(run.started + run.duration_s for run in self.runs)
-        return RunOverhead(self.workers, round(startup, 3), round(max(0.0, now - last_end), 3), now)
+        first = min(run.started for run in self.runs)
+        last = max(run.started + run.duration_s for run in self.runs)
+        if self.tests is not None:
+            first, last = min(first, self.tests[0]), max(last, self.tests[1])
+        return RunOverhead(self.workers, round(max(0.0, first - self.process_started), 3),
+                           round(max(0.0, now - last), 3), now)
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -290,3 +290,17 @@ def test_the_store_and_the_predictor_import_no_model_stack():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_start_up_and_finish_do_not_count_the_tests_that_are_not_cases():
+    """A run of the harness's own tests beside the suite: 100 s of other tests before the first case and 50 s
+    after the last are neither start-up nor finish."""
+    from harness.timing import TIMING_PROPERTY, DurationsRecorder
+
+    recorder = DurationsRecorder(ROOT / "unused.json", 2, process_started=1000.0)
+    case = CaseRun(TimingKey("m", "case", 10, 250, "cpu", 2), "clean", "clean", "synth", 1112.0, 8.0, "gw0", {})
+    timed = [(TIMING_PROPERTY, json.dumps(case.to_json()))]
+    for start, stop, properties in [(1003.0, 1103.0, []), (1110.0, 1120.0, timed), (1120.0, 1170.0, [])]:
+        recorder.pytest_runtest_logreport(SimpleNamespace(start=start, stop=stop, user_properties=properties))
+    overhead = recorder.overhead(now=1172.0)
+    assert (overhead.startup_s, overhead.finish_s, overhead.workers) == (3.0, 2.0, 2)
