@@ -17,9 +17,11 @@ Overlap ("a case whose data loading is slowed costs max(load, compute), not thei
 at `--overlap-n` images: C is a bare loop of the model over the decoded images (no harness), D the unslowed load
 (`Benchmark.load`, cold cache). `harness.data.folders.decode` (and every harness module's reference to it) is
 then wrapped to sleep per image, the delay chosen so that the slowed load L is about C; W is the slowed case
-through `evaluate` with a cold cache. Loading then computing gives W / max(L, C) near 2; loading a data chunk
-ahead while the previous one is scored gives at best max(L, C) + min(L, C) / chunks (1.25 at 2000 images in
-chunks of 500), and a bit more, since decoding and the model share the CPU cores.
+through `evaluate` with a cold cache. Loading then computing gives W / max(L, C) near 2; decoding in pieces
+(harness.stream.PIECE_SAMPLES) a scoring chunk ahead of the one being scored leaves only the first batch's load
+unhidden, at best max(L, C) + L * batch / n (1.125 at 2000 images in batches of 250), and a bit more, since
+decoding and the model share the CPU cores. The same first batch is the only part of a small n that cannot
+overlap: it is what the throughput at n = 500 pays against larger n.
 
 Speed is printed, never asserted; the script exits 1 only when a child fails. The model is shufflenet_v2_x0_5,
 the cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1 ran 1.5-3x
