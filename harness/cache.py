@@ -180,19 +180,14 @@ class ArrayCache:
         served = self.lookup(key, remember, pixels)
         if served is not None:
             return served
-        digest, path = cache_key(key), self.entry_path(cache_key(key), pixels)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
-            if path.is_file():
-                served = self._verified(path, key)
-                if served is not None:
-                    return self._remember(digest, served, remember)
+
+        def computed(path: Path, digest: str) -> dict[str, np.ndarray]:
             with self._computing(digest):
                 arrays = compute()
                 self._write(path, key, arrays)
-            if pixels:
-                self._fit_budget(path)
-            return self._remember(digest, arrays, remember)
+            return arrays
+
+        return self._stored_once(key, remember, pixels, computed)
 
     def lookup(self, key: Mapping[str, Any], remember: bool = True,
                pixels: bool = False) -> dict[str, np.ndarray] | None:
@@ -216,15 +211,26 @@ class ArrayCache:
               pixels: bool = False) -> dict[str, np.ndarray]:
         """Store `arrays`, computed in `compute_s` seconds, under `key` and return them read-only; when another
         worker stored a verified entry meanwhile (both computed it), that one is kept and served."""
-        digest, path = cache_key(key), self.entry_path(cache_key(key), pixels)
+        def written(path: Path, digest: str) -> dict[str, np.ndarray]:
+            self._write(path, key, arrays)
+            self._noted(digest, EntryUse(hit=False, compute_s=compute_s))
+            return arrays
+
+        return self._stored_once(key, remember, pixels, written)
+
+    def _stored_once(self, key: Mapping[str, Any], remember: bool, pixels: bool,
+                     write: Callable[[Path, str], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Under the entry's lock: the entry another worker stored meanwhile, if it verifies; else what
+        `write(path, digest)` writes there. The pixel folder is then brought within its budget."""
+        digest = cache_key(key)
+        path = self.entry_path(digest, pixels)
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.is_file():
                 served = self._verified(path, key)
                 if served is not None:
                     return self._remember(digest, served, remember)
-            self._write(path, key, arrays)
-        self._noted(digest, EntryUse(hit=False, compute_s=compute_s))
+            arrays = write(path, digest)
         if pixels:
             self._fit_budget(path)
         return self._remember(digest, arrays, remember)

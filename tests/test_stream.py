@@ -124,14 +124,49 @@ def _settings():
     }
 
 
+def assert_same_outcome(result, expected):
+    """The same per-sample bits, values and metrics."""
+    assert np.array_equal(result.per_sample, expected.per_sample)
+    assert (result.values is None) == (expected.values is None)
+    if expected.values is not None:
+        assert np.array_equal(result.values, expected.values)
+    assert result.extra == expected.extra
+
+
+class _Pieced:
+    """The synth benchmark streamed in pieces of 7 samples within its data chunks, as a decoding benchmark would."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, split, n, cache, preprocess):
+        import dataclasses
+
+        from harness.stream import data_chunks, sliced
+
+        for chunk in data_chunks(self.inner, split, n, cache, preprocess):
+            for start in range(0, len(chunk.labels), 7):
+                piece = sliced(chunk, start, start + 7)
+                last = start + 7 >= len(chunk.labels)
+                yield dataclasses.replace(piece, provenance={
+                    key: value for key, value in chunk.provenance.items() if last or key != "sha256"})
+
+
 @pytest.mark.parametrize("kind", list(_settings()))
 def test_a_streamed_case_measures_what_the_whole_split_measures(tmp_path, monkeypatch, cnn, kind):
     """Chunks of 60 samples (not a multiple of the batch of 16) against one chunk holding the whole split: the
-    same bits, values and metrics; the same hashes only where the split was one chunk both times."""
+    same bits, values and metrics; the same hashes only where the split was one chunk both times. The same
+    chunks in pieces of 7 (decoded ahead, joined into data chunks for a perturbation that makes pixels): the
+    same outcome and the same data record as the chunks handed on whole, hashes included."""
     import torch
 
+    import harness.evaluate
     import harness.stream
     from harness.cases import Case
+    from harness.data import get_benchmark
     from harness.evaluate import RunContext, evaluate
     from harness.stream import HASH_LIST
 
@@ -141,11 +176,7 @@ def test_a_streamed_case_measures_what_the_whole_split_measures(tmp_path, monkey
     monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 60)
     streamed = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "streamed"), seed=3,
                                               batch_size=16))
-    assert np.array_equal(streamed.per_sample, whole.per_sample)
-    assert (streamed.values is None) == (whole.values is None)
-    if whole.values is not None:
-        assert np.array_equal(streamed.values, whole.values)
-    assert streamed.extra == whole.extra
+    assert_same_outcome(streamed, whole)
     assert streamed.n == whole.n == case.setting.samples and streamed.batch_size == 16
     assert streamed.data["sha256"].startswith(HASH_LIST) and not whole.data["sha256"].startswith(HASH_LIST)
     assert streamed.data["n"] == whole.data["n"]
@@ -153,6 +184,11 @@ def test_a_streamed_case_measures_what_the_whole_split_measures(tmp_path, monkey
         assert streamed.data["image_digests"] == whole.data["image_digests"]
         assert streamed.data["pixel_recipe"]["clean_sha256"] == streamed.data["sha256"]
     assert ("perturbed_sha256" in streamed.data) == ("perturbed_sha256" in whole.data)
+    monkeypatch.setattr(harness.evaluate, "get_benchmark", lambda name, root: _Pieced(get_benchmark(name, root)))
+    pieced = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "pieced"), seed=3,
+                                            batch_size=16))
+    assert_same_outcome(pieced, whole)
+    assert pieced.data == streamed.data
 
 
 def test_a_streamed_case_is_hashed_the_same_whatever_the_batch_size(tmp_path, monkeypatch, cnn):
@@ -194,53 +230,6 @@ def test_data_blocks_join_pieces_up_to_each_chunk_end_and_refuse_a_stream_ending
         (0, [0, 1, 2], {"n": 3, "sha256": "chunk-2"}), (3, [3, 4], {"n": 2, "sha256": "chunk-3"})]
     with pytest.raises(ValueError, match="ended inside a data chunk"):
         list(data_blocks([_piece(0, 2, True), _piece(2, 4, False)]))
-
-
-class _Pieced:
-    """The synth benchmark streamed in pieces of 7 samples within its data chunks, as a decoding benchmark would."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def stream(self, split, n, cache, preprocess):
-        import dataclasses
-
-        from harness.stream import data_chunks, sliced
-
-        for chunk in data_chunks(self.inner, split, n, cache, preprocess):
-            for start in range(0, len(chunk.labels), 7):
-                piece = sliced(chunk, start, start + 7)
-                last = start + 7 >= len(chunk.labels)
-                yield dataclasses.replace(piece, provenance={
-                    key: value for key, value in chunk.provenance.items() if last or key != "sha256"})
-
-
-@pytest.mark.parametrize("kind", list(_settings()))
-def test_a_case_streamed_in_pieces_measures_and_hashes_what_its_whole_chunks_do(tmp_path, monkeypatch, cnn, kind):
-    """Pieces of 7 (decoded ahead, joined into data chunks for a perturbation that makes pixels) against the
-    same data chunks of 60 handed on whole: the same bits, values, metrics and data record, hashes included."""
-    import torch
-
-    import harness.evaluate
-    import harness.stream
-    from harness.cases import Case
-    from harness.data import get_benchmark
-    from harness.evaluate import RunContext, evaluate
-
-    monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 60)
-    case = Case("embedded:synth-cnn", "synth-cnn", "synth", _settings()[kind])
-    whole = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "whole"), seed=3, batch_size=16))
-    monkeypatch.setattr(harness.evaluate, "get_benchmark", lambda name, root: _Pieced(get_benchmark(name, root)))
-    pieced = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "pieced"), seed=3,
-                                            batch_size=16))
-    assert np.array_equal(pieced.per_sample, whole.per_sample)
-    assert (pieced.values is None) == (whole.values is None)
-    if whole.values is not None:
-        assert np.array_equal(pieced.values, whole.values)
-    assert pieced.extra == whole.extra and pieced.data == whole.data
 
 
 def test_only_a_perturbation_that_makes_pixels_is_handed_whole_data_chunks():
