@@ -603,10 +603,10 @@ class _ChunkPieces:
     def decoded(self, pieces: Iterator[DecodedPiece], take: int, offset: int,
                 store: Callable[[dict[str, np.ndarray], float], dict[str, np.ndarray]]) -> Iterator[EvalData]:
         """The chunk being decoded as `pieces`, handed on one piece behind (the last carries the chunk's hash),
-        then stored with `store(arrays, seconds spent decoding)`, which returns them; returns the chunk's arrays.
-        Its images are written into one array of `take` samples as they come, and each piece handed on is a
-        view of it. No lock is held meanwhile: two workers decoding the same chunk at once both hand it on, and
-        the entry stored first is kept."""
+        then stored with `store(arrays, seconds spent decoding)`; returns the chunk's arrays. Its images are
+        written into one array of `take` samples as they come, and each piece handed on is a view of it. No lock
+        is held meanwhile: two workers decoding the same chunk at once both hand it on, the entry stored first
+        is kept, and the hash each records is that of the pixels it handed on."""
         images, sets, unreadable, consumed, held, seconds = None, [], [], 0, None, 0.0
         while True:
             started = time.perf_counter()
@@ -628,8 +628,8 @@ class _ChunkPieces:
                                offset + start)
             sets += decoded.label_sets
         label_sets = padded_label_sets(sets, self.per_frame)
-        chunk = store({"images": images[:len(sets)], "labels": sample_labels(label_sets), "label_sets": label_sets,
-                       "unreadable": np.array(unreadable, dtype=str),
-                       "consumed": np.array([consumed], dtype=np.int64)}, seconds)
+        chunk = {"images": images[:len(sets)], "labels": sample_labels(label_sets), "label_sets": label_sets,
+                 "unreadable": np.array(unreadable, dtype=str), "consumed": np.array([consumed], dtype=np.int64)}
+        store(chunk, seconds)
         yield self._ending(held, chunk)
         return chunk
