@@ -149,13 +149,11 @@ def predict_cases(planned: Sequence[PlannedCase], store: Durations, holds: Calla
 def from_record(case: str, times: CaseTimes, missing: Sequence[str], costs: dict[str, float]) -> Prediction:
     """The prediction of a recorded case that will compute the entries `missing` (see the module's rules)."""
     cold, warm = times.cold, times.warm
+    base = warm.duration_s if warm is not None else max(0.0, cold.duration_s - cold.computing_s)
     if not missing:
-        if warm is not None:
-            return Prediction(case, warm.duration_s, "warm: recorded")
-        return Prediction(case, max(0.0, cold.duration_s - cold.computing_s), "warm: cold recorded less computing")
+        return Prediction(case, base, "warm: recorded" if warm is not None else "warm: cold recorded less computing")
     if cold is not None and set(missing) == set(cold.computed):
         return Prediction(case, cold.duration_s, "cold: recorded")
-    base = warm.duration_s if warm is not None else max(0.0, cold.duration_s - cold.computing_s)
     uncosted = sum(digest not in costs for digest in missing)
     seconds = base + sum(costs.get(digest, 0.0) for digest in missing)
     basis = f"partial: {'warm' if warm is not None else 'warm from cold'} + {len(missing)} of " \
