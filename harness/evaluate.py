@@ -383,10 +383,18 @@ def _scoring_stream(inputs: Iterator[Inputs], merge: ProvenanceMerge, batch_size
 
 
 def _recorded(chunks: Iterator[Inputs], merge: ProvenanceMerge) -> Iterator[Inputs]:
-    """`chunks`, each one's provenance (a piece's, or a whole data chunk's) added to `merge` as it passes."""
+    """`chunks`, each one's provenance (a piece's, or a whole data chunk's) added to `merge` as it passes. A stream
+    whose last piece carries no hash ended inside a data chunk, whose samples no recorded hash would cover: that
+    is refused."""
+    ended = True
     for chunk in chunks:
         merge.add(chunk.provenance, len(chunk.images))
+        ended = any(key in chunk.provenance for key in ProvenanceMerge.HASHED)
         yield chunk
+    if not ended:
+        raise ValueError("the split's stream ended inside a data chunk (its last piece carries no sha256), so its "
+                         "last samples would be scored but not hashed: the benchmark's stream breaks "
+                         "harness.stream's contract")
 
 
 def _chunk_run(run: RunContext, chunk: Inputs, samples: int) -> RunContext:

@@ -236,3 +236,27 @@ def test_only_a_perturbation_that_makes_pixels_is_handed_whole_data_chunks():
     settings = _settings()
     assert {kind for kind, setting in settings.items() if setting.perturbation is not None
             and setting.perturbation.per_chunk} == {"corruption", "stylized", "sequence", "typographic"}
+
+
+def test_a_stream_ending_inside_a_data_chunk_is_refused(tmp_path, monkeypatch, cnn):
+    """A benchmark whose last piece carries no hash: its last samples would go unhashed, so the case fails."""
+    import dataclasses
+
+    import torch
+
+    import harness.evaluate
+    from harness.cases import Case
+    from harness.data import get_benchmark
+    from harness.evaluate import RunContext, evaluate
+
+    class Unhashed(_Pieced):
+        def stream(self, split, n, cache, preprocess):
+            pieces = list(super().stream(split, n, cache, preprocess))
+            yield from pieces[:-1]
+            yield dataclasses.replace(pieces[-1], provenance={k: v for k, v in pieces[-1].provenance.items()
+                                                              if k != "sha256"})
+
+    monkeypatch.setattr(harness.evaluate, "get_benchmark", lambda name, root: Unhashed(get_benchmark(name, root)))
+    case = Case("embedded:synth-cnn", "synth-cnn", "synth", _settings()["clean"])
+    with pytest.raises(ValueError, match="ended inside a data chunk"):
+        evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path), batch_size=16))
