@@ -1,8 +1,8 @@
 """The gate doing its job on real checkpoints of the embedded CLIP, each gated against the committed baseline of
 line synth-clip (baselines/synth-clip.json), as a release candidate would be:
 
-- the recorded model passes;
-- the same recipe under another training seed passes: seed-to-seed noise is not a regression;
+- the same recipe under another training seed passes: seed-to-seed noise is not a regression (the recorded
+  model itself passing is the suite's own run, on every case);
 - the first cycle of the recipe alone (1,300 of 11,500 steps) fails, with readable regressions.
 
 The candidates are tests/fixtures/synth-clip-{seed1,short}.safetensors, written by
@@ -11,8 +11,6 @@ The selection spans every category; it was fixed before the candidates were gate
 """
 import json
 from pathlib import Path
-
-import pytest
 
 from suite_helpers import ROOT, read_json, run_suite
 
@@ -24,7 +22,7 @@ SELECTED = 9
 
 
 def gate(model: str, tmp_path: Path):
-    done = run_suite("-n", "2", "-k", SELECTION, f"--model={model}", f"--report-dir={tmp_path}")
+    done = run_suite("-n", "0", "-k", SELECTION, f"--model={model}", f"--report-dir={tmp_path}")
     return done, read_json(tmp_path / "latest.json")
 
 
@@ -32,11 +30,8 @@ def committed_cases() -> dict:
     return json.loads((ROOT / "baselines" / "synth-clip.json").read_text())["cases"]
 
 
-@pytest.mark.parametrize("model", ["embedded:synth-clip",
-                                   f"embedded:synth-clip@{FIXTURES / 'synth-clip-seed1.safetensors'}"],
-                         ids=["recorded-model", "other-seed"])
-def test_same_recipe_passes_the_gate(model, tmp_path):
-    done, report = gate(model, tmp_path)
+def test_same_recipe_under_another_seed_passes_the_gate(tmp_path):
+    done, report = gate(f"embedded:synth-clip@{FIXTURES / 'synth-clip-seed1.safetensors'}", tmp_path)
     assert done.returncode == 0, done.stdout[-4000:]
     assert report["run"]["complete"] and len(report["cases"]) == SELECTED
     assert {case["line"] for case in report["cases"]} == {"synth-clip"}

@@ -1,13 +1,12 @@
 """End-to-end runs of the robustness suite in fresh pytest processes: recording, gating, xdist merging, errors."""
 import base64
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from suite_helpers import read_json, run_suite
+from suite_helpers import child_env, read_json, run_suite
 
 SELECTION = "synth-clip-clean or synth-cnn-sketch or synth-clip-vid-pm4 or gaussian_noise-3 or pgd-linf-1/255"
 SELECTED = {"synth-clip-clean", "synth-cnn-sketch", "synth-clip-vid-pm4", "synth-clip-gaussian_noise-3",
@@ -247,16 +246,13 @@ def test_pytest_split_shards_merge_only_when_all_are_there(recorded):
 
 
 def test_concurrent_baseline_updates_wait_for_each_other_and_lose_nothing(tmp_path):
-    import os
-    import subprocess
-    import sys
     import time
 
     from suite_helpers import ROOT
 
     from harness.baselines import baselines_lock
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env = child_env()
     held = baselines_lock(tmp_path / "baselines")
     held.__enter__()  # both runs measure, write their reports, then queue on the folder's lock
     runs = [subprocess.Popen([sys.executable, "-m", "pytest", "robustness_tests", "-k", selection, "--samples=12",
@@ -327,9 +323,8 @@ def test_x_reports_the_cases_it_never_ran_as_not_run_and_lf_reruns_only_the_fail
 
 def _pytest_in(folder, *args, extra_env=None):
     """pytest in `folder`, a project of its own outside this repository, with the installed plugin."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | (extra_env or {})
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=600, env=env)
+                          timeout=600, env=child_env(extra_env))
 
 
 def test_another_project_gates_its_model_against_its_own_baselines(tmp_path):
