@@ -96,12 +96,20 @@ def _metadata_text(path: Path, source: str) -> str:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly in `folder`, sorted; other files (by extension) are ignored."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image files directly in `folder`, sorted by name; other files (by extension) are ignored. Listed with
+    `os.scandir`, whose entries know their type without a `stat` per file (a 50,000-image val is listed once
+    per case)."""
+    with os.scandir(folder) as entries:
+        names = sorted(entry.name for entry in entries
+                       if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file())
+    return [folder / name for name in names]
 
 
 def class_dirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir())
+    """Folders directly in `folder`, sorted by name."""
+    with os.scandir(folder) as entries:
+        names = sorted(entry.name for entry in entries if entry.is_dir())
+    return [folder / name for name in names]
 
 
 def folder_listing(folder: Path, dirs: Sequence[tuple[Path, int]], expected: int,
@@ -167,9 +175,12 @@ def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sam
 def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:
     """sha256 over the files' paths relative to `folder` (`..` for files beside it), sizes and modification times."""
     digest = hashlib.sha256()
+    inside = f"{folder}{os.sep}"
     for path in files:
-        stat = path.stat()
-        digest.update(f"{os.path.relpath(path, folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        name = str(path)
+        stat = os.stat(name)
+        relative = name[len(inside):] if name.startswith(inside) else os.path.relpath(name, folder)
+        digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -60,7 +60,7 @@ def imagenet_wnids(root: Path) -> list[str]:
     else of `<root>/imagenet-sketch/sketch` (both hold all 1000)."""
     for folder in (root / "imagenet" / "val", root / "imagenet-sketch" / "sketch"):
         if folder.is_dir():
-            wnids = sorted(p.name for p in folder.iterdir() if p.is_dir() and WNID.fullmatch(p.name))
+            wnids = [p.name for p in class_dirs(folder) if WNID.fullmatch(p.name)]
             if len(wnids) != 1000:
                 raise DataMalformedError(f"partial: found {len(wnids)} of 1000 wnid folders in {folder}")
             return wnids

@@ -1,0 +1,49 @@
+"""Listing and fingerprinting of dataset folders (harness.data.folders)."""
+import hashlib
+import os
+from pathlib import Path
+
+from harness.data.folders import class_dirs, files_fingerprint, image_files
+
+
+def _tree(root: Path) -> Path:
+    folder = root / "val"
+    for name in ("b.JPEG", "a.jpg", "c.PNG", "notes.txt", "d.webp"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(name.encode())
+    (folder / "sub.jpg").mkdir()  # a folder with an image's name is not an image
+    (folder / "link.jpeg").symlink_to(folder / "a.jpg")
+    (folder / "broken.jpeg").symlink_to(folder / "gone.jpg")
+    return folder
+
+
+def test_image_files_are_the_image_named_files_sorted_by_name_following_links(tmp_path):
+    folder = _tree(tmp_path)
+    assert image_files(folder) == [folder / n for n in ("a.jpg", "b.JPEG", "c.PNG", "d.webp", "link.jpeg")]
+
+
+def test_class_dirs_are_the_folders_sorted_by_name(tmp_path):
+    for name in ("n2", "n1", "n10"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "n0.txt").write_text("")
+    (tmp_path / "n3").symlink_to(tmp_path / "n1")
+    assert class_dirs(tmp_path) == [tmp_path / n for n in ("n1", "n10", "n2", "n3")]
+
+
+def test_the_fingerprint_keeps_its_definition_and_moves_with_any_file(tmp_path):
+    """sha256 over `relative path NUL size NUL mtime_ns LF` per file, `..` for a file beside the folder: the key of
+    every decoded-image cache entry, so it must not change with how it is computed."""
+    folder = _tree(tmp_path)
+    beside = tmp_path / "SHA256SUMS"
+    beside.write_text("x")
+    files = [*image_files(folder), beside]
+    expected = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        expected.update(f"{os.path.relpath(path, folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    before = files_fingerprint(folder, files)
+    assert before == expected.hexdigest()
+    relative = Path(os.path.relpath(folder)), [Path(os.path.relpath(p)) for p in files]
+    assert files_fingerprint(*relative) == before
+    os.utime(files[0], ns=(0, 12345))
+    assert files_fingerprint(folder, files) != before
