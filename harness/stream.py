@@ -28,6 +28,7 @@ from .pixels import merged_digests
 
 DATA_CHUNK_SAMPLES = 500  # frame sequences too: Vid-Robust and YTBB-Robust have a few thousand anchors in all
 PIECE_SAMPLES = 50  # the grain a chunk is decoded and handed on in; results and hashes do not depend on it
+SCORING_MIN_IMAGES = 250  # the fewest images a scoring chunk (one prediction entry) holds; the default batch
 HASH_LIST = "sha256-list:"  # the prefix of a split's hash when it was streamed in more than one data chunk
 
 T = TypeVar("T")
@@ -174,8 +175,12 @@ def sliced(data: EvalData, start: int, stop: int) -> EvalData:
 
 
 def scoring_unit(batch_size: int, frames: int) -> int:
-    """The fewest samples of `frames` images each that fill whole batches of `batch_size` images."""
-    return batch_size // math.gcd(batch_size, frames)
+    """The fewest samples of `frames` images each that fill whole batches of `batch_size` images and hold at
+    least SCORING_MIN_IMAGES images. Batches and their seeds start on the split's batch boundaries, so the unit
+    changes no result; the floor keeps a small batch size from cutting a split into a prediction entry per
+    piece."""
+    unit = batch_size // math.gcd(batch_size, frames)
+    return unit * math.ceil(SCORING_MIN_IMAGES / (unit * frames))
 
 
 def rechunked(chunks: Iterable[T], size: Callable[[T], int], cut: Callable[[T, int, int], T],

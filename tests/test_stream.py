@@ -25,6 +25,8 @@ def test_scoring_unit_fills_whole_batches_of_frames():
 
     assert scoring_unit(250, 1) == 250 and scoring_unit(250, 10) == 25 and scoring_unit(250, 21) == 250
     assert all(scoring_unit(b, f) * f % b == 0 for b in (1, 7, 64, 250) for f in (1, 2, 9, 10, 21))
+    assert all(250 <= scoring_unit(b, f) * f < 250 + b * f for b in (1, 7, 16, 64) for f in (1, 2, 9))
+    assert scoring_unit(16, 1) == 256 and scoring_unit(1, 1) == 250 and scoring_unit(512, 1) == 512
 
 
 def test_prefetched_runs_ahead_on_another_thread_and_raises_where_the_producer_failed():
