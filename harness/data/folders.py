@@ -9,6 +9,7 @@ torchvision-style resize and center crop, in pieces; undecodable files skipped a
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -96,20 +97,40 @@ def _metadata_text(path: Path, source: str) -> str:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name; other files (by extension) are ignored. Listed with
-    `os.scandir`, whose entries know their type without a `stat` per file (a 50,000-image val is listed once
-    per case)."""
+    """Image files directly in `folder`, sorted by name; other files (by extension, as `Path.suffix` reads it)
+    are ignored. Listed with `os.scandir`, whose entries know their type without a `stat` per file (a
+    50,000-image val is listed once per case)."""
     with os.scandir(folder) as entries:
         names = sorted(entry.name for entry in entries
-                       if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file())
+                       if _suffix(entry.name).lower() in IMAGE_EXTENSIONS and _is(entry, directory=False))
     return [folder / name for name in names]
 
 
 def class_dirs(folder: Path) -> list[Path]:
     """Folders directly in `folder`, sorted by name."""
     with os.scandir(folder) as entries:
-        names = sorted(entry.name for entry in entries if entry.is_dir())
+        names = sorted(entry.name for entry in entries if _is(entry, directory=True))
     return [folder / name for name in names]
+
+
+def _suffix(name: str) -> str:
+    """`Path(name).suffix`: from the last dot, unless the name starts or ends there."""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
+
+
+_UNFOLLOWABLE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _is(entry: os.DirEntry, directory: bool) -> bool:
+    """Whether `entry` is a folder (or a file), links followed; False for a link that cannot be followed (broken,
+    looping, through a file), as `Path.is_dir` / `is_file` answer."""
+    try:
+        return entry.is_dir() if directory else entry.is_file()
+    except OSError as error:
+        if error.errno in _UNFOLLOWABLE:
+            return False
+        raise
 
 
 def folder_listing(folder: Path, dirs: Sequence[tuple[Path, int]], expected: int,

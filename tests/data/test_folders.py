@@ -3,7 +3,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from harness.data.folders import class_dirs, files_fingerprint, image_files
+from harness.data.folders import IMAGE_EXTENSIONS, class_dirs, files_fingerprint, image_files
 
 
 def _tree(root: Path) -> Path:
@@ -14,12 +14,18 @@ def _tree(root: Path) -> Path:
     (folder / "sub.jpg").mkdir()  # a folder with an image's name is not an image
     (folder / "link.jpeg").symlink_to(folder / "a.jpg")
     (folder / "broken.jpeg").symlink_to(folder / "gone.jpg")
+    (folder / "loop.jpg").symlink_to(folder / "loop.jpg")
+    (folder / "through.jpg").symlink_to(folder / "a.jpg" / "x")
+    (folder / "..png").write_bytes(b"x")  # Path.suffix reads ".png"; a leading dot alone is no suffix
+    (folder / ".jpg").write_bytes(b"x")
     return folder
 
 
-def test_image_files_are_the_image_named_files_sorted_by_name_following_links(tmp_path):
+def test_image_files_are_what_pathlib_lists_sorted_by_name_following_links(tmp_path):
     folder = _tree(tmp_path)
-    assert image_files(folder) == [folder / n for n in ("a.jpg", "b.JPEG", "c.PNG", "d.webp", "link.jpeg")]
+    expected = [folder / n for n in ("..png", "a.jpg", "b.JPEG", "c.PNG", "d.webp", "link.jpeg")]
+    assert image_files(folder) == expected
+    assert expected == sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def test_class_dirs_are_the_folders_sorted_by_name(tmp_path):
@@ -27,6 +33,8 @@ def test_class_dirs_are_the_folders_sorted_by_name(tmp_path):
         (tmp_path / name).mkdir()
     (tmp_path / "n0.txt").write_text("")
     (tmp_path / "n3").symlink_to(tmp_path / "n1")
+    (tmp_path / "n4").symlink_to(tmp_path / "n4")
+    (tmp_path / "n5").symlink_to(tmp_path / "n0.txt" / "x")
     assert class_dirs(tmp_path) == [tmp_path / n for n in ("n1", "n10", "n2", "n3")]
 
 
