@@ -16,11 +16,13 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 def child_env(extra_env: dict | None = None) -> dict[str, str]:
     """The environment of a pytest process a test starts: this one's without pytest's own variables, then
-    `extra_env`. Started from an xdist worker, the child's thread pools are sized to that worker's share of the
-    cores (unless `extra_env` or the caller's environment sizes them): a child on every core beside the other
-    workers oversubscribes the machine, and torch's OpenMP threads then spin while descheduled. Measured on
-    2 cores beside one busy core, three attack cases took 41.6 s wall and 49.2 s CPU on two threads, 27.0 s and
-    24.9 s on one."""
+    `extra_env`. Started from an xdist worker, the child's OpenMP, MKL and OpenBLAS thread pools are sized to
+    that worker's share of the cores (unless `extra_env` or the caller's environment sizes them): a child on
+    every core beside the other workers oversubscribes the machine, and torch's OpenMP threads then spin while
+    descheduled. Measured on 2 cores beside one busy core, three attack cases took 41.6 s wall and 49.2 s CPU on
+    two threads, 27.0 s and 24.9 s on one. A child run under xdist sizes its own workers' torch threads
+    (`harness.plugin.worker_threads`), and a `-n 0` child's corruption pool takes every core (a process pool
+    does not spin): neither follows these variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers:

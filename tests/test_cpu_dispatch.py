@@ -36,7 +36,8 @@ class Setting:
 
     @property
     def moves_torch(self) -> bool:
-        return bool({"ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS"} & self.env.keys())
+        """Whether a variable of torch's own kernels or thread pools (ATen, OpenMP, MKL, oneDNN) is set."""
+        return any(name.startswith(("ATEN_", "OMP_", "KMP_", "MKL_", "ONEDNN_", "DNNL_")) for name in self.env)
 
 
 _NUMPY_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
@@ -62,7 +63,7 @@ SETTINGS = (
 
 # What the pixel libraries make (greyscale, stylized, sequences, typographic, the corruptions seen to drift across
 # CPUs), then also the project's rendered clean data and frames and the numerics of a forward pass and of an
-# attack; for both embedded models. Sequence names end in `]` so that `p-zoom` does not match `synth-clip-zoom_blur`.
+# attack; for both embedded models. Sequence names end in `]`: `p-zoom` alone matches `synth-clip-zoom_blur-*`.
 PIXEL_SLICE = ("greyscale or stylized or p-zoom] or p-rotate] or p-gaussian_blur] or motion_blur-4 or "
                "gaussian_blur-2 or frost-3 or defocus_blur-4 or snow-4 or typographic-1x14px")
 GATE_SLICE = f"{PIXEL_SLICE} or clean] or vid-pm4 or pgd-linf-1/255"
