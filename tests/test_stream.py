@@ -176,6 +176,7 @@ def test_a_streamed_case_measures_what_the_whole_split_measures(tmp_path, monkey
     run = RunContext(torch.device("cpu"), ArrayCache(tmp_path / "whole"), seed=3, batch_size=16)
     whole = evaluate(case, cnn, run)
     monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 60)
+    monkeypatch.setattr(harness.stream, "SCORING_MIN_IMAGES", 1)  # scoring chunks of whole batches, cut across chunks
     streamed = evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path / "streamed"), seed=3,
                                               batch_size=16))
     assert_same_outcome(streamed, whole)
@@ -202,6 +203,7 @@ def test_a_streamed_case_is_hashed_the_same_whatever_the_batch_size(tmp_path, mo
     from harness.shifts.corruptions import Corruption
 
     monkeypatch.setattr(harness.stream, "DATA_CHUNK_SAMPLES", 50)
+    monkeypatch.setattr(harness.stream, "SCORING_MIN_IMAGES", 1)
     case = Case("embedded:synth-cnn", "synth-cnn", "synth",
                 Setting("synthetic", "fog-2", "test", 120, perturbation=Corruption("fog", 2)))
     records = [evaluate(case, cnn, RunContext(torch.device("cpu"), ArrayCache(tmp_path), batch_size=b)).data
