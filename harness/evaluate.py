@@ -208,9 +208,8 @@ def attack(model: LoadedModel, inputs: Inputs, spec: AttackSpec, run: RunContext
     """Robust correctness of `inputs` (their images and labels) under `spec` (crafted on `surrogate` when given),
     in float32 whatever `run.amp` says. The batch from sample `inputs.offset + start` of the split is attacked
     under seed `run.seed * 1_000_003 + offset + start`, so a chunk starting on a batch boundary gets the bits the
-    whole split would. With
-    `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded, so a re-evaluation of
-    them can differ slightly from the float images that were scored)."""
+    whole split would. With `run.save_adversarials`, the adversarial images come back as uint8 pixels (rounded,
+    so a re-evaluation of them can differ slightly from the float images that were scored)."""
     images, labels, offset = inputs.images, inputs.data.labels, inputs.offset
     robust, clean, norms, adversarial = [], [], [], []
     components: dict[str, list[np.ndarray]] = {}
