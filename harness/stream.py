@@ -84,12 +84,31 @@ def prefetched(items: Iterable[T]) -> Iterator[T]:
             yield value
     finally:
         stop.set()
+        taken.release()  # a producer waiting for its item to be taken sees `stop` now, not at its next poll
         while producer.is_alive():
             try:
-                handoff.get(timeout=0.1)
+                handoff.get_nowait()  # unblocks a producer putting an item nobody will take
             except queue.Empty:
-                pass
-        producer.join()
+                producer.join(timeout=0.01)
+
+
+def joined_rows(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """`np.concatenate(arrays)`, as a view where they are consecutive rows of one C-contiguous array (the pieces
+    of a data chunk are views of the chunk's buffer, each row written once): a 250-image scoring chunk at
+    224 px is 38 MB, and a fresh copy of it cost 90 ms of page faults here, on the way to the first batch."""
+    first, base = arrays[0], arrays[0].base
+    if not isinstance(base, np.ndarray) or not base.flags.c_contiguous or base.ndim != first.ndim or \
+            base.dtype != first.dtype or base.shape[1:] != first.shape[1:] or not base.shape[0]:
+        return np.concatenate(arrays)
+    address, row = first.ctypes.data, base.strides[0]
+    if (address - base.ctypes.data) % row:
+        return np.concatenate(arrays)
+    for array in arrays:
+        if array.base is not base or not array.flags.c_contiguous or array.ctypes.data != address:
+            return np.concatenate(arrays)
+        address += array.nbytes
+    start = (first.ctypes.data - base.ctypes.data) // row
+    return base[start:start + sum(len(array) for array in arrays)]
 
 
 def concatenated(parts: Sequence[EvalData]) -> EvalData:
@@ -103,7 +122,7 @@ def concatenated(parts: Sequence[EvalData]) -> EvalData:
         label_sets = np.concatenate([np.pad(part.label_sets, [(0, 0)] * (part.label_sets.ndim - 1)
                                             + [(0, width - part.label_sets.shape[-1])], constant_values=-1)
                                      for part in parts])
-    return EvalData(np.concatenate([part.images for part in parts]), np.concatenate([part.labels for part in parts]),
+    return EvalData(joined_rows([part.images for part in parts]), np.concatenate([part.labels for part in parts]),
                     parts[0].provenance, parts[0].class_subset, label_sets, parts[0].offset)
 
 

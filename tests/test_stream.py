@@ -69,6 +69,25 @@ def test_a_consumer_that_stops_early_stops_the_producer():
     assert len(produced) == count <= 3
 
 
+def test_joined_rows_is_a_view_only_where_the_parts_are_consecutive_rows_of_one_array():
+    from harness.stream import joined_rows
+
+    base = np.arange(10 * 3 * 2, dtype=np.uint8).reshape(10, 3, 2).copy()  # owns its buffer, as a chunk's does
+    consecutive = [base[2:5], base[5:6], base[6:9]]
+    joined = joined_rows(consecutive)
+    assert np.array_equal(joined, np.concatenate(consecutive)) and np.shares_memory(joined, base)
+    for parts in ([base[2:5], base[6:9]],  # a gap
+                  [base[5:6], base[2:5]],  # out of order
+                  [base[2:5], base[5:7].copy()],  # another buffer
+                  [base[2:5, :2], base[5:7, :2]],  # not whole rows
+                  [base[::2][1:3], base[::2][3:4]],  # a strided base
+                  [base.reshape(30, 2)[1:4], base.reshape(30, 2)[4:6]],  # another shape
+                  [base.reshape(-1)[3:21].reshape(3, 3, 2), base.reshape(-1)[21:27].reshape(1, 3, 2)]):  # mid-row
+        joined = joined_rows(parts)
+        assert np.array_equal(joined, np.concatenate(parts)) and not np.shares_memory(joined, base)
+    assert np.array_equal(joined_rows([base[4:4], base[4:6]]), base[4:6])
+
+
 def test_hash_list_is_the_chunks_own_hash_for_one_chunk_and_depends_on_every_chunk():
     from harness.stream import HASH_LIST, hash_list
 
