@@ -32,7 +32,7 @@ from .models import LoadedModel
 from .progress import Progress
 from .records import CaseRecord, encode_bits, encode_values
 from .shifts.base import Inputs, Perturbation, Scored
-from .stream import ProvenanceMerge, concatenated, data_blocks, data_chunks, ends_chunk, \
+from .stream import ProvenanceMerge, concatenated, data_blocks, data_chunks, ends_chunk, joined_rows, \
     perturbed_chunks, prefetched, rechunked, scoring_unit, sliced
 
 
@@ -355,7 +355,7 @@ def _scoring_chunks(inputs: Iterator[Inputs], batch_size: int) -> Iterator[Input
             return chunks[0]
         targets = None if chunks[0].targets is None else np.concatenate([chunk.targets for chunk in chunks])
         data = concatenated([chunk.data for chunk in chunks])
-        return Inputs(data, np.concatenate([chunk.images for chunk in chunks]), chunks[0].provenance, targets)
+        return Inputs(data, joined_rows([chunk.images for chunk in chunks]), chunks[0].provenance, targets)
 
     return rechunked(inputs, lambda chunk: len(chunk.images), cut, join,
                      lambda chunk: scoring_unit(batch_size, frames(chunk)))
