@@ -175,15 +175,19 @@ def verify_checksums(folder: Path) -> None:
 
 
 def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sample]:
-    """All samples, class-balanced: each group shuffled (one generator, groups in ascending order), then taken
-    round-robin (the first of every group, then the second, ...), so any prefix is as balanced as possible."""
+    """All samples, class-balanced: each group shuffled (one generator, groups in ascending order, a group's
+    members permuted from their listing order), then taken round-robin (the first of every group, then the
+    second, ...), so any prefix is as balanced as possible. Computed on index arrays: a tuple per sample made the
+    garbage collector sweep the whole process, a loaded model's objects included, several times per listing."""
     rng = np.random.default_rng(seed)
-    groups: dict[int, list[Sample]] = {}
-    for sample in samples:
-        groups.setdefault(sample.group, []).append(sample)
-    shuffled = [[members[i] for i in rng.permutation(len(members))] for _, members in sorted(groups.items())]
-    ranked = [(rank, g, s) for g, members in enumerate(shuffled) for rank, s in enumerate(members)]
-    return [s for _, _, s in sorted(ranked, key=lambda item: item[:2])]
+    groups, members = np.unique(np.fromiter((sample.group for sample in samples), np.int64, len(samples)),
+                                return_inverse=True)
+    by_group = np.argsort(members, kind="stable")
+    starts = np.searchsorted(members[by_group], np.arange(len(groups) + 1))
+    shuffled = np.concatenate([np.zeros(0, np.int64)] + [by_group[start:stop][rng.permutation(stop - start)]
+                                                         for start, stop in zip(starts[:-1], starts[1:])])
+    ranks = np.arange(len(samples)) - np.repeat(starts[:-1], np.diff(starts))
+    return [samples[i] for i in shuffled[np.lexsort((members[shuffled], ranks))]]
 
 
 def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:

@@ -3,7 +3,11 @@ import hashlib
 import os
 from pathlib import Path
 
-from harness.data.folders import IMAGE_EXTENSIONS, class_dirs, files_fingerprint, image_files
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.data.folders import IMAGE_EXTENSIONS, Sample, balanced_order, class_dirs, files_fingerprint, image_files
 
 
 def _tree(root: Path) -> Path:
@@ -55,3 +59,33 @@ def test_the_fingerprint_keeps_its_definition_and_moves_with_any_file(tmp_path):
     assert files_fingerprint(*relative) == before
     os.utime(files[0], ns=(0, 12345))
     assert files_fingerprint(folder, files) != before
+
+
+def _samples(groups: list[int]) -> list[Sample]:
+    return [Sample((Path(f"{index}.jpg"),), (group,), group) for index, group in enumerate(groups)]
+
+
+def _indices(samples: list[Sample]) -> list[int]:
+    return [int(sample.paths[0].stem) for sample in samples]
+
+
+def test_the_balanced_order_is_pinned():
+    """The order picks which images a capped split evaluates (and every cache key of its chunks): it must not
+    change with how it is computed."""
+    samples = _samples([5, 2, 5, 9, 2, 5, 2, 2, 9, 7])
+    assert _indices(balanced_order(samples)) == [6, 5, 9, 3, 1, 2, 8, 4, 0, 7]
+    assert _indices(balanced_order(samples, seed=3)) == [7, 0, 9, 8, 6, 2, 3, 4, 5, 1]
+    assert balanced_order([]) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 40), max_size=120), st.integers(0, 2**32 - 1))
+def test_the_balanced_order_shuffles_each_group_then_takes_them_round_robin(groups, seed):
+    rng = np.random.default_rng(seed)
+    shuffled = []
+    for group in sorted(set(groups)):
+        members = [index for index, g in enumerate(groups) if g == group]
+        shuffled.append([members[i] for i in rng.permutation(len(members))])
+    expected = [members[rank] for rank in range(max(map(len, shuffled), default=0))
+                for members in shuffled if rank < len(members)]
+    assert _indices(balanced_order(_samples(groups), seed)) == expected
