@@ -73,6 +73,7 @@ class SuiteConfig:
     smoke: tuple[str, ...] = ()  # setting names marked `smoke`: `pytest -m smoke` gates this slice of every model
     cache_images_gb: float = 20.0  # decoded and perturbed pixels kept in the cache, least recently used evicted
     corruption_workers: int = 0  # processes per xdist worker a corruption is computed on; 0: cores / workers
+    huge_pages: bool = True  # the processes a run starts ask glibc for transparent huge pages (harness.allocator)
 
     def timeout_for(self, category: str) -> float:
         """Seconds one case of `category` may run (its model's loading included) before it is an error."""
@@ -307,6 +308,7 @@ def build_config(root: Path, table: Mapping[str, Any], overrides: Mapping[str, A
         smoke=_str_list(source, "smoke", list(merged["smoke"])),
         cache_images_gb=_positive_number(source, "cache_images_gb", merged["cache_images_gb"]),
         corruption_workers=_non_negative_int(source, "synthetic.workers", synthetic["workers"]),
+        huge_pages=_typed(source, "huge_pages", merged["huge_pages"], bool),
         templates=_prompt_option(source, "prompts.templates", prompts["templates"], root, PROMPT_KEYWORDS),
         classnames=_prompt_option(source, "prompts.classnames", prompts["classnames"], root, ("",)),
     )

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pytest
 
+from . import allocator
 from .baselines import BaselineError, baseline_path, baselines_lock, commit_documents, read_baseline, updated_documents
 from .checks import dose_response_violations, masking_violations
 from .config import SuiteConfig
@@ -177,7 +178,8 @@ class RunController:
         return {"id": self.run_id, "started": self.started, "finished": utc_now(), "argv": sys.argv[1:],
                 "workers": worker_count(self.config), "complete": complete, "measured": measured,
                 "device": self.device, "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
-                "git": git_commit(self.root), "versions": versions(), "cpu": cpu(), "validity_problems": violations,
+                "git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
+                "allocator": allocator.current().as_record(), "validity_problems": violations,
                 "planned_cases": sorted(self.planned or set(self.expected.values())), "split": split_of(self.config)}
 
     def _write_baselines(self, cases: list[CaseRecord]) -> None:

@@ -29,6 +29,7 @@ import pytest
 import torch
 
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
+from .allocator import huge_pages_for_children
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
@@ -186,6 +187,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if _PLANNED_RUN in config.stash:
         _register_plan(config, state)
         return
+    if suite.huge_pages and workerinput is None:  # before xdist starts its workers, which inherit it
+        huge_pages_for_children()
     config.pluginmanager.register(CaseTimer(state.cache, lambda case: timing_key(
         case, suite, device.type, torch.get_num_threads()), os.environ.get("PYTEST_XDIST_WORKER", "main")),
         "robustness-timer")

@@ -20,6 +20,7 @@ def test_pyproject_defaults_and_overrides(root):
     ({"batch_size": -2}, "'batch_size' must be >= 1"),
     ({"cache_images_gb": 0}, "'cache_images_gb' must be a number > 0"),
     ({"cache_images_gb": "lots"}, "'cache_images_gb' must be a number > 0"),
+    ({"huge_pages": "yes"}, "'huge_pages' must be bool"),
 ])
 def test_bad_values_name_the_setting(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):

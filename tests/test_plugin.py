@@ -1,6 +1,7 @@
 """End-to-end runs of the robustness suite in fresh pytest processes: recording, gating, xdist merging, errors."""
 import base64
 import json
+import platform
 import subprocess
 import sys
 
@@ -16,14 +17,18 @@ SAMPLES = "--samples=24"
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """Baselines recorded under -n 2 for a small selection, then gated under -n 2 and -n 0."""
+    """Baselines recorded under -n 2 for a small selection, then gated under -n 2 and -n 0. The -n 0 gate computes
+    everything afresh (a cache of its own) under glibc's default allocator (a variable of the user's own)."""
     tmp = tmp_path_factory.mktemp("suite")
     dirs = [f"--baselines-dir={tmp / 'baselines'}"]
     runs = {}
-    for name, args in (("record", ["-n", "2", "--update-baselines"]), ("gate2", ["-n", "2"]), ("gate0", ["-n", "0"]),
-                       ("record0", ["-n", "0", "--update-baselines", f"--baselines-dir={tmp / 'baselines0'}"])):
+    default_allocator = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    for name, args, env in (("record", ["-n", "2", "--update-baselines"], None), ("gate2", ["-n", "2"], None),
+                            ("gate0", ["-n", "0", f"--cache-dir={tmp / 'cache0'}"], default_allocator),
+                            ("record0", ["-n", "0", "--update-baselines", f"--baselines-dir={tmp / 'baselines0'}"],
+                             None)):
         report_dir = tmp / name
-        done = run_suite("-k", SELECTION, SAMPLES, *dirs, f"--report-dir={report_dir}", *args)
+        done = run_suite("-k", SELECTION, SAMPLES, *dirs, f"--report-dir={report_dir}", *args, extra_env=env)
         runs[name] = (done, report_dir)
     return tmp, runs
 
@@ -68,10 +73,15 @@ def test_gate_under_xdist_merges_one_complete_report(recorded):
     assert len(run_files) == 1 and read_json(run_files[0]) == report
 
 
-def test_serial_and_parallel_runs_measure_identical_samples(recorded):
+def test_serial_and_parallel_runs_measure_identical_samples_whatever_the_allocator(recorded):
     _, runs = recorded
     serial, parallel = (read_json(runs[name][1] / "latest.json") for name in ("gate0", "gate2"))
     assert serial["run"]["workers"] == 0
+    assert serial["run"]["allocator"]["own"] == serial["run"]["allocator"]["children"] == "glibc.malloc.hugetlb=0"
+    assert serial["run"]["allocator"]["detail"] == "glibc.malloc.hugetlb left as set in GLIBC_TUNABLES"
+    if platform.libc_ver()[0] == "glibc" and parallel["run"]["allocator"]["transparent_hugepages"] in (
+            "always", "madvise"):  # the workers computed with huge pages
+        assert "glibc.malloc.hugetlb=1" in parallel["run"]["allocator"]["children"]
     assert [(c["id"], c["per_sample"]) for c in serial["cases"]] == [
         (c["id"], c["per_sample"]) for c in parallel["cases"]]
 
