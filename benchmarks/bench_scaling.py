@@ -2,6 +2,7 @@
 data loading hides behind compute.
 
     python benchmarks/bench_scaling.py [--root DIR] [--sizes 500,5000,20000] [--skip-overlap | --overlap-only]
+                                       [--system-allocator]
 
 Writes (once; reused when `--root` already holds a complete one) an ImageNet-layout val tree of 1000 wnid folders
 `n00000000`..`n00000999` with 20 JPEGs each (20,000 images of 320x240, smooth deterministic noise, quality 85)
@@ -22,6 +23,10 @@ through `evaluate` with a cold cache. Loading then computing gives W / max(L, C)
 unhidden, at best max(L, C) + L * batch / n (1.125 at 2000 images in batches of 250), and a bit more, since
 decoding and the model share the CPU cores. The same first batch is the only part of a small n that cannot
 overlap: it is what the throughput at n = 500 pays against larger n.
+
+Every child starts with the allocator tuning the suite gives its workers (harness.allocator: glibc's
+transparent huge pages for large blocks), unless --system-allocator starts them with glibc.malloc.hugetlb=0,
+under which each batch's activations are page-faulted in afresh, 4 KiB at a time.
 
 Speed is printed, never asserted; the script exits 1 only when a child fails. The model is shufflenet_v2_x0_5,
 the cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1 ran 1.5-3x
@@ -170,9 +175,21 @@ def chunk_constant() -> Any:
     return None
 
 
+def child_environment(system_allocator: bool) -> dict[str, str]:
+    """The children's environment: this one's, with the suite's huge-page tuning for its workers
+    (`huge_pages = true`), or with it off; a harness without harness.allocator leaves it as it is."""
+    environ = dict(os.environ)
+    tune = module_constant("harness.allocator", "huge_pages_for_children")
+    if system_allocator:
+        environ["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=0"
+    elif tune is not None:
+        tune(environ)
+    return environ
+
+
 def run_settings(batch_size: int) -> dict[str, Any]:
-    """Batch size, decode threads and data-chunk size in force: RunContext's fields where it has them, else the
-    module constants (harness.data.folders.DECODE_THREADS, `chunk_constant`); None when unknown."""
+    """Batch size, decode threads, data-chunk size and allocator in force: RunContext's fields where it has
+    them, else the module constants (harness.data.folders.DECODE_THREADS, `chunk_constant`); None when unknown."""
     import torch
 
     from harness.evaluate import RunContext
@@ -182,7 +199,8 @@ def run_settings(batch_size: int) -> dict[str, Any]:
             "decode_threads": getattr(run, "decode_threads",
                                       module_constant("harness.data.folders", "DECODE_THREADS")),
             "chunk_samples": getattr(run, "chunk_samples", chunk_constant()),
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(),
+            "allocator": f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}"}
 
 
 def scaling_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
@@ -265,12 +283,13 @@ CHILDREN: dict[str, Callable[[int, Path, Path, int], dict[str, Any]]] = {"scalin
                                                                           "overlap": overlap_child}
 
 
-def run_child(kind: str, n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any] | None:
+def run_child(kind: str, n: int, root: Path, weights: Path, batch_size: int,
+              environ: dict[str, str]) -> dict[str, Any] | None:
     """Run CHILDREN[kind] in a fresh interpreter and return the JSON it prints last; None (after printing its
     stderr's tail) when it fails."""
     command = [sys.executable, __file__, "--child", kind, "--n", str(n), "--root", str(root), "--weights",
                str(weights), "--batch-size", str(batch_size)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=environ)
     if done.returncode != 0:
         print(f"{kind} child at n={n} FAILED (exit {done.returncode}):\n{done.stderr[-3000:]}", flush=True)
         return None
@@ -282,6 +301,7 @@ def run_child(kind: str, n: int, root: Path, weights: Path, batch_size: int) -> 
 def print_settings(settings: dict[str, Any]) -> None:
     print(f"batch size {settings['batch_size']}, decode threads {settings['decode_threads']}, data chunk "
           f"{settings['chunk_samples']} samples, torch threads {settings['torch_threads']}")
+    print(f"allocator: {settings.get('allocator', 'not recorded')}")
 
 
 def print_scaling(rows: list[dict[str, Any]]) -> None:
@@ -328,11 +348,12 @@ def measure(args: argparse.Namespace, root: Path) -> bool:
     written_s = write_tree(root)
     print(f"tree {root}: {'reused' if written_s is None else f'written in {written_s:.1f} s'}", flush=True)
     ok = True
+    environ = child_environment(args.system_allocator)
     with TemporaryDirectory(prefix="bench-scaling-weights-") as folder:
         weights = Path(folder) / f"{ARCH}-random.safetensors"
         write_weights(weights)
         if not args.overlap_only:
-            rows = [run_child("scaling", n, root, weights, args.batch_size) for n in args.sizes]
+            rows = [run_child("scaling", n, root, weights, args.batch_size, environ) for n in args.sizes]
             done = [row for row in rows if row is not None]
             ok = len(done) == len(rows)
             if done:
@@ -340,7 +361,7 @@ def measure(args: argparse.Namespace, root: Path) -> bool:
                 print_settings(done[0]["settings"])
                 print_scaling(done)
         if not args.skip_overlap:
-            row = run_child("overlap", args.overlap_n, root, weights, args.batch_size)
+            row = run_child("overlap", args.overlap_n, root, weights, args.batch_size, environ)
             ok = ok and row is not None
             if row is not None:
                 print()
@@ -359,6 +380,9 @@ def main() -> None:
     sections = parser.add_mutually_exclusive_group()
     sections.add_argument("--skip-overlap", action="store_true")
     sections.add_argument("--overlap-only", action="store_true")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="start the children with glibc's small pages (glibc.malloc.hugetlb=0) instead of "
+                             "the huge pages the suite gives its workers (huge_pages = true)")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
