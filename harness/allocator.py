@@ -59,19 +59,24 @@ def huge_pages_for_children(environ: MutableMapping[str, str] | None = None, thp
     (nothing to gain). Returns what was done, in words, which `current` reports when `environ` is this
     process's."""
     global _done
+    detail = _tuned(os.environ if environ is None else environ,
+                    transparent_hugepage_mode() if thp_mode is None else thp_mode)
     if environ is None:
-        _done = huge_pages_for_children(os.environ, thp_mode)
-        return _done
-    mode = transparent_hugepage_mode() if thp_mode is None else thp_mode
+        _done = detail
+    return detail
+
+
+def _tuned(environ: MutableMapping[str, str], mode: str | None) -> str:
     entries = [entry for entry in environ.get(TUNABLES, "").split(":") if entry]
     if any(entry.split("=", 1)[0] == HUGE_PAGES for entry in entries):
         return f"{HUGE_PAGES} left as set in {TUNABLES}"
-    if platform.libc_ver()[0] != "glibc":
+    libc, version = platform.libc_ver()
+    if libc != "glibc":
         return "not glibc: the platform's allocator, unchanged"
     if mode not in ("always", "madvise"):
         return f"transparent huge pages are {mode or 'unavailable'}: unchanged"
     environ[TUNABLES] = ":".join(entries + [f"{HUGE_PAGES}=1"])
-    return f"processes started from here use {HUGE_PAGES}=1 (glibc {platform.libc_ver()[1]}, THP {mode})"
+    return f"processes started from here use {HUGE_PAGES}=1 (glibc {version}, THP {mode})"
 
 
 def current() -> AllocatorState:
