@@ -22,8 +22,13 @@ TUNABLES = "GLIBC_TUNABLES"
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
+MINIMUM_GLIBC = (2, 35)
+_LIBC = platform.libc_ver()
+
 STARTED_WITH = os.environ.get(TUNABLES)  # read at import, as the plugin loads: what glibc saw at this start
 _done = "huge_pages_for_children not called (huge_pages = false)"  # in this process, on os.environ
+_UNSET = object()
+_before: object = _UNSET  # GLIBC_TUNABLES before huge_pages_for_children changed this process's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +60,13 @@ def transparent_hugepage_mode(path: Path = THP_MODE) -> str | None:
 def huge_pages_for_children(environ: MutableMapping[str, str] | None = None, thp_mode: str | None = None) -> str:
     """Add `glibc.malloc.hugetlb=1` to GLIBC_TUNABLES in `environ` (default: this process's), so the processes
     started from it after this call use huge pages; nothing changes when GLIBC_TUNABLES already sets
-    glibc.malloc.hugetlb (a user's choice), off glibc, or when the kernel's THP mode is `never` or unknown
-    (nothing to gain). Returns what was done, in words, which `current` reports when `environ` is this
+    glibc.malloc.hugetlb (a user's choice), off glibc or before glibc 2.35 (no such tunable), or when the
+    kernel's THP mode is not `madvise` (under `always` large blocks get huge pages already; under `never` or
+    unknown, none can). Returns what was done, in words, which `current` reports when `environ` is this
     process's."""
-    global _done
+    global _done, _before
+    if environ is None:
+        _before = os.environ.get(TUNABLES)
     detail = _tuned(os.environ if environ is None else environ,
                     transparent_hugepage_mode() if thp_mode is None else thp_mode)
     if environ is None:
@@ -66,17 +74,42 @@ def huge_pages_for_children(environ: MutableMapping[str, str] | None = None, thp
     return detail
 
 
+def restore_children() -> None:
+    """Put this process's GLIBC_TUNABLES back as huge_pages_for_children found it (at the end of a run, so that
+    a run inside another process, such as `pytest.main`, leaves its environment as it was)."""
+    global _before
+    if _before is _UNSET:
+        return
+    if _before is None:
+        os.environ.pop(TUNABLES, None)
+    else:
+        os.environ[TUNABLES] = _before
+    _before = _UNSET
+
+
 def _tuned(environ: MutableMapping[str, str], mode: str | None) -> str:
     entries = [entry for entry in environ.get(TUNABLES, "").split(":") if entry]
     if any(entry.split("=", 1)[0] == HUGE_PAGES for entry in entries):
         return f"{HUGE_PAGES} left as set in {TUNABLES}"
-    libc, version = platform.libc_ver()
+    libc, version = _LIBC
     if libc != "glibc":
         return "not glibc: the platform's allocator, unchanged"
-    if mode not in ("always", "madvise"):
+    if _release(version) < MINIMUM_GLIBC:
+        return f"glibc {version} predates {HUGE_PAGES} (2.35): unchanged"
+    if mode == "always":
+        return "transparent huge pages are always: large blocks use them already, unchanged"
+    if mode != "madvise":
         return f"transparent huge pages are {mode or 'unavailable'}: unchanged"
     environ[TUNABLES] = ":".join(entries + [f"{HUGE_PAGES}=1"])
     return f"processes started from here use {HUGE_PAGES}=1 (glibc {version}, THP {mode})"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """"2.35" -> (2, 35); an unreadable version sorts first."""
+    try:
+        return tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return (0,)
 
 
 def current() -> AllocatorState:

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
-from .allocator import huge_pages_for_children
+from .allocator import huge_pages_for_children, restore_children
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
@@ -243,7 +243,9 @@ def _register_plan(config: pytest.Config, state: "SuiteState") -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The run is over and its report written: freeze what is left (torch, models, cached arrays) out of the
-    garbage collector, whose passes over it at interpreter exit took over a second of every warm run."""
+    garbage collector, whose passes over it at interpreter exit took over a second of every warm run. The
+    environment's allocator tuning goes back to what the run found."""
+    restore_children()
     gc.freeze()
 
 

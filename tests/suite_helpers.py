@@ -22,8 +22,9 @@ def child_env(extra_env: dict | None = None) -> dict[str, str]:
     descheduled. Measured on 2 cores beside one busy core, three attack cases took 41.6 s wall and 49.2 s CPU on
     two threads, 27.0 s and 24.9 s on one. A child run under xdist sizes its own workers' torch threads
     (`harness.plugin.worker_threads`), and a `-n 0` child's corruption pool takes every core (a process pool
-    does not spin): neither follows these variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    does not spin): neither follows these variables. GLIBC_TUNABLES is left out unless `extra_env` sets it: the
+    outer run's plugin sets it for its own workers, and the child's plugin must decide for itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != "GLIBC_TUNABLES"}
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers:
         share = str(max(1, (os.cpu_count() or 1) // workers))

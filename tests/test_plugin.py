@@ -1,12 +1,12 @@
 """End-to-end runs of the robustness suite in fresh pytest processes: recording, gating, xdist merging, errors."""
 import base64
 import json
-import platform
 import subprocess
 import sys
 
 import pytest
 
+from harness.allocator import huge_pages_for_children
 from suite_helpers import child_env, read_json, run_suite
 
 SELECTION = "synth-clip-clean or synth-cnn-sketch or synth-clip-vid-pm4 or gaussian_noise-3 or pgd-linf-1/255"
@@ -17,13 +17,15 @@ SAMPLES = "--samples=24"
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """Baselines recorded under -n 2 for a small selection, then gated under -n 2 and -n 0. The -n 0 gate computes
-    everything afresh (a cache of its own) under glibc's default allocator (a variable of the user's own)."""
+    """Baselines recorded under -n 2 for a small selection, then gated under -n 2 and -n 0, each gate computing
+    everything afresh (a cache of its own): -n 2 with the allocator the plugin chooses, -n 0 under glibc's
+    default (a variable of the user's own)."""
     tmp = tmp_path_factory.mktemp("suite")
     dirs = [f"--baselines-dir={tmp / 'baselines'}"]
     runs = {}
     default_allocator = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
-    for name, args, env in (("record", ["-n", "2", "--update-baselines"], None), ("gate2", ["-n", "2"], None),
+    for name, args, env in (("record", ["-n", "2", "--update-baselines"], None),
+                            ("gate2", ["-n", "2", f"--cache-dir={tmp / 'cache2'}"], None),
                             ("gate0", ["-n", "0", f"--cache-dir={tmp / 'cache0'}"], default_allocator),
                             ("record0", ["-n", "0", "--update-baselines", f"--baselines-dir={tmp / 'baselines0'}"],
                              None)):
@@ -79,9 +81,10 @@ def test_serial_and_parallel_runs_measure_identical_samples_whatever_the_allocat
     assert serial["run"]["workers"] == 0
     assert serial["run"]["allocator"]["own"] == serial["run"]["allocator"]["children"] == "glibc.malloc.hugetlb=0"
     assert serial["run"]["allocator"]["detail"] == "glibc.malloc.hugetlb left as set in GLIBC_TUNABLES"
-    if platform.libc_ver()[0] == "glibc" and parallel["run"]["allocator"]["transparent_hugepages"] in (
-            "always", "madvise"):  # the workers computed with huge pages
-        assert "glibc.malloc.hugetlb=1" in parallel["run"]["allocator"]["children"]
+    workers = parallel["run"]["allocator"]  # started with nothing set: the plugin's own decision
+    decided = huge_pages_for_children({}, workers["transparent_hugepages"])
+    assert workers["own"] is None and workers["detail"] == decided
+    assert workers["children"] == ("glibc.malloc.hugetlb=1" if decided.startswith("processes started") else None)
     assert [(c["id"], c["per_sample"]) for c in serial["cases"]] == [
         (c["id"], c["per_sample"]) for c in parallel["cases"]]
 
