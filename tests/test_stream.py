@@ -69,23 +69,65 @@ def test_a_consumer_that_stops_early_stops_the_producer():
     assert len(produced) == count <= 3
 
 
-def test_joined_rows_is_a_view_only_where_the_parts_are_consecutive_rows_of_one_array():
+def test_a_producer_that_cannot_start_raises_in_the_consumer():
+    from harness.stream import prefetched
+
+    class Unreadable:
+        def __iter__(self):
+            raise OSError("split folder vanished")
+
+    with pytest.raises(OSError, match="split folder vanished"):
+        next(prefetched(Unreadable()))
+
+
+def test_no_producer_outlives_its_stream():
+    from harness.stream import prefetched
+
+    def threads() -> int:
+        return sum(thread.name == "robustness-gate-prefetch" for thread in threading.enumerate())
+
+    before = threads()
+    for stop_early in (False, True):
+        stream = prefetched(iter(range(3)))
+        if stop_early:
+            next(stream)
+            stream.close()
+        else:
+            assert list(stream) == [0, 1, 2]
+        assert threads() == before
+
+
+def _frozen(*arrays: np.ndarray) -> list[np.ndarray]:
+    for array in arrays:
+        array.flags.writeable = False
+    return list(arrays)
+
+
+def test_joined_rows_is_a_view_only_where_the_parts_are_frozen_consecutive_rows_of_one_array():
     from harness.stream import joined_rows
 
     base = np.arange(10 * 3 * 2, dtype=np.uint8).reshape(10, 3, 2).copy()  # owns its buffer, as a chunk's does
-    consecutive = [base[2:5], base[5:6], base[6:9]]
+    consecutive = _frozen(base[2:5], base[5:6], base[6:9])
     joined = joined_rows(consecutive)
     assert np.array_equal(joined, np.concatenate(consecutive)) and np.shares_memory(joined, base)
-    for parts in ([base[2:5], base[6:9]],  # a gap
-                  [base[5:6], base[2:5]],  # out of order
-                  [base[2:5], base[5:7].copy()],  # another buffer
-                  [base[2:5, :2], base[5:7, :2]],  # not whole rows
-                  [base[::2][1:3], base[::2][3:4]],  # a strided base
-                  [base.reshape(30, 2)[1:4], base.reshape(30, 2)[4:6]],  # another shape
-                  [base.reshape(-1)[3:21].reshape(3, 3, 2), base.reshape(-1)[21:27].reshape(1, 3, 2)]):  # mid-row
+    assert not joined.flags.writeable and base.flags.writeable
+    for parts in ([base[2:5], base[5:6]],  # written to still: a view could change under a memoized hash
+                  [base[2:5], _frozen(base[5:6])[0]],  # one part written to still
+                  _frozen(base[2:5], base[6:9]),  # a gap
+                  _frozen(base[5:6], base[2:5]),  # out of order
+                  _frozen(base[2:5], base[5:7].copy()),  # another buffer
+                  _frozen(base[2:5, :2], base[5:7, :2]),  # not whole rows
+                  _frozen(base[::2][1:3], base[::2][3:4]),  # a strided base
+                  _frozen(base.reshape(30, 2)[1:4], base.reshape(30, 2)[4:6]),  # another shape
+                  _frozen(base.reshape(-1)[3:21].reshape(3, 3, 2), base.reshape(-1)[21:27].reshape(1, 3, 2))):
         joined = joined_rows(parts)
         assert np.array_equal(joined, np.concatenate(parts)) and not np.shares_memory(joined, base)
-    assert np.array_equal(joined_rows([base[4:4], base[4:6]]), base[4:6])
+    assert np.array_equal(joined_rows(_frozen(base[4:4], base[4:6])), base[4:6])
+    for parts in (_frozen(base[2:4], base.reshape(-1)[24:30]),  # the next bytes, but flat
+                  _frozen(base[2:4], base[4:6].reshape(2, 6)),  # the next rows, reshaped
+                  _frozen(base[2:4], base.view(np.int16)[4:6])):  # the next rows, as another dtype
+        with pytest.raises(ValueError):  # as np.concatenate raises: never a view of the wrong shape
+            joined_rows(parts)
 
 
 def test_hash_list_is_the_chunks_own_hash_for_one_chunk_and_depends_on_every_chunk():

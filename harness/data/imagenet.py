@@ -624,8 +624,9 @@ class _ChunkPieces:
             images[start:stop] = decoded.images
             if held is not None:
                 yield held
-            held = self._piece(images[start:stop], padded_label_sets(decoded.label_sets, self.per_frame),
-                               offset + start)
+            rows = images[start:stop]
+            rows.flags.writeable = False  # written once: a piece's pixels never change after it is handed on
+            held = self._piece(rows, padded_label_sets(decoded.label_sets, self.per_frame), offset + start)
             sets += decoded.label_sets
         label_sets = padded_label_sets(sets, self.per_frame)
         chunk = {"images": images[:len(sets)], "labels": sample_labels(label_sets), "label_sets": label_sets,
