@@ -180,8 +180,10 @@ def child_environment(system_allocator: bool) -> dict[str, str]:
     (`huge_pages = true`), or with it off; a harness without harness.allocator leaves it as it is."""
     environ = dict(os.environ)
     tune = module_constant("harness.allocator", "huge_pages_for_children")
-    if system_allocator:
-        environ["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=0"
+    if system_allocator:  # other tunables of yours kept; the huge-page one replaced
+        kept = [entry for entry in environ.get("GLIBC_TUNABLES", "").split(":")
+                if entry and not entry.startswith("glibc.malloc.hugetlb=")]
+        environ["GLIBC_TUNABLES"] = ":".join(kept + ["glibc.malloc.hugetlb=0"])
     elif tune is not None:
         tune(environ)
     return environ

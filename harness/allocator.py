@@ -36,12 +36,15 @@ class AllocatorState:
     """The allocator tuning of a run, JSON-able through `as_record`: `own`, the GLIBC_TUNABLES this process
     started with (None: unset; in a `-n 0` run, the process that computes); `children`, those the processes it
     starts inherit (xdist workers, corruption pools); `transparent_hugepages`, the kernel's mode (`always`,
-    `madvise`, `never`; None off Linux); `detail`, what `huge_pages_for_children` did or why it did nothing."""
+    `madvise`, `never`; None off Linux); `detail`, what `huge_pages_for_children` did or why it did nothing;
+    `computed_with_huge_pages`, whether the processes that computed the run's cases asked for them (`children`
+    for xdist workers started on this host, `own` for a `-n 0` run)."""
 
     own: str | None
     children: str | None
     transparent_hugepages: str | None
     detail: str
+    computed_with_huge_pages: bool
 
     def as_record(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -112,6 +115,28 @@ def _release(version: str) -> tuple[int, ...]:
         return (0,)
 
 
-def current() -> AllocatorState:
-    """This process's allocator tuning and its children's, and what huge_pages_for_children did here."""
-    return AllocatorState(STARTED_WITH, os.environ.get(TUNABLES), transparent_hugepage_mode(), _done)
+def huge_pages_in(tunables: str | None) -> bool:
+    """Whether a process started with GLIBC_TUNABLES `tunables` asks for huge pages for large blocks (its
+    glibc.malloc.hugetlb is 1, transparent, or 2, hugetlbfs; the last entry counts, as for glibc)."""
+    values = [entry.split("=", 1)[1] for entry in (tunables or "").split(":") if entry.startswith(f"{HUGE_PAGES}=")]
+    return bool(values) and values[-1] in ("1", "2")
+
+
+def computing_with_huge_pages(workers: int, requested: bool) -> bool:
+    """Whether the processes that would compute a run started from here ask for huge pages: a `-n 0` run is
+    this process, workers (`workers` > 0) get this environment after huge_pages_for_children when `requested`.
+    Workers xdist starts elsewhere (`--tx ssh=...`, `socket=...`) have the environment of their host instead."""
+    if not workers:
+        return huge_pages_in(STARTED_WITH)
+    environ = {TUNABLES: os.environ[TUNABLES]} if TUNABLES in os.environ else {}
+    if requested:
+        _tuned(environ, transparent_hugepage_mode())
+    return huge_pages_in(environ.get(TUNABLES))
+
+
+def current(workers: int) -> AllocatorState:
+    """This process's allocator tuning and its children's, what huge_pages_for_children did here, and whether the
+    processes that computed (`workers` local xdist workers; 0: this process) asked for huge pages."""
+    scoring = STARTED_WITH if not workers else os.environ.get(TUNABLES)
+    return AllocatorState(STARTED_WITH, os.environ.get(TUNABLES), transparent_hugepage_mode(), _done,
+                          huge_pages_in(scoring))

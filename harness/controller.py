@@ -179,7 +179,7 @@ class RunController:
                 "workers": worker_count(self.config), "complete": complete, "measured": measured,
                 "device": self.device, "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
                 "git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
-                "allocator": allocator.current().as_record(), "validity_problems": violations,
+                "allocator": allocator.current(worker_count(self.config)).as_record(), "validity_problems": violations,
                 "planned_cases": sorted(self.planned or set(self.expected.values())), "split": split_of(self.config)}
 
     def _write_baselines(self, cases: list[CaseRecord]) -> None:

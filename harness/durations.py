@@ -36,7 +36,8 @@ class DurationsError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class TimingKey:
     """What a case's time depends on, besides the cache: the model (as configured), the case id, its sample cap,
-    the batch size, the device type and the torch threads of the process that ran it."""
+    the batch size, the device type, the torch threads of the process that ran it, and whether that process's
+    allocator mapped large blocks on huge pages (harness.allocator; false in records made before it was kept)."""
 
     model: str
     case: str
@@ -44,10 +45,12 @@ class TimingKey:
     batch_size: int
     device: str
     threads: int
+    huge_pages: bool = False
 
     def alike(self, other: "TimingKey") -> bool:
-        """The same case under the same protocol and device, whatever the thread count."""
-        return dataclasses.replace(self, threads=0) == dataclasses.replace(other, threads=0)
+        """The same case under the same protocol and device, whatever the thread count and allocator."""
+        return dataclasses.replace(self, threads=0, huge_pages=False) == \
+            dataclasses.replace(other, threads=0, huge_pages=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +163,7 @@ class Durations:
 
 
 def _order(key: TimingKey) -> tuple:
-    return key.model, key.case, key.samples, key.batch_size, key.device, key.threads
+    return key.model, key.case, key.samples, key.batch_size, key.device, key.threads, key.huge_pages
 
 
 def _case_json(times: CaseTimes) -> dict[str, Any]:

@@ -103,11 +103,23 @@ def rate_family(setting: str) -> str:
 
 
 def recorded(store: Durations, key: TimingKey) -> CaseTimes | None:
-    """The record of `key`, else that of the same case at the nearest thread count, else None."""
+    """The record of `key`, else that of the same case under the same allocator at the nearest thread count,
+    else under the other allocator, else None."""
     if key in store.cases:
         return store.cases[key]
     alike = [times for other, times in store.cases.items() if other.alike(key)]
-    return min(alike, key=lambda times: (abs(times.key.threads - key.threads), times.key.threads), default=None)
+    return min(alike, key=lambda times: (times.key.huge_pages != key.huge_pages,
+                                         abs(times.key.threads - key.threads), times.key.threads), default=None)
+
+
+def _differences(recorded_under: TimingKey, planned: TimingKey) -> str:
+    """How a record used for `planned` was made otherwise, as a suffix of its basis ("" when it was not)."""
+    notes = []
+    if recorded_under.threads != planned.threads:
+        notes.append(f"at {recorded_under.threads} threads")
+    if recorded_under.huge_pages != planned.huge_pages:
+        notes.append("with huge pages" if recorded_under.huge_pages else "without huge pages")
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def overhead_for(store: Durations, workers: int) -> RunOverhead | None:
@@ -141,7 +153,7 @@ def predict_cases(planned: Sequence[PlannedCase], store: Durations, holds: Calla
         computed_earlier.update(missing)
         prediction = from_record(case.key.case, times, missing, costs)
         if times.key != case.key:
-            prediction = dataclasses.replace(prediction, basis=f"{prediction.basis} (at {times.key.threads} threads)")
+            prediction = dataclasses.replace(prediction, basis=prediction.basis + _differences(times.key, case.key))
         predictions.append(prediction)
     return predictions
 

@@ -29,7 +29,8 @@ import pytest
 import torch
 
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
-from .allocator import huge_pages_for_children, restore_children
+from .allocator import (STARTED_WITH, computing_with_huge_pages, huge_pages_for_children, huge_pages_in,
+                        restore_children)
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
@@ -190,7 +191,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if suite.huge_pages and workerinput is None:  # before xdist starts its workers, which inherit it
         huge_pages_for_children()
     config.pluginmanager.register(CaseTimer(state.cache, lambda case: timing_key(
-        case, suite, device.type, torch.get_num_threads()), os.environ.get("PYTEST_XDIST_WORKER", "main")),
+        case, suite, device.type, torch.get_num_threads(), huge_pages_in(STARTED_WITH)),
+        os.environ.get("PYTEST_XDIST_WORKER", "main")),
         "robustness-timer")
     if workerinput is not None:  # an xdist worker: measure; the controller learns what it planned at node-down
         torch.set_num_threads(worker_threads(int(workerinput.get("workercount", 1))))
@@ -217,9 +219,9 @@ def worker_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def timing_key(case: Case, suite: SuiteConfig, device_type: str, threads: int) -> TimingKey:
+def timing_key(case: Case, suite: SuiteConfig, device_type: str, threads: int, huge_pages: bool) -> TimingKey:
     """What `case`'s recorded time is kept under (harness.durations)."""
-    return TimingKey(case.model, case.id, case.setting.samples, suite.batch_size, device_type, threads)
+    return TimingKey(case.model, case.id, case.setting.samples, suite.batch_size, device_type, threads, huge_pages)
 
 
 def _register_plan(config: pytest.Config, state: "SuiteState") -> None:
@@ -231,10 +233,11 @@ def _register_plan(config: pytest.Config, state: "SuiteState") -> None:
     except DurationsError as error:
         raise pytest.UsageError(f"--plan: {error}") from None
     threads = worker_threads(workers) if workers else torch.get_num_threads()
+    huge_pages = computing_with_huge_pages(workers, state.suite.huge_pages)
 
     def planned(case: Case) -> PlannedCase:
-        return PlannedCase(timing_key(case, state.suite, state.device.type, threads), case.setting.category,
-                           case.setting.name, case.benchmark)
+        return PlannedCase(timing_key(case, state.suite, state.device.type, threads, huge_pages),
+                           case.setting.category, case.setting.name, case.benchmark)
 
     config.pluginmanager.register(PlanSession(store, state.cache, planned, workers, dist,
                                               relative_to(path, state.root)), "robustness-plan")

@@ -84,14 +84,16 @@ def test_the_run_records_this_process_and_its_children(monkeypatch):
     monkeypatch.setattr(allocator, "STARTED_WITH", None)
     monkeypatch.setattr(allocator, "_done", "not called")
     monkeypatch.setattr(allocator, "_before", allocator._UNSET)
-    assert allocator.current().as_record() == {"own": None, "children": None,
-                                               "transparent_hugepages": transparent_hugepage_mode(),
-                                               "detail": "not called"}
+    assert allocator.current(0).as_record() == {"own": None, "children": None,
+                                                "transparent_hugepages": transparent_hugepage_mode(),
+                                                "detail": "not called", "computed_with_huge_pages": False}
     monkeypatch.setattr(allocator, "transparent_hugepage_mode", lambda: "madvise")
     monkeypatch.setattr(allocator, "_LIBC", ("glibc", "2.39"))
     detail = huge_pages_for_children()
-    assert allocator.current().as_record() == {"own": None, "children": f"{HUGE_PAGES}=1",
-                                               "transparent_hugepages": "madvise", "detail": detail}
+    assert allocator.current(2).as_record() == {"own": None, "children": f"{HUGE_PAGES}=1",
+                                                "transparent_hugepages": "madvise", "detail": detail,
+                                                "computed_with_huge_pages": True}
+    assert not allocator.current(0).computed_with_huge_pages  # a -n 0 run computes with what it started with
     assert detail == f"processes started from here use {HUGE_PAGES}=1 (glibc 2.39, THP madvise)"
 
 
@@ -111,3 +113,28 @@ def test_the_environment_is_restored_at_the_end_of_a_run(monkeypatch, before):
     assert os.environ.get(TUNABLES) == before
     allocator.restore_children()  # a second call, or one without huge_pages_for_children, changes nothing
     assert os.environ.get(TUNABLES) == before
+
+
+def test_huge_pages_are_asked_for_by_hugetlb_1_or_2_the_last_entry_counting():
+    from harness.allocator import huge_pages_in
+
+    assert huge_pages_in(f"{HUGE_PAGES}=1") and huge_pages_in(f"glibc.malloc.arena_max=2:{HUGE_PAGES}=2")
+    for tunables in (None, "", f"{HUGE_PAGES}=0", f"{HUGE_PAGES}=1:{HUGE_PAGES}=0", "glibc.malloc.arena_max=1",
+                     f"x{HUGE_PAGES}=1"):
+        assert not huge_pages_in(tunables)
+
+
+def test_a_plan_knows_what_the_processes_it_plans_for_would_compute_with(monkeypatch):
+    from harness.allocator import computing_with_huge_pages
+
+    monkeypatch.setattr(allocator, "_LIBC", ("glibc", "2.39"))
+    monkeypatch.setattr(allocator, "transparent_hugepage_mode", lambda: "madvise")
+    monkeypatch.setattr(allocator, "STARTED_WITH", None)
+    monkeypatch.setenv(TUNABLES, "glibc.malloc.arena_max=2")
+    assert computing_with_huge_pages(2, True) and not computing_with_huge_pages(2, False)
+    assert not computing_with_huge_pages(0, True)  # this process, as it started
+    assert os.environ[TUNABLES] == "glibc.malloc.arena_max=2"  # a plan changes nothing
+    monkeypatch.setenv(TUNABLES, f"{HUGE_PAGES}=0")
+    assert not computing_with_huge_pages(2, True)
+    monkeypatch.setattr(allocator, "STARTED_WITH", f"{HUGE_PAGES}=1")
+    assert computing_with_huge_pages(0, False)

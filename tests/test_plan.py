@@ -1,5 +1,6 @@
 """The cost plan: cache traces, the durations store, the predictor and its schedules, and `pytest --plan` on a
 slice of the embedded suite (structure and consistency only: no assertion on how long anything took)."""
+import dataclasses
 import heapq
 import json
 import multiprocessing
@@ -151,6 +152,21 @@ def test_another_thread_count_is_used_when_the_key_has_none_and_says_so():
     store = store_of(run(entries={"e1": None}, duration=3.0, threads=2))
     [prediction] = predict_cases([planned(threads=1)], store, holds=lambda digest: True)
     assert prediction.seconds == 3.0 and prediction.basis == "warm: recorded (at 2 threads)"
+
+
+def test_a_time_recorded_under_the_other_allocator_is_used_last_and_says_so(tmp_path):
+    huge = dataclasses.replace(run(entries={"e1": None}, duration=3.0), key=dataclasses.replace(key(), huge_pages=True))
+    default = run(entries={"e1": None}, duration=5.0, threads=2)
+    [prediction] = predict_cases([planned()], store_of(huge), holds=lambda digest: True)
+    assert prediction.seconds == 3.0 and prediction.basis == "warm: recorded (with huge pages)"
+    [prediction] = predict_cases([planned()], store_of(huge, default), holds=lambda digest: True)
+    assert prediction.seconds == 5.0 and prediction.basis == "warm: recorded (at 2 threads)"
+    [prediction] = predict_cases([PlannedCase(dataclasses.replace(key(), threads=2, huge_pages=True), "clean",
+                                              "clean", "synth")], store_of(default), lambda d: True)
+    assert prediction.basis == "warm: recorded (without huge pages)"
+    path = tmp_path / "durations.json"
+    path.write_text(json.dumps(store_of(huge, default).to_json()))
+    assert read_durations(path).cases.keys() == {huge.key, default.key}
 
 
 def test_an_unrecorded_case_takes_the_rate_of_the_closest_alike_cases_else_is_unknown():

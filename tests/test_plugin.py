@@ -81,10 +81,12 @@ def test_serial_and_parallel_runs_measure_identical_samples_whatever_the_allocat
     assert serial["run"]["workers"] == 0
     assert serial["run"]["allocator"]["own"] == serial["run"]["allocator"]["children"] == "glibc.malloc.hugetlb=0"
     assert serial["run"]["allocator"]["detail"] == "glibc.malloc.hugetlb left as set in GLIBC_TUNABLES"
+    assert serial["run"]["allocator"]["computed_with_huge_pages"] is False
     workers = parallel["run"]["allocator"]  # started with nothing set: the plugin's own decision
     decided = huge_pages_for_children({}, workers["transparent_hugepages"])
     assert workers["own"] is None and workers["detail"] == decided
     assert workers["children"] == ("glibc.malloc.hugetlb=1" if decided.startswith("processes started") else None)
+    assert workers["computed_with_huge_pages"] is decided.startswith("processes started")
     assert [(c["id"], c["per_sample"]) for c in serial["cases"]] == [
         (c["id"], c["per_sample"]) for c in parallel["cases"]]
 
