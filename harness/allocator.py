@@ -37,8 +37,8 @@ class AllocatorState:
     started with (None: unset; in a `-n 0` run, the process that computes); `children`, those the processes it
     starts inherit (xdist workers, corruption pools); `transparent_hugepages`, the kernel's mode (`always`,
     `madvise`, `never`; None off Linux); `detail`, what `huge_pages_for_children` did or why it did nothing;
-    `computed_with_huge_pages`, whether the processes that computed the run's cases asked for them (`children`
-    for xdist workers started on this host, `own` for a `-n 0` run)."""
+    `computed_with_huge_pages`, whether the processes that computed the run's cases got them (`huge_pages_in`
+    of `children` for xdist workers started on this host, of `own` for a `-n 0` run)."""
 
     own: str | None
     children: str | None
@@ -68,7 +68,7 @@ def huge_pages_for_children(environ: MutableMapping[str, str] | None = None, thp
     unknown, none can). Returns what was done, in words, which `current` reports when `environ` is this
     process's."""
     global _done, _before
-    if environ is None:
+    if environ is None and _before is _UNSET:  # a run nested in another keeps the outer one's original
         _before = os.environ.get(TUNABLES)
     detail = _tuned(os.environ if environ is None else environ,
                     transparent_hugepage_mode() if thp_mode is None else thp_mode)
@@ -115,28 +115,41 @@ def _release(version: str) -> tuple[int, ...]:
         return (0,)
 
 
-def huge_pages_in(tunables: str | None) -> bool:
-    """Whether a process started with GLIBC_TUNABLES `tunables` asks for huge pages for large blocks (its
-    glibc.malloc.hugetlb is 1, transparent, or 2, hugetlbfs; the last entry counts, as for glibc)."""
+def huge_pages_in(tunables: str | None, mode: str | None) -> bool:
+    """Whether a glibc process started with GLIBC_TUNABLES `tunables`, under the kernel's THP `mode`, gets huge
+    pages for large blocks: always under THP `always`; under `madvise` when glibc (2.35 on) reads a
+    glibc.malloc.hugetlb of 1 (the last entry counts, as for glibc); with 2 (hugetlbfs) when the kernel has
+    huge pages reserved (vm.nr_hugepages)."""
+    if mode == "always":
+        return True
     values = [entry.split("=", 1)[1] for entry in (tunables or "").split(":") if entry.startswith(f"{HUGE_PAGES}=")]
-    return bool(values) and values[-1] in ("1", "2")
+    if not values or _LIBC[0] != "glibc" or _release(_LIBC[1]) < MINIMUM_GLIBC:
+        return False
+    return (values[-1] == "1" and mode == "madvise") or (values[-1] == "2" and _reserved_huge_pages() > 0)
+
+
+def _reserved_huge_pages(path: Path = Path("/proc/sys/vm/nr_hugepages")) -> int:
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def computing_with_huge_pages(workers: int, requested: bool) -> bool:
-    """Whether the processes that would compute a run started from here ask for huge pages: a `-n 0` run is
-    this process, workers (`workers` > 0) get this environment after huge_pages_for_children when `requested`.
-    Workers xdist starts elsewhere (`--tx ssh=...`, `socket=...`) have the environment of their host instead."""
+    """Whether the processes that would compute a run started from here get huge pages (`huge_pages_in`): a
+    `-n 0` run is this process, workers (`workers` > 0) get this environment after huge_pages_for_children when
+    `requested`. Workers xdist starts elsewhere (`--tx ssh=...`, `socket=...`) have their host's environment."""
+    mode = transparent_hugepage_mode()
     if not workers:
-        return huge_pages_in(STARTED_WITH)
+        return huge_pages_in(STARTED_WITH, mode)
     environ = {TUNABLES: os.environ[TUNABLES]} if TUNABLES in os.environ else {}
     if requested:
-        _tuned(environ, transparent_hugepage_mode())
-    return huge_pages_in(environ.get(TUNABLES))
+        _tuned(environ, mode)
+    return huge_pages_in(environ.get(TUNABLES), mode)
 
 
 def current(workers: int) -> AllocatorState:
     """This process's allocator tuning and its children's, what huge_pages_for_children did here, and whether the
-    processes that computed (`workers` local xdist workers; 0: this process) asked for huge pages."""
-    scoring = STARTED_WITH if not workers else os.environ.get(TUNABLES)
-    return AllocatorState(STARTED_WITH, os.environ.get(TUNABLES), transparent_hugepage_mode(), _done,
-                          huge_pages_in(scoring))
+    processes that computed (`workers` local xdist workers; 0: this process) got huge pages (`huge_pages_in`)."""
+    scoring, mode = STARTED_WITH if not workers else os.environ.get(TUNABLES), transparent_hugepage_mode()
+    return AllocatorState(STARTED_WITH, os.environ.get(TUNABLES), mode, _done, huge_pages_in(scoring, mode))

@@ -36,8 +36,9 @@ class DurationsError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class TimingKey:
     """What a case's time depends on, besides the cache: the model (as configured), the case id, its sample cap,
-    the batch size, the device type, the torch threads of the process that ran it, and whether that process's
-    allocator mapped large blocks on huge pages (harness.allocator; false in records made before it was kept)."""
+    the batch size, the device type, the torch threads of the process that ran it, and whether that process got
+    huge pages for large blocks (harness.allocator.huge_pages_in; None, unknown, in records made before it was
+    kept)."""
 
     model: str
     case: str
@@ -45,12 +46,12 @@ class TimingKey:
     batch_size: int
     device: str
     threads: int
-    huge_pages: bool = False
+    huge_pages: bool | None = None
 
     def alike(self, other: "TimingKey") -> bool:
         """The same case under the same protocol and device, whatever the thread count and allocator."""
-        return dataclasses.replace(self, threads=0, huge_pages=False) == \
-            dataclasses.replace(other, threads=0, huge_pages=False)
+        return dataclasses.replace(self, threads=0, huge_pages=None) == \
+            dataclasses.replace(other, threads=0, huge_pages=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,8 @@ class Durations:
 
 
 def _order(key: TimingKey) -> tuple:
-    return key.model, key.case, key.samples, key.batch_size, key.device, key.threads, key.huge_pages
+    allocator = -1 if key.huge_pages is None else int(key.huge_pages)
+    return key.model, key.case, key.samples, key.batch_size, key.device, key.threads, allocator
 
 
 def _case_json(times: CaseTimes) -> dict[str, Any]:

@@ -103,12 +103,12 @@ def rate_family(setting: str) -> str:
 
 
 def recorded(store: Durations, key: TimingKey) -> CaseTimes | None:
-    """The record of `key`, else that of the same case under the same allocator at the nearest thread count,
-    else under the other allocator, else None."""
+    """The record of `key`, else that of the same case under the same (or an unrecorded) allocator at the nearest
+    thread count, else under the other allocator, else None."""
     if key in store.cases:
         return store.cases[key]
     alike = [times for other, times in store.cases.items() if other.alike(key)]
-    return min(alike, key=lambda times: (times.key.huge_pages != key.huge_pages,
+    return min(alike, key=lambda times: (times.key.huge_pages not in (None, key.huge_pages),
                                          abs(times.key.threads - key.threads), times.key.threads), default=None)
 
 
@@ -117,7 +117,7 @@ def _differences(recorded_under: TimingKey, planned: TimingKey) -> str:
     notes = []
     if recorded_under.threads != planned.threads:
         notes.append(f"at {recorded_under.threads} threads")
-    if recorded_under.huge_pages != planned.huge_pages:
+    if None not in (recorded_under.huge_pages, planned.huge_pages) and recorded_under.huge_pages != planned.huge_pages:
         notes.append("with huge pages" if recorded_under.huge_pages else "without huge pages")
     return f" ({', '.join(notes)})" if notes else ""
 

@@ -30,7 +30,7 @@ import torch
 
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
 from .allocator import (STARTED_WITH, computing_with_huge_pages, huge_pages_for_children, huge_pages_in,
-                        restore_children)
+                        restore_children, transparent_hugepage_mode)
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
@@ -190,10 +190,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if suite.huge_pages and workerinput is None:  # before xdist starts its workers, which inherit it
         huge_pages_for_children()
+    huge_pages = huge_pages_in(STARTED_WITH, transparent_hugepage_mode())  # this process's, as it computes
     config.pluginmanager.register(CaseTimer(state.cache, lambda case: timing_key(
-        case, suite, device.type, torch.get_num_threads(), huge_pages_in(STARTED_WITH)),
-        os.environ.get("PYTEST_XDIST_WORKER", "main")),
-        "robustness-timer")
+        case, suite, device.type, torch.get_num_threads(), huge_pages),
+        os.environ.get("PYTEST_XDIST_WORKER", "main")), "robustness-timer")
     if workerinput is not None:  # an xdist worker: measure; the controller learns what it planned at node-down
         torch.set_num_threads(worker_threads(int(workerinput.get("workercount", 1))))
         config.pluginmanager.register(Collection(config, case_ids, lambda kept, planned: config.workeroutput.update(

@@ -115,13 +115,22 @@ def test_the_environment_is_restored_at_the_end_of_a_run(monkeypatch, before):
     assert os.environ.get(TUNABLES) == before
 
 
-def test_huge_pages_are_asked_for_by_hugetlb_1_or_2_the_last_entry_counting():
+def test_huge_pages_are_what_the_kernel_and_glibc_give_not_what_was_asked(monkeypatch):
     from harness.allocator import huge_pages_in
 
-    assert huge_pages_in(f"{HUGE_PAGES}=1") and huge_pages_in(f"glibc.malloc.arena_max=2:{HUGE_PAGES}=2")
-    for tunables in (None, "", f"{HUGE_PAGES}=0", f"{HUGE_PAGES}=1:{HUGE_PAGES}=0", "glibc.malloc.arena_max=1",
-                     f"x{HUGE_PAGES}=1"):
-        assert not huge_pages_in(tunables)
+    monkeypatch.setattr(allocator, "_LIBC", ("glibc", "2.39"))
+    monkeypatch.setattr(allocator, "_reserved_huge_pages", lambda: 0)
+    assert huge_pages_in(f"{HUGE_PAGES}=1", "madvise") and huge_pages_in(None, "always")
+    assert huge_pages_in(f"glibc.malloc.arena_max=2:{HUGE_PAGES}=0:{HUGE_PAGES}=1", "madvise")
+    for tunables, mode in ((None, "madvise"), ("", "madvise"), (f"{HUGE_PAGES}=0", "madvise"),
+                           (f"{HUGE_PAGES}=1:{HUGE_PAGES}=0", "madvise"), ("glibc.malloc.arena_max=1", "madvise"),
+                           (f"x{HUGE_PAGES}=1", "madvise"), (f"{HUGE_PAGES}=1", "never"), (f"{HUGE_PAGES}=1", None),
+                           (f"{HUGE_PAGES}=2", "madvise")):  # hugetlbfs without reserved pages: none
+        assert not huge_pages_in(tunables, mode), (tunables, mode)
+    monkeypatch.setattr(allocator, "_reserved_huge_pages", lambda: 64)
+    assert huge_pages_in(f"{HUGE_PAGES}=2", "never")
+    monkeypatch.setattr(allocator, "_LIBC", ("glibc", "2.34"))  # the tunable is unknown there, ignored
+    assert not huge_pages_in(f"{HUGE_PAGES}=1", "madvise") and huge_pages_in(None, "always")
 
 
 def test_a_plan_knows_what_the_processes_it_plans_for_would_compute_with(monkeypatch):
@@ -138,3 +147,16 @@ def test_a_plan_knows_what_the_processes_it_plans_for_would_compute_with(monkeyp
     assert not computing_with_huge_pages(2, True)
     monkeypatch.setattr(allocator, "STARTED_WITH", f"{HUGE_PAGES}=1")
     assert computing_with_huge_pages(0, False)
+
+
+def test_a_run_nested_in_another_restores_only_what_the_outer_one_found(monkeypatch):
+    monkeypatch.setenv(TUNABLES, "restored afterwards")
+    monkeypatch.delenv(TUNABLES)
+    monkeypatch.setattr(allocator, "_before", allocator._UNSET)
+    monkeypatch.setattr(allocator, "_LIBC", ("glibc", "2.39"))
+    monkeypatch.setattr(allocator, "transparent_hugepage_mode", lambda: "madvise")
+    huge_pages_for_children()  # the outer run
+    huge_pages_for_children()  # a run inside it (pytest.main): its own call changes nothing
+    assert os.environ[TUNABLES] == f"{HUGE_PAGES}=1"
+    allocator.restore_children()
+    assert TUNABLES not in os.environ

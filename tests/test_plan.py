@@ -155,18 +155,26 @@ def test_another_thread_count_is_used_when_the_key_has_none_and_says_so():
 
 
 def test_a_time_recorded_under_the_other_allocator_is_used_last_and_says_so(tmp_path):
-    huge = dataclasses.replace(run(entries={"e1": None}, duration=3.0), key=dataclasses.replace(key(), huge_pages=True))
-    default = run(entries={"e1": None}, duration=5.0, threads=2)
-    [prediction] = predict_cases([planned()], store_of(huge), holds=lambda digest: True)
-    assert prediction.seconds == 3.0 and prediction.basis == "warm: recorded (with huge pages)"
-    [prediction] = predict_cases([planned()], store_of(huge, default), holds=lambda digest: True)
-    assert prediction.seconds == 5.0 and prediction.basis == "warm: recorded (at 2 threads)"
-    [prediction] = predict_cases([PlannedCase(dataclasses.replace(key(), threads=2, huge_pages=True), "clean",
-                                              "clean", "synth")], store_of(default), lambda d: True)
-    assert prediction.basis == "warm: recorded (without huge pages)"
+    def under(huge_pages, threads=1, duration=3.0):
+        done = run(entries={"e1": None}, duration=duration, threads=threads)
+        return dataclasses.replace(done, key=dataclasses.replace(done.key, huge_pages=huge_pages))
+
+    def predicted(store, huge_pages=False, threads=1):
+        planned_case = PlannedCase(dataclasses.replace(key(threads=threads), huge_pages=huge_pages), "clean",
+                                   "clean", "synth")
+        [prediction] = predict_cases([planned_case], store, holds=lambda digest: True)
+        return prediction.seconds, prediction.basis
+
+    huge, default = under(True), under(False, threads=2, duration=5.0)
+    assert predicted(store_of(huge)) == (3.0, "warm: recorded (with huge pages)")
+    assert predicted(store_of(huge, default)) == (5.0, "warm: recorded (at 2 threads)")
+    assert predicted(store_of(default), huge_pages=True, threads=2) == (5.0, "warm: recorded (without huge pages)")
+    unknown = under(None, duration=7.0)  # recorded before the allocator was kept: no preference, no note
+    assert predicted(store_of(huge, unknown)) == (7.0, "warm: recorded")
+    assert predicted(store_of(unknown), huge_pages=True, threads=2) == (7.0, "warm: recorded (at 1 threads)")
     path = tmp_path / "durations.json"
-    path.write_text(json.dumps(store_of(huge, default).to_json()))
-    assert read_durations(path).cases.keys() == {huge.key, default.key}
+    path.write_text(json.dumps(store_of(huge, default, unknown).to_json()))
+    assert read_durations(path).cases.keys() == {huge.key, default.key, unknown.key}
 
 
 def test_an_unrecorded_case_takes_the_rate_of_the_closest_alike_cases_else_is_unknown():

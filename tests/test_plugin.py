@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness.allocator import huge_pages_for_children
+from harness.allocator import huge_pages_for_children, huge_pages_in
 from suite_helpers import child_env, read_json, run_suite
 
 SELECTION = "synth-clip-clean or synth-cnn-sketch or synth-clip-vid-pm4 or gaussian_noise-3 or pgd-linf-1/255"
@@ -17,15 +17,15 @@ SAMPLES = "--samples=24"
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """Baselines recorded under -n 2 for a small selection, then gated under -n 2 and -n 0, each gate computing
-    everything afresh (a cache of its own): -n 2 with the allocator the plugin chooses, -n 0 under glibc's
-    default (a variable of the user's own)."""
+    """Baselines recorded under -n 2 for a small selection (the allocator as the plugin chooses it), then gated
+    under -n 2 and -n 0, each gate computing everything afresh (a cache of its own): -n 2 with glibc's huge
+    pages asked for, -n 0 under its default (variables of the user's own)."""
     tmp = tmp_path_factory.mktemp("suite")
     dirs = [f"--baselines-dir={tmp / 'baselines'}"]
     runs = {}
-    default_allocator = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}
+    huge_pages, default_allocator = ({"GLIBC_TUNABLES": f"glibc.malloc.hugetlb={value}"} for value in (1, 0))
     for name, args, env in (("record", ["-n", "2", "--update-baselines"], None),
-                            ("gate2", ["-n", "2", f"--cache-dir={tmp / 'cache2'}"], None),
+                            ("gate2", ["-n", "2", f"--cache-dir={tmp / 'cache2'}"], huge_pages),
                             ("gate0", ["-n", "0", f"--cache-dir={tmp / 'cache0'}"], default_allocator),
                             ("record0", ["-n", "0", "--update-baselines", f"--baselines-dir={tmp / 'baselines0'}"],
                              None)):
@@ -78,17 +78,25 @@ def test_gate_under_xdist_merges_one_complete_report(recorded):
 def test_serial_and_parallel_runs_measure_identical_samples_whatever_the_allocator(recorded):
     _, runs = recorded
     serial, parallel = (read_json(runs[name][1] / "latest.json") for name in ("gate0", "gate2"))
-    assert serial["run"]["workers"] == 0
-    assert serial["run"]["allocator"]["own"] == serial["run"]["allocator"]["children"] == "glibc.malloc.hugetlb=0"
-    assert serial["run"]["allocator"]["detail"] == "glibc.malloc.hugetlb left as set in GLIBC_TUNABLES"
-    assert serial["run"]["allocator"]["computed_with_huge_pages"] is False
-    workers = parallel["run"]["allocator"]  # started with nothing set: the plugin's own decision
+    mode = serial["run"]["allocator"]["transparent_hugepages"]
+    for report, value in ((serial, 0), (parallel, 1)):  # a user's own setting, kept and recorded
+        assert report["run"]["allocator"]["own"] == report["run"]["allocator"]["children"] == \
+            f"glibc.malloc.hugetlb={value}"
+        assert report["run"]["allocator"]["detail"] == "glibc.malloc.hugetlb left as set in GLIBC_TUNABLES"
+        assert report["run"]["allocator"]["computed_with_huge_pages"] is huge_pages_in(
+            f"glibc.malloc.hugetlb={value}", mode)  # where the machine gives them, the two runs differ in it
+    assert serial["run"]["workers"] == 0 and parallel["run"]["workers"] == 2
+    assert [(c["id"], c["per_sample"]) for c in serial["cases"]] == [
+        (c["id"], c["per_sample"]) for c in parallel["cases"]]
+
+
+def test_the_plugin_decides_the_workers_allocator_when_the_user_has_not(recorded):
+    _, runs = recorded
+    workers = read_json(runs["record"][1] / "latest.json")["run"]["allocator"]  # started with nothing set
     decided = huge_pages_for_children({}, workers["transparent_hugepages"])
     assert workers["own"] is None and workers["detail"] == decided
     assert workers["children"] == ("glibc.malloc.hugetlb=1" if decided.startswith("processes started") else None)
-    assert workers["computed_with_huge_pages"] is decided.startswith("processes started")
-    assert [(c["id"], c["per_sample"]) for c in serial["cases"]] == [
-        (c["id"], c["per_sample"]) for c in parallel["cases"]]
+    assert workers["computed_with_huge_pages"] is huge_pages_in(workers["children"], workers["transparent_hugepages"])
 
 
 def test_a_different_protocol_is_refused_not_compared(recorded):

@@ -69,6 +69,7 @@ def test_a_consumer_that_stops_early_stops_the_producer():
     assert len(produced) == count <= 3
 
 
+@pytest.mark.timeout(60)  # the consumer waited forever when iter(items) raised
 def test_a_producer_that_cannot_start_raises_in_the_consumer():
     from harness.stream import prefetched
 
