@@ -97,7 +97,7 @@ def _tuned(environ: MutableMapping[str, str], mode: str | None) -> str:
     libc, version = _LIBC
     if libc != "glibc":
         return "not glibc: the platform's allocator, unchanged"
-    if _release(version) < MINIMUM_GLIBC:
+    if not _glibc_reads_hugetlb():
         return f"glibc {version} predates {HUGE_PAGES} (2.35): unchanged"
     if mode == "always":
         return "transparent huge pages are always: large blocks use them already, unchanged"
@@ -105,6 +105,10 @@ def _tuned(environ: MutableMapping[str, str], mode: str | None) -> str:
         return f"transparent huge pages are {mode or 'unavailable'}: unchanged"
     environ[TUNABLES] = ":".join(entries + [f"{HUGE_PAGES}=1"])
     return f"processes started from here use {HUGE_PAGES}=1 (glibc {version}, THP {mode})"
+
+
+def _glibc_reads_hugetlb() -> bool:
+    return _LIBC[0] == "glibc" and _release(_LIBC[1]) >= MINIMUM_GLIBC
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -123,7 +127,7 @@ def huge_pages_in(tunables: str | None, mode: str | None) -> bool:
     if mode == "always":
         return True
     values = [entry.split("=", 1)[1] for entry in (tunables or "").split(":") if entry.startswith(f"{HUGE_PAGES}=")]
-    if not values or _LIBC[0] != "glibc" or _release(_LIBC[1]) < MINIMUM_GLIBC:
+    if not values or not _glibc_reads_hugetlb():
         return False
     return (values[-1] == "1" and mode == "madvise") or (values[-1] == "2" and _reserved_huge_pages() > 0)
 

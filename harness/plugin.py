@@ -29,8 +29,7 @@ import pytest
 import torch
 
 from .baselines import JOURNAL, BaselineError, baseline_path, baselines_lock, check_model, check_policy, read_baseline
-from .allocator import (STARTED_WITH, computing_with_huge_pages, huge_pages_for_children, huge_pages_in,
-                        restore_children, transparent_hugepage_mode)
+from .allocator import computing_with_huge_pages, huge_pages_for_children, restore_children
 from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
@@ -190,7 +189,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if suite.huge_pages and workerinput is None:  # before xdist starts its workers, which inherit it
         huge_pages_for_children()
-    huge_pages = huge_pages_in(STARTED_WITH, transparent_hugepage_mode())  # this process's, as it computes
+    huge_pages = computing_with_huge_pages(0, False)  # this process's, as it computes
     config.pluginmanager.register(CaseTimer(state.cache, lambda case: timing_key(
         case, suite, device.type, torch.get_num_threads(), huge_pages),
         os.environ.get("PYTEST_XDIST_WORKER", "main")), "robustness-timer")
