@@ -307,11 +307,27 @@ def split_of(config: pytest.Config) -> dict[str, int] | None:
 
 
 def worker_count(config: pytest.Config) -> int:
-    """Number of xdist workers (0 without xdist)."""
+    """Number of xdist workers this run starts (0 without xdist): -n N, capped by --maxprocesses, or the
+    --tx specs of a --dist run (`2*popen` counts two), as xdist expands them."""
+    option = config.option
     try:
-        return int(getattr(config.option, "numprocesses", 0) or 0)
+        workers = int(getattr(option, "numprocesses", 0) or 0)
     except (TypeError, ValueError):
-        return 0
+        workers = 0
+    if workers:
+        return min(workers, getattr(option, "maxprocesses", None) or workers)
+    if getattr(option, "dist", "no") != "no":
+        return tx_workers(getattr(option, "tx", None) or [])
+    return 0
+
+
+def tx_workers(specs: list[str]) -> int:
+    """Workers that xdist starts for these --tx specs: `N*spec` is N of them, any other spec one."""
+    total = 0
+    for spec in specs:
+        count, star, _ = spec.partition("*")
+        total += int(count) if star and count.strip().isdigit() else 1
+    return total
 
 
 def relative_to(path: Path, root: Path) -> str:

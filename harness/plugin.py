@@ -34,7 +34,7 @@ from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
 from .controller import (PLANNED_OUTPUT, RECORD_PROPERTY, Collection, RunController, XdistCollection, relative_to,
-                         worker_count)
+                         tx_workers, worker_count)
 from .data import DataMissingError, get_benchmark
 from .durations import DurationsError, TimingKey, durations_path, process_started, read_durations
 from .evaluate import RunContext, evaluate
@@ -110,6 +110,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if workers and getattr(config.option, "maxprocesses", None):
         workers = min(workers, config.option.maxprocesses)
     dist = getattr(config.option, "dist", "no")
+    if not workers and dist != "no":
+        workers = tx_workers(getattr(config.option, "tx", None) or [])
     config.stash[_PLANNED_RUN] = (int(workers), "load" if dist == "no" or getattr(config.option, "distload", False)
                                   else dist)
     if workers:

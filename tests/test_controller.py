@@ -2,10 +2,13 @@
 case or with a missing one never reads as a pass (the whole flow through pytest is in test_plugin.py)."""
 import types
 
+import pytest
+from xdist.workermanage import parse_tx_spec_config
+
 from case_records import measured
 from harness.cases import expand_cases
 from harness.config import build_config
-from harness.controller import RunController, case_id_of, first_line
+from harness.controller import RunController, case_id_of, first_line, tx_workers, worker_count
 from harness.records import Status
 
 
@@ -85,3 +88,30 @@ def test_the_heartbeat_writes_a_progress_line_under_xdist_at_most_every_period()
                                              pluginmanager=config.pluginmanager), every_s=0.0)
     serial.finished("a", 4, failed=False)
     assert len(lines) == 2  # without xdist the progress log prints lines already
+
+
+def options(**values):
+    return types.SimpleNamespace(option=types.SimpleNamespace(**values))
+
+
+@pytest.mark.parametrize("values, workers", [
+    ({}, 0),
+    ({"numprocesses": 0, "dist": "no", "tx": []}, 0),
+    ({"numprocesses": 4, "dist": "load", "tx": ["popen"] * 4}, 4),
+    ({"numprocesses": 4, "maxprocesses": 2, "dist": "load", "tx": ["popen"] * 2}, 2),
+    ({"numprocesses": None, "dist": "load", "tx": ["2*popen", "ssh=host//python=python3"]}, 3),
+    ({"numprocesses": None, "dist": "no", "tx": ["2*popen"]}, 0),  # --tx without --dist: xdist starts none
+])
+def test_the_worker_count_is_the_workers_xdist_starts(values, workers):
+    assert worker_count(options(**values)) == workers
+
+
+@pytest.mark.parametrize("specs", [[], ["popen"], ["3*popen"], ["2*popen", "popen", "ssh=h//python=python3"],
+                                   ["10*popen//python=python3.11"]])
+def test_tx_specs_expand_as_xdist_expands_them(specs):
+    class Config:
+        def getvalue(self, name):
+            return {"tx": specs}[name]
+
+    expected = len(parse_tx_spec_config(Config())) if specs else 0
+    assert tx_workers(specs) == expected
