@@ -11,11 +11,11 @@ and a `manifest.json` stating the count, and random `shufflenet_v2_x0_5` weights
 Scaling: for each n, a fresh subprocess loads the model, warms it on one batch, runs one first case of one batch
 (what a process pays once, such as lazy imports and thread pools, is not then charged to the smallest n; a suite
 worker pays it at its first case, not at each), and times `harness.evaluate` of the imagenet `val` clean case at
-224 px with a cold cache (ArrayCache in a new temporary folder): listing, decode, cache write and classification
-of n images, each time with a cold cache of its own; a small n is timed several times (`repeats`) and the median
-kept. It reports wall time, images/s and its peak RSS (`ru_maxrss`, the whole process: interpreter, torch and
-model included). The table gives both against the smallest n; a streamed split
-keeps peak RSS flat and throughput constant, so each should stay within 10% across n.
+224 px, each time with a cold cache of its own (ArrayCache in a new temporary folder): listing, decode, cache
+write and classification of n images; a small n is timed several times (`repeats`) and the median kept. It reports
+wall time, images/s and its peak RSS (`ru_maxrss`, the whole process: interpreter, torch and model included). The
+table gives both against the smallest n; a streamed split keeps peak RSS flat and throughput constant, so each
+should stay within 10% across n.
 
 Overlap ("a case whose data loading is slowed costs max(load, compute), not their sum"), in another subprocess
 at `--overlap-n` images: C is a bare loop of the model over the decoded images (no harness), D the unslowed load
