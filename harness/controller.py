@@ -175,11 +175,13 @@ class RunController:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _run(self, complete: bool, measured: int, violations: list[str]) -> dict[str, Any]:
+        workers = worker_count(self.config)
         return {"id": self.run_id, "started": self.started, "finished": utc_now(), "argv": sys.argv[1:],
-                "workers": worker_count(self.config), "complete": complete, "measured": measured,
+                "workers": workers, "dist": getattr(self.config.option, "dist", "no") if workers else "no",
+                "complete": complete, "measured": measured,
                 "device": self.device, "seed": self.suite.seed, "update_baselines": self.suite.update_baselines,
                 "git": git_commit(self.root), "versions": versions(), "cpu": cpu(),
-                "allocator": allocator.current(worker_count(self.config)).as_record(), "validity_problems": violations,
+                "allocator": allocator.current(workers).as_record(), "validity_problems": violations,
                 "planned_cases": sorted(self.planned or set(self.expected.values())), "split": split_of(self.config)}
 
     def _write_baselines(self, cases: list[CaseRecord]) -> None:

@@ -283,7 +283,8 @@ def _summary(report: Report) -> str:
     git = run.get("git") or {}
     facts = [("run", run.get("id")), ("started", run.get("started")), ("finished", run.get("finished")),
              ("complete", run.get("complete")), ("device", run.get("device")), ("seed", run.get("seed")),
-             ("workers", run.get("workers")), ("update baselines", run.get("update_baselines")),
+             ("workers", run.get("workers")), ("dist", run.get("dist")),
+             ("update baselines", run.get("update_baselines")),
              ("git commit", f"{git.get('commit') or '?'}{' (dirty)' if git.get('dirty') else ''}"),
              ("argv", " ".join(run.get("argv") or [])), ("shards", len(run["shards"]) if "shards" in run else None)]
     rows = "".join(f"<tr><th class=\"text\">{_e(k)}</th><td class=\"text\">{_e(v)}</td></tr>"

@@ -98,11 +98,28 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
                          "durations, and run nothing")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> None:
-    """--plan: note the worker count and xdist mode asked for, then turn xdist off, so that no worker starts
-    (xdist's own pytest_cmdline_main, also tryfirst, may have run before or after this one)."""
-    if not getattr(config.option, "plan", False):
+@pytest.hookimpl(hookwrapper=True)
+def pytest_cmdline_main(config: pytest.Config):
+    """Before xdist reads its options (its own pytest_cmdline_main turns -n into --tx specs): the default
+    scheduling, then --plan's record of what was asked for."""
+    if hasattr(config.option, "plan"):  # this project declares a suite (pytest_addoption)
+        _steal_work_by_default(config.option)
+        _note_plan(config)
+    yield
+
+
+def _steal_work_by_default(option: Any) -> None:
+    """`-n N` without `--dist` distributes by work stealing, not xdist's `load`: the suite's cases take 0.1 s to
+    minutes, `load` queues runs of consecutive cases on each worker, and a queued run of attack cases left one
+    worker computing alone for half a warm `-n 2` run (1,234 s of cases against 599 s; README "Usage").
+    `--dist load` (or `-d`), or any other mode, is kept as given."""
+    if getattr(option, "numprocesses", None) and option.dist == "no" and not getattr(option, "distload", False):
+        option.dist = "worksteal"
+
+
+def _note_plan(config: pytest.Config) -> None:
+    """--plan: note the worker count and xdist mode asked for, then turn xdist off, so that no worker starts."""
+    if not config.option.plan:
         return
     workers = getattr(config.option, "numprocesses", None) or 0
     if workers in ("auto", "logical"):
@@ -254,8 +271,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Cases of one model line run next to each other (otherwise in collection order): xdist's load scheduling
-    hands each worker runs of consecutive items, so a worker loads few models while the work stays balanced."""
+    """Cases of one model line run next to each other (otherwise in collection order): xdist (worksteal, the
+    plugin's default, or load) hands each worker runs of consecutive items, so a worker loads few models."""
     if _STATE not in config.stash:
         return
     position = {id(item): index for index, item in enumerate(items)}

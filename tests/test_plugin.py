@@ -99,6 +99,13 @@ def test_the_plugin_decides_the_workers_allocator_when_the_user_has_not(recorded
     assert workers["computed_with_huge_pages"] is huge_pages_in(workers["children"], workers["transparent_hugepages"])
 
 
+def test_a_parallel_run_steals_work_unless_told_otherwise(recorded):
+    """-n without --dist: the plugin's worksteal (harness.plugin._steal_work_by_default); -n 0: none."""
+    _, runs = recorded
+    assert read_json(runs["record"][1] / "latest.json")["run"]["dist"] == "worksteal"
+    assert read_json(runs["gate0"][1] / "latest.json")["run"]["dist"] == "no"
+
+
 def test_a_different_protocol_is_refused_not_compared(recorded):
     tmp, _ = recorded
     done = run_suite("-k", "synth-clip-clean", "--samples=20", f"--baselines-dir={tmp / 'baselines'}",
@@ -235,7 +242,7 @@ def test_data_is_checked_before_the_model_loads_and_a_partial_run_lists_what_did
 
 
 def test_cases_of_one_model_are_collected_next_to_each_other():
-    """xdist's load scheduling hands workers runs of consecutive items: grouped by model, a worker loads few."""
+    """xdist (worksteal or load) hands workers runs of consecutive items: grouped by model, a worker loads few."""
     done = run_suite("--collect-only", "-q", "-k", "test or v2 or fog-1 or fgsm-linf-1/255")
     assert done.returncode == 0, done.stdout[-2000:]
     ids = [line.split("[", 1)[1].rstrip("]") for line in done.stdout.splitlines() if "::test_" in line]
