@@ -34,7 +34,7 @@ from .cache import ArrayCache
 from .cases import CATEGORIES, Case, expand_cases, model_prompts, unmatched_smoke
 from .config import ConfigError, SuiteConfig, build_config, declares_suite, read_pyproject_table
 from .controller import (PLANNED_OUTPUT, RECORD_PROPERTY, Collection, RunController, XdistCollection, relative_to,
-                         tx_workers, worker_count)
+                         worker_count)
 from .data import DataMissingError, get_benchmark
 from .durations import DurationsError, TimingKey, durations_path, process_started, read_durations
 from .evaluate import RunContext, evaluate
@@ -121,15 +121,11 @@ def _note_plan(config: pytest.Config) -> None:
     """--plan: note the worker count and xdist mode asked for, then turn xdist off, so that no worker starts."""
     if not config.option.plan:
         return
-    workers = getattr(config.option, "numprocesses", None) or 0
-    if workers in ("auto", "logical"):
-        workers = config.hook.pytest_xdist_auto_num_workers(config=config)
-    if workers and getattr(config.option, "maxprocesses", None):
-        workers = min(workers, config.option.maxprocesses)
+    if getattr(config.option, "numprocesses", None) in ("auto", "logical"):  # resolved as xdist resolves it
+        config.option.numprocesses = config.hook.pytest_xdist_auto_num_workers(config=config)
+    workers = worker_count(config)
     dist = getattr(config.option, "dist", "no")
-    if not workers and dist != "no":
-        workers = tx_workers(getattr(config.option, "tx", None) or [])
-    config.stash[_PLANNED_RUN] = (int(workers), "load" if dist == "no" or getattr(config.option, "distload", False)
+    config.stash[_PLANNED_RUN] = (workers, "load" if dist == "no" or getattr(config.option, "distload", False)
                                   else dist)
     if workers:
         config.option.numprocesses, config.option.dist, config.option.tx = 0, "no", []

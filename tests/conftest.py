@@ -18,7 +18,8 @@ def torch_settings_kept(request):
         before.restore()
         changed = {name: (was, now) for name, was, now in zip(TorchSettings._fields, before, after) if was != now}
         pytest.fail(f"{request.node.nodeid} left torch's process-wide settings changed (was, now): {changed}; "
-                    "restore them in the test (tests/torch_settings.py TorchSettings reads and puts them back)", pytrace=False)
+                    "restore them in the test (tests/torch_settings.py TorchSettings reads and puts them back)",
+                    pytrace=False)
 
 
 @pytest.fixture
