@@ -24,7 +24,7 @@ from .attacks import COMPONENT, AttackSpec, attack_stats, run_attack
 from .cache import ArrayCache
 from .cases import Case
 from .config import SuiteConfig
-from .data import get_benchmark
+from .data import Benchmark, get_benchmark
 from .data.base import content_sha256
 from .files import write_atomic
 from .metrics import pm_k_correct, wilson_interval
@@ -298,14 +298,14 @@ class CaseScorer:
         return values
 
 
-def _split_inputs(case: Case, model: LoadedModel, run: RunContext) -> tuple[Iterator[Inputs], dict[str, Any]]:
+def _split_inputs(case: Case, model: LoadedModel, run: RunContext,
+                  benchmark: Benchmark) -> tuple[Iterator[Inputs], dict[str, Any]]:
     """The case's inputs, streamed, and what its record takes from elsewhere than their pieces' provenance. The
     inputs are its split's pieces (harness.stream), joined into whole data chunks first for a perturbation that
     makes pixels (`Perturbation.per_chunk`), each perturbed by the setting's perturbation; or the benchmark's
     pre-rendered perturbation (ImageNet-C, Stylized-ImageNet) read instead when it has it on disk, recorded
     beside the clean split's record (its hash and unreadable files, which the second part returns)."""
     setting = case.setting
-    benchmark = get_benchmark(case.benchmark, run.data_root)
     clean = data_chunks(benchmark, setting.split, setting.samples, run.cache, model.preprocess)
     perturbation = setting.perturbation
     on_disk = None if perturbation is None else perturbed_chunks(benchmark, perturbation.record(), setting.samples,
@@ -406,11 +406,10 @@ def _chunk_run(run: RunContext, chunk: Inputs, samples: int) -> RunContext:
     return dataclasses.replace(run, progress=lambda done, _: progress(chunk.offset + done // frames, total))
 
 
-def _id_accuracy(case: Case, model: LoadedModel, scorer: CaseScorer) -> dict[str, Any]:
+def _id_accuracy(case: Case, model: LoadedModel, scorer: CaseScorer, benchmark: Benchmark) -> dict[str, Any]:
     """The model's accuracy on the case's in-distribution split over the shift's classes (`Setting.id_split`),
     under the same class-subset restriction as the shift, at the same sample cap."""
     run = scorer.run
-    benchmark = get_benchmark(case.benchmark, run.data_root)
     chunks = (Inputs(data, data.images, dict(data.provenance))
               for data in data_chunks(benchmark, case.setting.id_split, case.setting.samples, run.cache,
                                       model.preprocess))
@@ -422,22 +421,25 @@ def _id_accuracy(case: Case, model: LoadedModel, scorer: CaseScorer) -> dict[str
             "accuracy": float(joined_correct.mean()) if joined_correct.size else None, "sha256": merge.result()["sha256"]}
 
 
-def evaluate(case: Case, model: LoadedModel, run: RunContext) -> CaseResult:
+def evaluate(case: Case, model: LoadedModel, run: RunContext, benchmark: Benchmark | None = None) -> CaseResult:
     """Measure `case` on `model` under `run`, streaming its split (harness.stream): a worker holds a few data
     chunks at a time, whatever the split's size, and the per-sample outcome is the one a run holding the whole
     split would give. Attacks always run in float32; other forward passes autocast to `run.amp`, and a case run
     under autocast says so in its metrics (`autocast`). `run.progress(done, total)` is called after each batch.
     A batch that does not fit in GPU memory is halved until it does (`fitted`); the result records the batch
-    size used last."""
+    size used last. `benchmark` is the case's benchmark when the caller already has it (the plugin checks its
+    splits before loading the model, and its listings are then reused); by default get_benchmark's."""
     started = time.perf_counter()
+    if benchmark is None:
+        benchmark = get_benchmark(case.benchmark, run.data_root)
     perturbation = case.setting.perturbation or Perturbation()
     scorer = CaseScorer(case, model, run)
-    inputs, fixed = _split_inputs(case, model, run)
+    inputs, fixed = _split_inputs(case, model, run, benchmark)
     scored, provenance = _scored(case, model, run, scorer, perturbation, inputs)
     provenance.update(fixed)
     extra = perturbation.summarize(scored)
     if case.setting.id_split is not None:
-        extra["id_on_classes"] = _id_accuracy(case, model, scorer)
+        extra["id_on_classes"] = _id_accuracy(case, model, scorer, benchmark)
     if run.amp != "off" and perturbation.autocast:
         extra["autocast"] = run.amp
     return CaseResult(case, scored.per_sample.astype(bool), provenance, run.seed, scorer.batch_size,

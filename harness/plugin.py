@@ -334,7 +334,7 @@ def gate(request: pytest.FixtureRequest, pytestconfig: pytest.Config, loaded_mod
                 benchmark.check(split)  # before any model loads
             model = loaded_models.get(case.model)
             result = evaluate(case, model, dataclasses.replace(state.run(loaded_models.get),
-                                                               progress=state.progress.for_case(case.id)))
+                                                               progress=state.progress.for_case(case.id)), benchmark)
         except DataMissingError as missing:
             if suite.strict_data:
                 raise

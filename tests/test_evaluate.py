@@ -121,6 +121,24 @@ def test_an_attack_case_is_weaker_than_its_clean_case(tmp_path, cnn):
     assert attacked.correct < clean.correct and not (attacked.per_sample & ~clean.per_sample).any()
 
 
+def test_evaluate_reads_through_the_benchmark_it_is_given(tmp_path, cnn, monkeypatch):
+    """The plugin checks a case's splits on a benchmark before the model loads and hands it over, so that its
+    listings are reused: evaluate then reads from that instance and looks up none of its own."""
+    import torch
+
+    import harness.evaluate
+    from harness.cases import Setting
+    from harness.data import get_benchmark
+    from harness.evaluate import RunContext, evaluate
+
+    given, read = get_benchmark("synth"), []
+    load = given.load
+    monkeypatch.setattr(given, "load", lambda split, *rest: read.append(split) or load(split, *rest))
+    monkeypatch.setattr(harness.evaluate, "get_benchmark", lambda *_: pytest.fail("evaluate got a benchmark itself"))
+    run = RunContext(torch.device("cpu"), ArrayCache(tmp_path), batch_size=50)
+    assert evaluate(_case(Setting("clean", "test", "test", 50)), cnn, run, given).n == 50 and read == ["test"]
+
+
 @pytest.mark.parametrize("piece", [2, 100])
 def test_a_pre_rendered_perturbation_records_the_clean_split_whatever_its_pieces(tmp_path, monkeypatch, piece):
     """ImageNet-C read from disk in pieces: the record's `sha256` and unreadable files are the clean split's
@@ -146,7 +164,7 @@ def test_a_pre_rendered_perturbation_records_the_clean_split_whatever_its_pieces
     (root / "imagenet" / "val" / WNIDS[0] / "empty.JPEG").write_bytes(b"")
     case = Case("m", "m", "imagenet", Setting("synthetic", "fog-3", "val", 6, perturbation=Corruption("fog", 3)))
     run = RunContext(torch.device("cpu"), ArrayCache(tmp_path / "cache"), data_root=root)
-    inputs, fixed = _split_inputs(case, SimpleNamespace(preprocess=pre), run)
+    inputs, fixed = _split_inputs(case, SimpleNamespace(preprocess=pre), run, get_benchmark("imagenet", root))
     merge = ProvenanceMerge()
     assert sum(len(chunk.images) for chunk in _recorded(inputs, merge)) == 6
     record = {**merge.result(), **fixed}

@@ -441,10 +441,9 @@ ON_CLASSES = {"val-on-imagenet-r-classes": "rendition", "val-on-imagenet-a-class
               "val-on-ytbb-robust-classes": "ytbb-pm0"}
 
 
-def val_on_classes(root: Path, shift_split: str) -> Listing:
-    """ImageNet val's images of the classes `shift_split` covers, with that class subset. Its completeness is val's
-    (checked on all of val), and the shift's metadata must be readable."""
-    val, shift = load_val(root), LOADERS[shift_split](root)
+def val_on_classes(val: Listing, shift: Listing) -> Listing:
+    """ImageNet `val`'s images of the classes the `shift` listing covers, with that class subset. Its completeness
+    is val's (checked on all of val), and its files are both listings' (the shift's metadata defines the subset)."""
     classes = set(shift.class_subset or ())
     samples = [sample for sample in val.samples if sample.label_set[0] in classes]
     return Listing(val.folder, samples, val.files + shift.files, val.n_images, val.expected_images, shift.class_subset)
@@ -453,7 +452,12 @@ def val_on_classes(root: Path, shift_split: str) -> Listing:
 # --------------------------------------------------------------------------------------------- benchmark
 
 class ImageNetBenchmark:
-    """The ImageNet benchmark: clean split `val` and its natural shifts, read from `data_root`."""
+    """The ImageNet benchmark: clean split `val` and its natural shifts, read from `data_root`.
+
+    An instance lists each split once, when first asked (`check`, `load`, `stream`, or a `val-on-*-classes` split
+    built from val's and the shift's listings), so that a case checked before its model loads does not list a
+    50,000-image folder again; a new instance (`get_benchmark`) lists afresh. The cache key's file fingerprint
+    (sizes and modification times) is taken at every `stream`."""
 
     name = "imagenet"
     clean_split = "val"
@@ -471,16 +475,18 @@ class ImageNetBenchmark:
 
     def __init__(self, data_root: Path | None):
         self.data_root = None if data_root is None else Path(data_root)
+        self._listings: dict[str, Listing] = {}
 
-    def _listing(self, split: str) -> "Listing":
+    def _listing(self, split: str) -> Listing:
         if split not in LOADERS and split not in ON_CLASSES:
             raise ValueError(f"unknown imagenet split {split!r}; known: {', '.join([*LOADERS, *ON_CLASSES])}")
         if self.data_root is None:
             raise DataMissingError(f"the imagenet benchmark reads its data from --data-root, which is not set "
                                    f"(split {split!r}; see harness/data/imagenet.py for the layouts)")
-        if split in ON_CLASSES:
-            return val_on_classes(self.data_root, ON_CLASSES[split])
-        return LOADERS[split](self.data_root)
+        if split not in self._listings:
+            self._listings[split] = (val_on_classes(self._listing("val"), self._listing(ON_CLASSES[split]))
+                                     if split in ON_CLASSES else LOADERS[split](self.data_root))
+        return self._listings[split]
 
     def prompts(self) -> Prompts:
         """open_clip's IMAGENET_CLASSNAMES (sorted-wnid order, the labels' order) under OpenAI's 80 templates."""
@@ -524,7 +530,7 @@ class ImageNetBenchmark:
             return None
         return None if listing is None else self._chunks(split, listing, n, cache, preprocess, frames=False)
 
-    def _chunks(self, split: str, listing: "Listing", n: int, cache: ArrayCache, preprocess: Preprocess,
+    def _chunks(self, split: str, listing: Listing, n: int, cache: ArrayCache, preprocess: Preprocess,
                 frames: bool) -> Iterator[EvalData]:
         """The first `n` samples of `listing` that decode (balanced order), in pieces of PIECE_SAMPLES within data
         chunks of DATA_CHUNK_SAMPLES, each data chunk cached on its own (harness.stream). A chunk's entry records

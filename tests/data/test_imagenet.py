@@ -414,7 +414,27 @@ def test_val_on_a_shifts_classes_is_val_restricted_to_them(root, cache):
         assert sorted(data.labels.tolist()) == classes and data.class_subset.tolist() == classes
     (root / "imagenet" / "val" / WNIDS[404] / "img_000.JPEG").unlink()
     with pytest.raises(DataMalformedError, match="partial"):
-        benchmark.check("val-on-vid-robust-classes")
+        get_benchmark("imagenet", root).check("val-on-vid-robust-classes")
+
+
+def test_an_instance_lists_each_folder_once_and_a_new_instance_lists_afresh(root, cache, monkeypatch):
+    """A shift case is checked (its split and val on its classes) before its model loads, then streamed: one
+    listing of each class folder in all, val's shared by every val-on-*-classes split."""
+    from imagenet_trees import natural_shift_trees
+
+    natural_shift_trees(root)
+    listed, image_files = [], folders.image_files
+    monkeypatch.setattr(folders, "image_files", lambda folder: listed.append(folder) or image_files(folder))
+    benchmark = get_benchmark("imagenet", root)
+    for split in ("rendition", "val-on-imagenet-r-classes", "objectnet", "val-on-objectnet-classes"):
+        benchmark.check(split)
+        assert benchmark.load(split, 100, cache, PRE).labels.size > 0
+    assert listed and len(listed) == len(set(listed))
+    assert {root / "imagenet" / "val" / WNIDS[1], root / "imagenet-r" / WNIDS[1]} <= set(listed)
+    (root / "imagenet" / "val" / WNIDS[1] / "img_000.JPEG").unlink()
+    benchmark.check("val")
+    with pytest.raises(DataMalformedError, match="partial"):
+        get_benchmark("imagenet", root).check("val")
 
 
 def test_ytbb_pm_k_matches_the_testbeds_rule_on_planted_predictions(root, cache):
