@@ -191,12 +191,17 @@ def balanced_order(samples: Sequence[Sample], seed: int = DATA_SEED) -> list[Sam
 
 
 def files_fingerprint(folder: Path, files: Sequence[Path]) -> str:
-    """sha256 over the files' paths relative to `folder` (`..` for files beside it), sizes and modification times."""
+    """sha256 over the files' paths relative to `folder` (`..` for files beside it), sizes and modification times.
+    DataMalformedError names a listed file that is gone (removed after the split was listed)."""
     digest = hashlib.sha256()
     inside = f"{folder}{os.sep}"
     for path in files:
         name = str(path)
-        stat = os.stat(name)
+        try:
+            stat = os.stat(name)
+        except FileNotFoundError:
+            raise DataMalformedError(f"{name}: removed after its dataset {folder} was listed; leave the dataset "
+                                     f"unchanged while a run reads it, and run the case again") from None
         relative = name[len(inside):] if name.startswith(inside) else os.path.relpath(name, folder)
         digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -455,8 +455,9 @@ class ImageNetBenchmark:
     """The ImageNet benchmark: clean split `val` and its natural shifts, read from `data_root`.
 
     An instance lists each split once, when first asked (`check`, `load`, `stream`, or a `val-on-*-classes` split
-    built from val's and the shift's listings), so that a case checked before its model loads does not list a
-    50,000-image folder again; a new instance (`get_benchmark`) lists afresh. The cache key's file fingerprint
+    built from val's and the shift's listings, the pm-0 one for a video shift, so a pm-10 case lists its frames
+    twice), so that a case checked before its model loads does not list a 50,000-image folder again; a new
+    instance (`get_benchmark`) lists afresh, and a file removed in between fails the stream (DataMalformedError). The cache key's file fingerprint
     (sizes and modification times) is taken at every `stream`."""
 
     name = "imagenet"

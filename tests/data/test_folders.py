@@ -1,12 +1,15 @@
 """Listing and fingerprinting of dataset folders (harness.data.folders)."""
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.data import DataMalformedError
 from harness.data.folders import IMAGE_EXTENSIONS, Sample, balanced_order, class_dirs, files_fingerprint, image_files
 
 
@@ -59,6 +62,9 @@ def test_the_fingerprint_keeps_its_definition_and_moves_with_any_file(tmp_path):
     assert files_fingerprint(*relative) == before
     os.utime(files[0], ns=(0, 12345))
     assert files_fingerprint(folder, files) != before
+    files[1].unlink()
+    with pytest.raises(DataMalformedError, match=re.escape(f"{files[1]}: removed after its dataset {folder} was listed")):
+        files_fingerprint(folder, files)
 
 
 def _samples(groups: list[int]) -> list[Sample]:

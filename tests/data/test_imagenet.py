@@ -423,14 +423,18 @@ def test_an_instance_lists_each_folder_once_and_a_new_instance_lists_afresh(root
     from imagenet_trees import natural_shift_trees
 
     natural_shift_trees(root)
+    import harness.data.imagenet
+
     listed, image_files = [], folders.image_files
-    monkeypatch.setattr(folders, "image_files", lambda folder: listed.append(folder) or image_files(folder))
+    for module in (folders, harness.data.imagenet):  # folder_listing's and ObjectNet's loader's
+        monkeypatch.setattr(module, "image_files", lambda folder: listed.append(folder) or image_files(folder))
     benchmark = get_benchmark("imagenet", root)
     for split in ("rendition", "val-on-imagenet-r-classes", "objectnet", "val-on-objectnet-classes"):
         benchmark.check(split)
         assert benchmark.load(split, 100, cache, PRE).labels.size > 0
     assert listed and len(listed) == len(set(listed))
     assert {root / "imagenet" / "val" / WNIDS[1], root / "imagenet-r" / WNIDS[1]} <= set(listed)
+    assert any(folder.is_relative_to(root / "objectnet-1.0") for folder in listed)
     (root / "imagenet" / "val" / WNIDS[1] / "img_000.JPEG").unlink()
     benchmark.check("val")
     with pytest.raises(DataMalformedError, match="partial"):
