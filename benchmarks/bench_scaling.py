@@ -17,27 +17,32 @@ wall time, images/s and its peak RSS (`ru_maxrss`, the whole process: interprete
 table gives both against the smallest n; a streamed split keeps peak RSS flat and throughput constant, so each
 should stay within 10% across n.
 
-Overlap ("a case whose data loading is slowed costs max(load, compute), not their sum"), in another subprocess
-at `--overlap-n` images: C is a bare loop of the model over the decoded images (no harness), D the unslowed load
-(`Benchmark.load`, cold cache). `harness.data.folders.decode` (and every harness module's reference to it) is
-then wrapped to sleep per image, the delay chosen so that the slowed load L is about C; W is the slowed case
-through `evaluate` with a cold cache. Loading then computing gives W / max(L, C) near 2; decoding in pieces
-(harness.stream.PIECE_SAMPLES) a scoring chunk ahead of the one being scored leaves only the first batch's load
-unhidden, at best max(L, C) + L * batch / n (1.125 at 2000 images in batches of 250), and a bit more, since
-decoding and the model share the CPU cores. The same first batch, with the listing of the tree, is what a small
-n cannot overlap: it is what the throughput at n = 500 pays against larger n. Where decoding and the model share
-the CPU, the case also cannot take less wall time than their CPU work (the unslowed load's and the bare loop's,
-user and system, measured with getrusage) divided by the cores; the sleep adds none. The last line sets W against
-max(L, C, that floor): near 1 means whatever the machine could overlap was overlapped.
+Overlap ("a case whose data loading is slowed costs max(load, compute), not their sum"), in another subprocess at
+`--overlap-n` images: C is a bare loop of the model over the decoded images (no harness), D the unslowed load
+(`Benchmark.load`, cold cache). `harness.data.folders.decode` (and every harness module's reference to it) is then
+wrapped to sleep per image, the delay chosen (once, from D and a first C) so that the slowed load L is about C; W is
+the slowed case through `evaluate` with a cold cache. C, L and W are measured in OVERLAP_REPEATS rounds,
+interleaved, and the medians kept: on a shared VM the bare loop alone varied from 5.7 to 11.8 s between consecutive
+runs, so one C, L and W taken a minute apart gave W / max(L, C) anywhere from 1.1 to 2.3. Each W is also split, from
+when the scorer asked for each scoring chunk and when it got it, into its fill (listing and the first chunk's load),
+its stalls (the scorer waiting for data later: near 0 when loading keeps ahead) and its scoring (the rest, which
+exceeds C by what decoding takes from the model's cores). Loading then computing gives W / max(L, C) near 2;
+decoding in pieces (harness.stream.PIECE_SAMPLES) a scoring chunk ahead of the one being scored leaves only the
+first batch's load unhidden, at best max(L, C) + L * batch / n (1.125 at 2000 images in batches of 250), and a bit
+more, since decoding and the model share the CPU cores. The same first batch, with the listing of the tree, is what
+a small n cannot overlap: it is what the throughput at n = 500 pays against larger n. Where decoding and the model
+share the CPU, the case also cannot take less wall time than their CPU work (the unslowed load's and the bare
+loop's, user and system, measured with getrusage) divided by the cores; the sleep adds none. The last line sets W
+against max(L, C, that floor): near 1 means whatever the machine could overlap was overlapped.
 
 Every child starts with the allocator tuning the suite gives its workers (harness.allocator: glibc's
 transparent huge pages for large blocks), unless --system-allocator starts them with glibc.malloc.hugetlb=0,
 under which each batch's activations are page-faulted in afresh, 4 KiB at a time.
 
-Speed is printed, never asserted; the script exits 1 only when a child fails. The model is shufflenet_v2_x0_5,
-the cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1 ran 1.5-3x
-slower here), since compute dominates the run: on 2 CPU cores (about 100 images/s through the harness) the whole
-run at the default sizes, tree and overlap section included, took 6 minutes; on a slower or busier machine pass
+Speed is printed, never asserted; the script exits 1 only when a child fails. The model is shufflenet_v2_x0_5, the
+cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1 ran 1.5-3x slower here),
+since compute dominates the run: on 2 CPU cores (100 to 240 images/s through the harness, by CPU) the whole run at
+the default sizes, tree and overlap section included, took 4 to 6 minutes; on a slower or busier machine pass
 smaller --sizes.
 """
 from __future__ import annotations
@@ -53,6 +58,7 @@ import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
+from statistics import median
 from tempfile import TemporaryDirectory
 from typing import Any, Callable, Iterator
 
@@ -64,6 +70,7 @@ IMAGE_SIZE = (320, 240)  # the short side is resized up to 256, then the 224 cen
 ARCH = "shufflenet_v2_x0_5"  # the cheapest torchvision classifier at 224 px (see the docstring)
 TOLERANCE = 0.10
 REPEAT_IMAGES = 2500  # a small n is timed repeatedly, up to this many images in all (`repeats`)
+OVERLAP_REPEATS = 3  # rounds of C, L and W in the overlap check (`overlap_child`)
 
 
 # --------------------------------------------------------------------------------------------------- the tree
@@ -282,26 +289,68 @@ def bare_compute_s(model: Any, images: np.ndarray, batch_size: int) -> float:
     return time.perf_counter() - started
 
 
-def overlap_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
-    """The overlap measurement, run in a fresh process: D (unslowed load), C (bare compute), the per-image delay
-    making the slowed load about C, L (slowed load) and W (slowed case through evaluate), in seconds."""
+@contextlib.contextmanager
+def traced_scoring() -> Iterator[list[tuple[float, float]]]:
+    """`harness.evaluate.prefetched` wrapped to record, for each scoring chunk, when the scorer asked for it and
+    when it got it (perf_counter seconds); yields that list, empty where the harness has no such function."""
+    evaluate_module = importlib.import_module("harness.evaluate")
+    original = getattr(evaluate_module, "prefetched", None)
+    events: list[tuple[float, float]] = []
+
+    def traced(items: Any) -> Iterator[Any]:
+        chunks = original(items)
+        while True:
+            asked = time.perf_counter()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            events.append((asked, time.perf_counter()))
+            yield chunk
+
+    if original is not None:
+        evaluate_module.prefetched = traced
+    try:
+        yield events
+    finally:
+        if original is not None:
+            evaluate_module.prefetched = original
+
+
+def overlap_child(n: int, root: Path, weights: Path, batch_size: int, repeats: int = OVERLAP_REPEATS) -> dict[str, Any]:
+    """The overlap measurement, run in a fresh process: D (unslowed load) and a first C (bare compute) fix the
+    per-image delay that makes the slowed load about C; then `repeats` rounds of C, L (slowed load) and W (slowed
+    case through evaluate), interleaved so that a machine's slow minute falls on all three of a round, in
+    seconds. Each W is split into `fill_s` (until the scorer got its first chunk), `stall_s` (its later waits for
+    data) and `scoring_s` (the rest: forward passes, under contention with decoding)."""
     model = loaded(weights, batch_size)
     settings = run_settings(batch_size)
     before = cpu_s()
     unslowed_s, data = timed_load(model, n, root)
     between = cpu_s()
-    compute_s = bare_compute_s(model, data.images, batch_size)
+    calibration_s = bare_compute_s(model, data.images, batch_size)
     load_cpu_s, compute_cpu_s = between - before, cpu_s() - between
     threads = settings["decode_threads"] or 1
-    delay_s = max(0.0, compute_s - unslowed_s) * threads / n
-    with slowed_decode(delay_s) as calls:
-        load_s, _ = timed_load(model, n, root)
-        if calls[0] < n:
-            raise RuntimeError(f"the slowed decode ran {calls[0]} times for {n} images: the loader no longer calls "
-                               f"harness.data.folders.decode per image; update bench_scaling.slowed_decode")
-        case_s = timed_evaluate(model, n, root, batch_size)
-    return {"n": n, "unslowed_load_s": unslowed_s, "compute_s": compute_s, "delay_ms": delay_s * 1e3,
-            "load_s": load_s, "case_s": case_s, "load_cpu_s": load_cpu_s, "compute_cpu_s": compute_cpu_s,
+    delay_s = max(0.0, calibration_s - unslowed_s) * threads / n
+    rounds = []
+    for _ in range(repeats):
+        compute_s = bare_compute_s(model, data.images, batch_size)
+        with slowed_decode(delay_s) as calls:
+            load_s, _ = timed_load(model, n, root)
+            if calls[0] < n:
+                raise RuntimeError(f"the slowed decode ran {calls[0]} times for {n} images: the loader no longer "
+                                   f"calls harness.data.folders.decode per image; update bench_scaling.slowed_decode")
+            with traced_scoring() as events:
+                started = time.perf_counter()
+                case_s = timed_evaluate(model, n, root, batch_size)
+        row = {"compute_s": compute_s, "load_s": load_s, "case_s": case_s}
+        if events:
+            row["fill_s"] = events[0][1] - started
+            row["stall_s"] = sum(got - asked for asked, got in events[1:])
+            row["scoring_s"] = case_s - row["fill_s"] - row["stall_s"]
+        rounds.append(row)
+    return {"n": n, "unslowed_load_s": unslowed_s, "delay_ms": delay_s * 1e3, "rounds": rounds,
+            "load_cpu_s": load_cpu_s, "compute_cpu_s": compute_cpu_s,
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
             "settings": settings}
 
@@ -356,12 +405,27 @@ def print_scaling(rows: list[dict[str, Any]]) -> None:
 
 
 def print_overlap(row: dict[str, Any]) -> None:
-    load_s, compute_s, case_s = row["load_s"], row["compute_s"], row["case_s"]
+    """Each round's L, C, W and W / max(L, C) and the medians; W split into fill, stalls and scoring; the CPU
+    work's floor."""
+    rounds = row["rounds"]
     print(f"overlap at n={row['n']}: unslowed load D {row['unslowed_load_s']:.1f} s, delay {row['delay_ms']:.2f} ms "
-          f"per image")
-    print(f"L (slowed load) {load_s:.1f} s, C (bare compute) {compute_s:.1f} s, max(L, C) {max(load_s, compute_s):.1f} s, "
-          f"L + C {load_s + compute_s:.1f} s, W (slowed case) {case_s:.1f} s, W / max(L, C) "
-          f"{case_s / max(load_s, compute_s):.2f}  (1: overlapped, 2: serial)")
+          f"per image, {len(rounds)} rounds")
+    traced = all("fill_s" in one for one in rounds)
+    print(f"{'round':>6} {'L s':>6} {'C s':>6} {'L + C s':>8} {'W s':>6} {'W/max(L,C)':>11}"
+          + (f" {'fill s':>7} {'stalls s':>9} {'scoring s':>10}" if traced else ""))
+    ratios = []
+    for index, one in enumerate(rounds, 1):
+        ratios.append(one["case_s"] / max(one["load_s"], one["compute_s"]))
+        print(f"{index:>6} {one['load_s']:>6.1f} {one['compute_s']:>6.1f} {one['load_s'] + one['compute_s']:>8.1f} "
+              f"{one['case_s']:>6.1f} {ratios[-1]:>11.2f}"
+              + (f" {one['fill_s']:>7.2f} {one['stall_s']:>9.2f} {one['scoring_s']:>10.1f}" if traced else ""))
+    load_s, compute_s, case_s = (median([one[key] for one in rounds]) for key in ("load_s", "compute_s", "case_s"))
+    print(f"median: L (slowed load) {load_s:.1f} s, C (bare compute) {compute_s:.1f} s, W (slowed case) {case_s:.1f} s; "
+          f"W / max(L, C) {median(ratios):.2f}  (1: overlapped, 2: serial)")
+    if traced:
+        print(f"W = fill (listing and the first scoring chunk's load) + stalls (the scorer waiting for data later) "
+              f"+ scoring: median stalls {median([one['stall_s'] for one in rounds]):.2f} s, scoring "
+              f"{median([one['scoring_s'] for one in rounds]):.1f} s against C {compute_s:.1f} s")
     floor_s = (row["load_cpu_s"] + row["compute_cpu_s"]) / row["cores"]
     print(f"CPU work: load {row['load_cpu_s']:.1f} s, compute {row['compute_cpu_s']:.1f} s, on {row['cores']} cores "
           f"at least {floor_s:.1f} s of wall together; W / max(L, C, that) {case_s / max(load_s, compute_s, floor_s):.2f}")
