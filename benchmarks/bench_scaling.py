@@ -15,7 +15,9 @@ worker pays it at its first case, not at each), and times `harness.evaluate` of 
 write and classification of n images; a small n is timed several times (`repeats`) and the median kept. It reports
 wall time, images/s and its peak RSS (`ru_maxrss`, the whole process: interpreter, torch and model included). The
 table gives both against the smallest n; a streamed split keeps peak RSS flat and throughput constant, so each
-should stay within 10% across n.
+should stay within 10% across n. A least-squares line wall = a + n / r through the rows then separates what every
+case pays whatever its n (a: listing the tree, the first scoring chunk decoded before the model starts) from the
+rate r past it; a small n's throughput is n / (a + n / r).
 
 Overlap ("a case whose data loading is slowed costs max(load, compute), not their sum"), in another subprocess at
 `--overlap-n` images: C is a bare loop of the model over the decoded images (no harness), D the unslowed load
@@ -399,6 +401,10 @@ def print_scaling(rows: list[dict[str, Any]]) -> None:
               f"{row['peak_rss_mib'] / first['peak_rss_mib']:>10.2f} {row['images_per_s'] / first['images_per_s']:>12.2f} "
               f"{row['first_case_s']:>13.1f}")
     print("(wall s: the median of the runs; first case s: each process's warm-up case of one batch, not timed)")
+    if len(rows) > 1:
+        slope, fixed_s = np.polyfit([row["n"] for row in rows], [row["wall_s"] for row in rows], 1)
+        print(f"least squares, wall = a + n / r: a = {fixed_s:.2f} s per case (what every case pays whatever its n), "
+              f"r = {1 / slope:.1f} img/s (the rate past that)")
     for label, field in (("peak RSS", "peak_rss_mib"), ("throughput", "images_per_s")):
         within = all(abs(row[field] / first[field] - 1) <= TOLERANCE for row in rows)
         print(f"{label} within {TOLERANCE:.0%} across n (against n={first['n']}): {'yes' if within else 'no'}")
