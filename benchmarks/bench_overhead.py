@@ -43,8 +43,10 @@ def best_of_alternating(repeats: int, ours, reference) -> tuple[float, float]:
 class DataOnlyCache(ArrayCache):
     """Caches data like the run's cache but never predictions, so a case computes them every time."""
 
-    def get_or_compute(self, key, compute):
-        return compute() if key.get("kind") == "predictions" else super().get_or_compute(key, compute)
+    def get_or_compute(self, key, compute, remember=True, pixels=False):
+        if key.get("kind") == "predictions":
+            return compute()
+        return super().get_or_compute(key, compute, remember, pixels)
 
 
 def main() -> None:
@@ -111,7 +113,6 @@ def main() -> None:
     if args.model == "embedded:synth-clip":
         import open_clip
 
-        from harness.data import get_benchmark
         from harness.models.embedded import EMBEDDED_DIR, _checkpoint
 
         open_clip.add_model_config(EMBEDDED_DIR / "synth-clip.json")
