@@ -3,20 +3,20 @@ suite, and prints its resident memory after every pass.
 
 The first pass loads the model and fills the in-memory caches (bounded: `harness.cache.MEMORY_BYTES`); every later
 pass repeats identical work, so any growth after it is a leak. After each pass two readings are taken: the resident
-set as it is, and the live memory: the resident set after `gc.collect()` and glibc's `malloc_trim(0)`, which hands
-back what the allocator kept of freed memory. The leak verdict is on the live memory (target: growth from the end of
-the second pass to the end of the last within 2%); the resident set as it is also counts what glibc keeps of freed
-blocks, in its main heap and in the per-thread arenas of each case's prefetch and decode threads, which rose and
-fell by 10 to 20% from pass to pass here (2026-12-04: 1,788 to 2,196 MiB over 8 passes, while the live memory stayed
-at 1,496 MiB in every one), so its range is printed beside the verdict. Where glibc is not the C library, the live
-reading is after `gc.collect()` alone, and says so. Uses the suite's configured cache directory, so a cache warmed
-by `make suite` makes the first pass fast; a cold one makes it render and corrupt.
+set, and then the live memory: the resident set after `gc.collect()` and glibc's `malloc_trim(0)`, which hands back
+what the allocator kept of freed memory (so each later pass starts from a trimmed heap). The leak verdict is on the
+live memory (target: growth from the end of the second pass to the end of the last within 2%). The resident set
+before the trim also counts what glibc keeps of freed blocks, in its main heap and in the per-thread arenas of each
+case's prefetch and decode threads; it is printed as a range beside the verdict. Without any trim it rose and fell
+by 10 to 20% from pass to pass here (2026-12-04: 1,870 to 2,264 MiB over 12 passes); with a trim after each pass the
+live memory was 1,496 MiB after every one of 8. Where the C library has no malloc_trim, the live reading is after
+`gc.collect()` alone, and says so. Uses the suite's configured cache directory, so a cache warmed by `make suite`
+makes the first pass fast; a cold one makes it render and corrupt.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import gc
 import time
 from pathlib import Path
@@ -37,10 +37,12 @@ TOLERANCE = 0.02
 
 
 def malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim` (`malloc_trim(0)` hands every arena's free memory back to the kernel), or None where
-    the C library has none."""
-    name = ctypes.util.find_library("c")
-    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    """glibc's `malloc_trim(pad)` from the C library already loaded in this process (`malloc_trim(0)` hands every
+    arena's free memory back to the kernel), or None where that library has none."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
 
 
 def main() -> None:
@@ -69,13 +71,13 @@ def main() -> None:
         if trim is not None:
             trim(0)
         live.append(rss_mb())
-        print(f"pass {number}: {len(cases)} cases in {elapsed:.1f} s, RSS {resident[-1]:.0f} MiB, "
+        print(f"pass {number}: {len(cases)} cases in {elapsed:.1f} s, RSS before the trim {resident[-1]:.0f} MiB, "
               f"{live_label} {live[-1]:.0f} MiB", flush=True)
     growth = (live[-1] - live[1]) / live[1]
     print(f"{'memory, same cases repeated':<28} live ({live_label}): pass 2 {live[1]:.0f} MiB, pass {args.passes} "
           f"{live[-1]:.0f} MiB, growth {growth:+.1%}  (target within {TOLERANCE:.0%})  "
           f"{'ok' if abs(growth) <= TOLERANCE else 'MISSED'}")
-    print(f"{'':<28} RSS as it is, passes 2-{args.passes}: {min(resident[1:]):.0f} to {max(resident[1:]):.0f} MiB "
+    print(f"{'':<28} RSS before each trim, passes 2-{args.passes}: {min(resident[1:]):.0f} to {max(resident[1:]):.0f} MiB "
           f"(pass 2 {resident[1]:.0f}, pass {args.passes} {resident[-1]:.0f}: "
           f"{(resident[-1] - resident[1]) / resident[1]:+.1%})")
 

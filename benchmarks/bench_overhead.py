@@ -43,10 +43,10 @@ def best_of_alternating(repeats: int, ours, reference) -> tuple[float, float]:
 class DataOnlyCache(ArrayCache):
     """Caches data like the run's cache but never predictions, so a case computes them every time."""
 
-    def get_or_compute(self, key, compute, remember=True, pixels=False):
+    def get_or_compute(self, key, compute, *args, **kwargs):
         if key.get("kind") == "predictions":
             return compute()
-        return super().get_or_compute(key, compute, remember, pixels)
+        return super().get_or_compute(key, compute, *args, **kwargs)
 
 
 def main() -> None:

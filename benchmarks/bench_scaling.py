@@ -24,18 +24,20 @@ Overlap ("a case whose data loading is slowed costs max(load, compute), not thei
 (`Benchmark.load`, cold cache). `harness.data.folders.decode` (and every harness module's reference to it) is then
 wrapped to sleep per image, the delay chosen (once, from D and a first C) so that the slowed load L is about C; W is
 the slowed case through `evaluate` with a cold cache. C, L and W are measured in OVERLAP_REPEATS rounds,
-interleaved, and the medians kept: on a shared VM the bare loop alone varied from 5.7 to 11.8 s between consecutive
-runs, so one C, L and W taken a minute apart gave W / max(L, C) anywhere from 1.1 to 2.3. Each W is also split, from
-when the scorer asked for each scoring chunk and when it got it, into its fill (listing and the first chunk's load),
-its stalls (the scorer waiting for data later: near 0 when loading keeps ahead) and its scoring (the rest, which
-exceeds C by what decoding takes from the model's cores). Loading then computing gives W / max(L, C) near 2;
-decoding in pieces (harness.stream.PIECE_SAMPLES) a scoring chunk ahead of the one being scored leaves only the
-first batch's load unhidden, at best max(L, C) + L * batch / n (1.125 at 2000 images in batches of 250), and a bit
-more, since decoding and the model share the CPU cores. The same first batch, with the listing of the tree, is what
-a small n cannot overlap: it is what the throughput at n = 500 pays against larger n. Where decoding and the model
-share the CPU, the case also cannot take less wall time than their CPU work (the unslowed load's and the bare
-loop's, user and system, measured with getrusage) divided by the cores; the sleep adds none. The last line sets W
-against max(L, C, that floor): near 1 means whatever the machine could overlap was overlapped.
+interleaved, and the median round (by W) and the medians of the rounds' ratios are printed: on a shared VM the bare
+loop alone varied from 5.7 to 11.8 s between consecutive runs, so one C, L and W taken a minute apart gave W /
+max(L, C) anywhere from 1.1 to 2.3. Each W is also split, from when the scorer asked for each scoring chunk and when
+it got it, into its fill (listing and the first chunk's load), its stalls (the scorer waiting for data later, the
+stream's end included: near 0 when loading keeps ahead) and its scoring (the rest: forward passes, slower than C
+where decoding shares the model's cores, and the case's bookkeeping after its stream ended). Loading then computing
+gives W / max(L, C) near 2; decoding in pieces (harness.stream.PIECE_SAMPLES) a scoring chunk ahead of the one being
+scored leaves only the first batch's load unhidden, at best max(L, C) + L * batch / n (1.125 at 2000 images in
+batches of 250), and a bit more, since decoding and the model share the CPU cores. The same first batch, with the
+listing of the tree, is what a small n cannot overlap: it is what the throughput at n = 500 pays against larger n.
+Where decoding and the model share the CPU, the case also cannot take less wall time than their CPU work (the
+unslowed load's and the bare loop's, user and system, measured with getrusage) divided by the cores; the sleep adds
+none. The last line sets W against max(L, C, that floor): near 1 means whatever the machine could overlap was
+overlapped.
 
 Every child starts with the allocator tuning the suite gives its workers (harness.allocator: glibc's
 transparent huge pages for large blocks), unless --system-allocator starts them with glibc.malloc.hugetlb=0,
@@ -157,8 +159,9 @@ def clean_case(model: Any, n: int) -> Any:
     return Case(str(model.model_id), model.model_id.line, "imagenet", Setting("clean", CLEAN_NAME, "val", n))
 
 
-def timed_evaluate(model: Any, n: int, root: Path, batch_size: int) -> float:
-    """Wall seconds of `evaluate` of the clean case at n images with a cold cache; raises unless it scored n."""
+def evaluate_span(model: Any, n: int, root: Path, batch_size: int) -> tuple[float, float]:
+    """perf_counter seconds when `evaluate` of the clean case at n images, with a cold cache, started and ended
+    (the cache's folder is made before and removed after); raises unless it scored n."""
     import torch
 
     from harness.cache import ArrayCache
@@ -168,10 +171,16 @@ def timed_evaluate(model: Any, n: int, root: Path, batch_size: int) -> float:
         run = RunContext(torch.device("cpu"), ArrayCache(Path(cache)), 0, batch_size, data_root=root)
         started = time.perf_counter()
         result = evaluate(clean_case(model, n), model, run)
-        wall = time.perf_counter() - started
+        ended = time.perf_counter()
     if result.n != n:
         raise RuntimeError(f"evaluate scored {result.n} images, asked for {n}")
-    return wall
+    return started, ended
+
+
+def timed_evaluate(model: Any, n: int, root: Path, batch_size: int) -> float:
+    """Wall seconds of `evaluate` of the clean case at n images with a cold cache (`evaluate_span`)."""
+    started, ended = evaluate_span(model, n, root, batch_size)
+    return ended - started
 
 
 def module_constant(module: str, name: str) -> Any:
@@ -293,22 +302,27 @@ def bare_compute_s(model: Any, images: np.ndarray, batch_size: int) -> float:
 
 @contextlib.contextmanager
 def traced_scoring() -> Iterator[list[tuple[float, float]]]:
-    """`harness.evaluate.prefetched` wrapped to record, for each scoring chunk, when the scorer asked for it and
-    when it got it (perf_counter seconds); yields that list, empty where the harness has no such function."""
+    """`harness.evaluate.prefetched` wrapped to record, for each scoring chunk and for the end of the stream, when
+    the scorer asked for it and when it got it (perf_counter seconds); yields that list, empty where the harness
+    has no such function."""
     evaluate_module = importlib.import_module("harness.evaluate")
     original = getattr(evaluate_module, "prefetched", None)
     events: list[tuple[float, float]] = []
 
     def traced(items: Any) -> Iterator[Any]:
         chunks = original(items)
-        while True:
-            asked = time.perf_counter()
-            try:
-                chunk = next(chunks)
-            except StopIteration:
-                return
-            events.append((asked, time.perf_counter()))
-            yield chunk
+        try:
+            while True:
+                asked = time.perf_counter()
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    events.append((asked, time.perf_counter()))
+                    return
+                events.append((asked, time.perf_counter()))
+                yield chunk
+        finally:  # a scorer that stops early stops the prefetch thread now, not when the generator is collected
+            chunks.close()
 
     if original is not None:
         evaluate_module.prefetched = traced
@@ -319,12 +333,13 @@ def traced_scoring() -> Iterator[list[tuple[float, float]]]:
             evaluate_module.prefetched = original
 
 
-def overlap_child(n: int, root: Path, weights: Path, batch_size: int, repeats: int = OVERLAP_REPEATS) -> dict[str, Any]:
+def overlap_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
     """The overlap measurement, run in a fresh process: D (unslowed load) and a first C (bare compute) fix the
-    per-image delay that makes the slowed load about C; then `repeats` rounds of C, L (slowed load) and W (slowed
-    case through evaluate), interleaved so that a machine's slow minute falls on all three of a round, in
-    seconds. Each W is split into `fill_s` (until the scorer got its first chunk), `stall_s` (its later waits for
-    data) and `scoring_s` (the rest: forward passes, under contention with decoding)."""
+    per-image delay that makes the slowed load about C; then OVERLAP_REPEATS rounds of C, L (slowed load) and W
+    (slowed case through evaluate), interleaved so that a machine's slow minute falls on all three of a round, in
+    seconds. Each W is split into `fill_s` (from evaluate's start until the scorer got its first chunk),
+    `stall_s` (its later waits for data, the end of the stream included) and `scoring_s` (the rest: forward
+    passes, and the case's own bookkeeping after its stream ended)."""
     model = loaded(weights, batch_size)
     settings = run_settings(batch_size)
     before = cpu_s()
@@ -335,7 +350,7 @@ def overlap_child(n: int, root: Path, weights: Path, batch_size: int, repeats: i
     threads = settings["decode_threads"] or 1
     delay_s = max(0.0, calibration_s - unslowed_s) * threads / n
     rounds = []
-    for _ in range(repeats):
+    for _ in range(OVERLAP_REPEATS):
         compute_s = bare_compute_s(model, data.images, batch_size)
         with slowed_decode(delay_s) as calls:
             load_s, _ = timed_load(model, n, root)
@@ -343,8 +358,8 @@ def overlap_child(n: int, root: Path, weights: Path, batch_size: int, repeats: i
                 raise RuntimeError(f"the slowed decode ran {calls[0]} times for {n} images: the loader no longer "
                                    f"calls harness.data.folders.decode per image; update bench_scaling.slowed_decode")
             with traced_scoring() as events:
-                started = time.perf_counter()
-                case_s = timed_evaluate(model, n, root, batch_size)
+                started, ended = evaluate_span(model, n, root, batch_size)
+        case_s = ended - started
         row = {"compute_s": compute_s, "load_s": load_s, "case_s": case_s}
         if events:
             row["fill_s"] = events[0][1] - started
@@ -403,38 +418,40 @@ def print_scaling(rows: list[dict[str, Any]]) -> None:
     print("(wall s: the median of the runs; first case s: each process's warm-up case of one batch, not timed)")
     if len(rows) > 1:
         slope, fixed_s = np.polyfit([row["n"] for row in rows], [row["wall_s"] for row in rows], 1)
+        rate = f"r = {1 / slope:.1f} img/s (the rate past that)" if slope > 0 else "no rate (the walls fall with n)"
         print(f"least squares, wall = a + n / r: a = {fixed_s:.2f} s per case (what every case pays whatever its n), "
-              f"r = {1 / slope:.1f} img/s (the rate past that)")
+              f"{rate}")
     for label, field in (("peak RSS", "peak_rss_mib"), ("throughput", "images_per_s")):
         within = all(abs(row[field] / first[field] - 1) <= TOLERANCE for row in rows)
         print(f"{label} within {TOLERANCE:.0%} across n (against n={first['n']}): {'yes' if within else 'no'}")
 
 
 def print_overlap(row: dict[str, Any]) -> None:
-    """Each round's L, C, W and W / max(L, C) and the medians; W split into fill, stalls and scoring; the CPU
-    work's floor."""
+    """Each round's L, C, W, W / max(L, C) and W split into fill, stalls and scoring; the median round (by W)
+    and the medians of the rounds' ratios, against max(L, C) and against max(L, C, the CPU work's floor)."""
     rounds = row["rounds"]
+    floor_s = (row["load_cpu_s"] + row["compute_cpu_s"]) / row["cores"]
     print(f"overlap at n={row['n']}: unslowed load D {row['unslowed_load_s']:.1f} s, delay {row['delay_ms']:.2f} ms "
           f"per image, {len(rounds)} rounds")
     traced = all("fill_s" in one for one in rounds)
     print(f"{'round':>6} {'L s':>6} {'C s':>6} {'L + C s':>8} {'W s':>6} {'W/max(L,C)':>11}"
           + (f" {'fill s':>7} {'stalls s':>9} {'scoring s':>10}" if traced else ""))
-    ratios = []
     for index, one in enumerate(rounds, 1):
-        ratios.append(one["case_s"] / max(one["load_s"], one["compute_s"]))
         print(f"{index:>6} {one['load_s']:>6.1f} {one['compute_s']:>6.1f} {one['load_s'] + one['compute_s']:>8.1f} "
-              f"{one['case_s']:>6.1f} {ratios[-1]:>11.2f}"
+              f"{one['case_s']:>6.1f} {one['case_s'] / max(one['load_s'], one['compute_s']):>11.2f}"
               + (f" {one['fill_s']:>7.2f} {one['stall_s']:>9.2f} {one['scoring_s']:>10.1f}" if traced else ""))
-    load_s, compute_s, case_s = (median([one[key] for one in rounds]) for key in ("load_s", "compute_s", "case_s"))
-    print(f"median: L (slowed load) {load_s:.1f} s, C (bare compute) {compute_s:.1f} s, W (slowed case) {case_s:.1f} s; "
-          f"W / max(L, C) {median(ratios):.2f}  (1: overlapped, 2: serial)")
-    if traced:
-        print(f"W = fill (listing and the first scoring chunk's load) + stalls (the scorer waiting for data later) "
-              f"+ scoring: median stalls {median([one['stall_s'] for one in rounds]):.2f} s, scoring "
-              f"{median([one['scoring_s'] for one in rounds]):.1f} s against C {compute_s:.1f} s")
-    floor_s = (row["load_cpu_s"] + row["compute_cpu_s"]) / row["cores"]
+    middle = sorted(rounds, key=lambda one: one["case_s"])[(len(rounds) - 1) // 2]
+    print(f"median round (by W): L (slowed load) {middle['load_s']:.1f} s, C (bare compute) {middle['compute_s']:.1f} s, "
+          f"W (slowed case) {middle['case_s']:.1f} s"
+          + (f" = fill {middle['fill_s']:.2f} (listing and the first scoring chunk's load) + stalls "
+             f"{middle['stall_s']:.2f} (the scorer waiting for data later) + scoring {middle['scoring_s']:.1f}"
+             if traced else ""))
+    print(f"median of the rounds' W / max(L, C): "
+          f"{median([one['case_s'] / max(one['load_s'], one['compute_s']) for one in rounds]):.2f}  "
+          f"(1: overlapped, 2: serial)")
     print(f"CPU work: load {row['load_cpu_s']:.1f} s, compute {row['compute_cpu_s']:.1f} s, on {row['cores']} cores "
-          f"at least {floor_s:.1f} s of wall together; W / max(L, C, that) {case_s / max(load_s, compute_s, floor_s):.2f}")
+          f"at least {floor_s:.1f} s of wall together; median of the rounds' W / max(L, C, that) "
+          f"{median([one['case_s'] / max(one['load_s'], one['compute_s'], floor_s) for one in rounds]):.2f}")
 
 
 # ------------------------------------------------------------------------------------------------------ main
