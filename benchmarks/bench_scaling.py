@@ -2,11 +2,11 @@
 data loading hides behind compute.
 
     python benchmarks/bench_scaling.py [--root DIR] [--sizes 500,5000,20000] [--skip-overlap | --overlap-only]
-                                       [--system-allocator]
+                                       [--arch shufflenet_v2_x0_5] [--system-allocator]
 
 Writes (once; reused when `--root` already holds a complete one) an ImageNet-layout val tree of 1000 wnid folders
 `n00000000`..`n00000999` with 20 JPEGs each (20,000 images of 320x240, smooth deterministic noise, quality 85)
-and a `manifest.json` stating the count, and random `shufflenet_v2_x0_5` weights (`torchvision:shufflenet_v2_x0_5@<file>`).
+and a `manifest.json` stating the count, and random weights of `--arch` (`torchvision:<arch>@<file>`).
 
 Scaling: for each n, a fresh subprocess loads the model, warms it on one batch, runs one first case of one batch
 (what a process pays once, such as lazy imports and thread pools, is not then charged to the smallest n; a suite
@@ -43,11 +43,13 @@ Every child starts with the allocator tuning the suite gives its workers (harnes
 transparent huge pages for large blocks), unless --system-allocator starts them with glibc.malloc.hugetlb=0,
 under which each batch's activations are page-faulted in afresh, 4 KiB at a time.
 
-Speed is printed, never asserted; the script exits 1 only when a child fails. The model is shufflenet_v2_x0_5, the
-cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1 ran 1.5-3x slower here),
-since compute dominates the run: on 2 CPU cores (100 to 240 images/s through the harness, by CPU) the whole run at
-the default sizes, tree and overlap section included, took 4 to 6 minutes; on a slower or busier machine pass
-smaller --sizes.
+Speed is printed, never asserted; the script exits 1 only when a child fails. The default model is
+shufflenet_v2_x0_5, the cheapest torchvision classifier at 224 px (41 MFLOPs; mobilenet_v3_small and squeezenet1_1
+ran 1.5-3x slower here), since compute dominates the run: on 2 CPU cores (100 to 240 images/s through the harness,
+by CPU) the whole run at the default sizes, tree and overlap section included, took 4 to 6 minutes; on a slower or
+busier machine pass smaller --sizes. It is also the model against which a case's fixed cost weighs most: `--arch
+resnet18` (1.8 GFLOPs, the model of the issue's first measurement) ran at 52.6 and 51.4 images/s at n = 500 and
+5,000 here (2026-12-04), within 2%, and would take about 15 minutes at the default sizes.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ from PIL import Image
 
 CLASSES, PER_CLASS = 1000, 20
 IMAGE_SIZE = (320, 240)  # the short side is resized up to 256, then the 224 center crop taken: both steps run
-ARCH = "shufflenet_v2_x0_5"  # the cheapest torchvision classifier at 224 px (see the docstring)
+DEFAULT_ARCH = "shufflenet_v2_x0_5"  # the cheapest torchvision classifier at 224 px (see the docstring)
 TOLERANCE = 0.10
 REPEAT_IMAGES = 2500  # a small n is timed repeatedly, up to this many images in all (`repeats`)
 OVERLAP_REPEATS = 3  # rounds of C, L and W in the overlap check (`overlap_child`)
@@ -120,14 +122,15 @@ def write_tree(root: Path) -> float | None:
     return time.perf_counter() - started
 
 
-def write_weights(path: Path) -> None:
-    """Random (seed 0) ARCH weights as a safetensors file, loadable as `torchvision:ARCH@<path>`."""
+def write_weights(path: Path, arch: str) -> None:
+    """Random (seed 0) weights of torchvision's `arch` as a safetensors file, loadable as
+    `torchvision:<arch>@<path>`."""
     import torch
     from safetensors.torch import save_file
     from torchvision.models import get_model
 
     torch.manual_seed(0)
-    save_file({k: v.contiguous() for k, v in get_model(ARCH, weights=None).state_dict().items()}, str(path))
+    save_file({k: v.contiguous() for k, v in get_model(arch, weights=None).state_dict().items()}, str(path))
 
 
 # ------------------------------------------------------------------------------------------ child processes
@@ -137,14 +140,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def loaded(weights: Path, batch_size: int) -> Any:
+def loaded(model_id: str, batch_size: int) -> Any:
     """The random-weight model on CPU, warmed by one forward pass of a batch, so one-time costs (thread pools,
     first allocations) are not timed as part of the smallest n."""
     import torch
 
     from harness.models import load_model
 
-    model = load_model(f"torchvision:{ARCH}@{weights}", torch.device("cpu"))
+    model = load_model(model_id, torch.device("cpu"))
     size = model.preprocess.size
     with torch.no_grad():
         model.classifier(torch.zeros(batch_size, 3, size, size))
@@ -230,13 +233,13 @@ def run_settings(batch_size: int) -> dict[str, Any]:
             "allocator": f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}"}
 
 
-def scaling_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
+def scaling_child(n: int, root: Path, model_id: str, batch_size: int) -> dict[str, Any]:
     """One scaling measurement, run in a fresh process: n, wall seconds, images/s, peak RSS (MiB) before the
     case (after model load and warm-up) and at its end. The warm-up is a first case of one batch (its own cold
     cache, `first_case_s`), as a suite worker has run one before its next: what a process pays once (lazy
     imports, the decode threads, PIL's codecs, torch's first allocations) is then not charged to the smallest n,
     while each case's own start (listing the tree, the first batch decoded before the model starts) is."""
-    model = loaded(weights, batch_size)
+    model = loaded(model_id, batch_size)
     first = timed_evaluate(model, batch_size, root, batch_size)
     before = peak_rss_mib()
     walls = sorted(timed_evaluate(model, n, root, batch_size) for _ in range(repeats(n)))
@@ -333,14 +336,14 @@ def traced_scoring() -> Iterator[list[tuple[float, float]]]:
             evaluate_module.prefetched = original
 
 
-def overlap_child(n: int, root: Path, weights: Path, batch_size: int) -> dict[str, Any]:
+def overlap_child(n: int, root: Path, model_id: str, batch_size: int) -> dict[str, Any]:
     """The overlap measurement, run in a fresh process: D (unslowed load) and a first C (bare compute) fix the
     per-image delay that makes the slowed load about C; then OVERLAP_REPEATS rounds of C, L (slowed load) and W
     (slowed case through evaluate), interleaved so that a machine's slow minute falls on all three of a round, in
     seconds. Each W is split into `fill_s` (from evaluate's start until the scorer got its first chunk),
     `stall_s` (its later waits for data, the end of the stream included) and `scoring_s` (the rest: forward
     passes, and the case's own bookkeeping after its stream ended)."""
-    model = loaded(weights, batch_size)
+    model = loaded(model_id, batch_size)
     settings = run_settings(batch_size)
     before = cpu_s()
     unslowed_s, data = timed_load(model, n, root)
@@ -378,16 +381,16 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-CHILDREN: dict[str, Callable[[int, Path, Path, int], dict[str, Any]]] = {"scaling": scaling_child,
+CHILDREN: dict[str, Callable[[int, Path, str, int], dict[str, Any]]] = {"scaling": scaling_child,
                                                                           "overlap": overlap_child}
 
 
-def run_child(kind: str, n: int, root: Path, weights: Path, batch_size: int,
+def run_child(kind: str, n: int, root: Path, model_id: str, batch_size: int,
               environ: dict[str, str]) -> dict[str, Any] | None:
     """Run CHILDREN[kind] in a fresh interpreter and return the JSON it prints last; None (after printing its
     stderr's tail) when it fails."""
-    command = [sys.executable, __file__, "--child", kind, "--n", str(n), "--root", str(root), "--weights",
-               str(weights), "--batch-size", str(batch_size)]
+    command = [sys.executable, __file__, "--child", kind, "--n", str(n), "--root", str(root), "--model-id",
+               model_id, "--batch-size", str(batch_size)]
     done = subprocess.run(command, capture_output=True, text=True, env=environ)
     if done.returncode != 0:
         print(f"{kind} child at n={n} FAILED (exit {done.returncode}):\n{done.stderr[-3000:]}", flush=True)
@@ -477,18 +480,19 @@ def measure(args: argparse.Namespace, root: Path) -> bool:
     ok = True
     environ = child_environment(args.system_allocator)
     with TemporaryDirectory(prefix="bench-scaling-weights-") as folder:
-        weights = Path(folder) / f"{ARCH}-random.safetensors"
-        write_weights(weights)
+        weights = Path(folder) / f"{args.arch}-random.safetensors"
+        write_weights(weights, args.arch)
+        model_id = f"torchvision:{args.arch}@{weights}"
         if not args.overlap_only:
-            rows = [run_child("scaling", n, root, weights, args.batch_size, environ) for n in args.sizes]
+            rows = [run_child("scaling", n, root, model_id, args.batch_size, environ) for n in args.sizes]
             done = [row for row in rows if row is not None]
             ok = len(done) == len(rows)
             if done:
-                print(f"\nscaling: {ARCH} (random weights), 224 px, clean imagenet val, cold cache, CPU")
+                print(f"\nscaling: {args.arch} (random weights), 224 px, clean imagenet val, cold cache, CPU")
                 print_settings(done[0]["settings"])
                 print_scaling(done)
         if not args.skip_overlap:
-            row = run_child("overlap", args.overlap_n, root, weights, args.batch_size, environ)
+            row = run_child("overlap", args.overlap_n, root, model_id, args.batch_size, environ)
             ok = ok and row is not None
             if row is not None:
                 print()
@@ -504,6 +508,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=sizes, default=[500, 5000, 20000], help="comma-separated n")
     parser.add_argument("--overlap-n", type=positive, default=2000)
     parser.add_argument("--batch-size", type=positive, default=250)
+    parser.add_argument("--arch", default=DEFAULT_ARCH,
+                        help="the torchvision classifier, with random weights (default: %(default)s; resnet18 "
+                             "hides the fixed cost per case better and runs about 4.5 times slower)")
     sections = parser.add_mutually_exclusive_group()
     sections.add_argument("--skip-overlap", action="store_true")
     sections.add_argument("--overlap-only", action="store_true")
@@ -512,10 +519,10 @@ def main() -> None:
                              "the huge pages the suite gives its workers (huge_pages = true)")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model-id", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(CHILDREN[args.child](args.n, args.root, args.weights, args.batch_size)))
+        print(json.dumps(CHILDREN[args.child](args.n, args.root, args.model_id, args.batch_size)))
         return
     started = time.perf_counter()
     if args.root is not None:
